@@ -1,0 +1,164 @@
+"""Typed run configuration, loaded from YAML; unknown keys and wrong types are errors.
+
+``--set section.key=value`` on the command line overrides any field (the value is parsed as YAML).
+The configuration that ran is saved beside the run as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dsd_seq.selection import DEFAULT_TYPES, SelectionConfig
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the key, the file and the accepted values."""
+
+
+@dataclass
+class MaskingConfig:
+    scope: str = "layer"  # "layer" (the paper) or "global"
+    overrides: dict[str, float] = field(default_factory=dict)  # parameter-name glob -> sparsity
+
+
+@dataclass
+class SelectionSection:
+    types: list[str] = field(default_factory=lambda: list(DEFAULT_TYPES))
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+
+    def to_selection(self) -> SelectionConfig:
+        return SelectionConfig(
+            types=tuple(self.types), include=list(self.include), exclude=list(self.exclude)
+        )
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"  # sgd | nesterov | adam | adamw
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    seed: int = 0
+    checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0 = at epoch ends only
+    max_nonfinite_steps: int = 20  # consecutive NaN/inf losses before the run stops
+    num_threads: int = 0  # torch intra-op threads; 0 = torch's default
+    device: str = "auto"  # auto | cpu | cuda
+    eval_splits: list[str] = field(default_factory=lambda: ["dev", "test"])
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    task: str = ""  # "module:factory" building the task, e.g. "models.speech_task:build_task"
+    task_args: dict[str, Any] = field(default_factory=dict)
+    schedule: Any = ""  # compact string or list of phases (see dsd_seq.schedule)
+    selection: SelectionSection = field(default_factory=SelectionSection)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
+
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, refusing unknown keys and values of the wrong type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(names)}")
+    values = {}
+    for key, value in data.items():
+        values[key] = _coerce(hints[key], value, f"{where}.{key}" if where else key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    if origin is list and isinstance(value, list):
+        (inner,) = typing.get_args(hint)
+        return [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        _, inner = typing.get_args(hint)
+        return {k: _coerce(inner, v, f"{where}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(option, value, where)
+            except ConfigError:
+                pass
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{where}: expected {name}, got {value!r} ({type(value).__name__})")
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.seed=3")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config (or start from defaults), apply overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    data = apply_overrides(data, overrides or [])
+    config = from_dict(RunConfig, data, "")
+    validate(config, str(path) if path else "<command line>")
+    return config
+
+
+def validate(config: RunConfig, source: str) -> None:
+    t = config.train
+    if t.optimizer not in _OPTIMIZERS:
+        raise ConfigError(f"{source}: train.optimizer={t.optimizer!r}; accepted: {list(_OPTIMIZERS)}")
+    if t.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"{source}: train.device={t.device!r}; accepted: auto, cpu, cuda")
+    if config.masking.scope not in ("layer", "global"):
+        raise ConfigError(f"{source}: masking.scope={config.masking.scope!r}; accepted: layer, global")
+    for pattern, value in config.masking.overrides.items():
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{source}: masking.overrides[{pattern!r}]={value}; sparsity must be in [0, 1)")
+    if not config.task or ":" not in config.task:
+        raise ConfigError(f"{source}: task must name a factory as 'module:function', got {config.task!r}")
+    if t.max_nonfinite_steps < 1:
+        raise ConfigError(f"{source}: train.max_nonfinite_steps must be >= 1")
+
+
+def to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)

@@ -1,0 +1,102 @@
+"""The public DSD controller: add Dense-Sparse-Dense to any training loop in a few lines.
+
+    dsd = DSD(model, optimizer)
+    for phase in Schedule.parse("D10:1e-3,S10@0.5:1e-3,D10:1e-4"):
+        dsd.enter(phase)
+        for batch in loader:
+            optimizer.zero_grad()
+            loss_fn(model, batch).backward()
+            dsd.step()          # masks gradients, optimizer.step(), re-applies the masks
+
+With gradient clipping or a GradScaler, call ``dsd.mask_gradients()`` before clipping and
+``dsd.apply_masks()`` after the optimizer step instead of ``dsd.step()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from dsd_seq.masks import LayerSparsity, MaskSet, measured_sparsity
+from dsd_seq.schedule import SPARSE, Phase
+from dsd_seq.selection import SelectionConfig, select_prunable
+
+
+class DSD:
+    """Owns the masks of one model and keeps its optimizer consistent with them."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        selection: SelectionConfig | None = None,
+        scope: str = "layer",
+        overrides: Mapping[str, float] | None = None,
+    ):
+        self.model = model
+        self.optimizer = optimizer
+        self.scope = scope
+        self.overrides = dict(overrides or {})
+        self.params = select_prunable(model, selection)
+        if not self.params:
+            raise ValueError("DSD: the model has no prunable parameter (no nn.Linear or recurrent matrix)")
+        self.masks: MaskSet | None = None
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.masks is not None
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def enter(self, phase: Phase) -> None:
+        """Start ``phase``: set its learning rate, then prune (sparse) or lift the masks (re-dense)."""
+        self.set_lr(phase.lr)
+        if phase.kind == SPARSE:
+            self.prune(phase.sparsity)
+        elif self.is_sparse:
+            self.redense()
+
+    def prune(self, sparsity: float) -> MaskSet:
+        """Compute masks from the current magnitudes, zero the pruned weights and their optimizer state."""
+        self.masks = MaskSet.from_magnitude(self.params, sparsity, self.overrides, self.scope)
+        self.masks.apply_()
+        self.masks.mask_optimizer_state_(self.optimizer)
+        return self.masks
+
+    def redense(self) -> None:
+        """Lift the masks. Pruned weights restart at exactly zero (they are zero now) and their optimizer
+        state is reset, so they learn from scratch at the re-dense learning rate (Sec. 2)."""
+        if self.masks is None:
+            return
+        self.masks.apply_()
+        self.masks.mask_optimizer_state_(self.optimizer)
+        self.masks = None
+
+    def mask_gradients(self) -> None:
+        if self.masks is not None:
+            self.masks.mask_grads_()
+
+    def apply_masks(self) -> None:
+        if self.masks is not None:
+            self.masks.apply_()
+
+    def step(self) -> None:
+        """``optimizer.step()`` with the sparse constraint kept: pruned weights are exactly 0 after it."""
+        self.mask_gradients()
+        self.optimizer.step()
+        self.apply_masks()
+
+    def sparsity(self) -> tuple[list[LayerSparsity], float]:
+        """Per-layer and total sparsity measured on the prunable weights (exact zeros)."""
+        return measured_sparsity(self.params)
+
+    def state_dict(self) -> dict:
+        return {"masks": self.masks.state_dict() if self.masks is not None else None}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        masks = state.get("masks")
+        self.masks = MaskSet.from_state_dict(self.params, masks) if masks is not None else None

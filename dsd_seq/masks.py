@@ -1,0 +1,181 @@
+"""Magnitude masks and their enforcement (DSD's sparse step, Sec. 2 of the paper).
+
+Each prunable tensor keeps exactly ``k = N - round(s * N)`` weights of largest magnitude (the same
+rounding as ``torch.nn.utils.prune``); ties at the threshold keep the lowest flat indices, so masks are
+deterministic. Enforcement multiplies weights (and gradients) by the mask in place, all tensors in one
+foreach call: no forward hooks and no re-parametrisation, so cuDNN's flattened RNN weights keep their
+storage.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def kept_count(numel: int, sparsity: float) -> int:
+    """Number of weights kept at ``sparsity``: N - round(s*N), as torch.nn.utils.prune rounds."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    return numel - round(sparsity * numel)
+
+
+def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the ``k`` largest entries of ``scores`` (any shape); ties keep lower indices.
+
+    Uses one kthvalue (O(N)) instead of a sort: about 0.1 s for 10M weights on a CPU.
+    """
+    flat = scores.reshape(-1)
+    n = flat.numel()
+    if k >= n:
+        return torch.ones_like(scores, dtype=torch.bool)
+    if k <= 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    threshold = torch.kthvalue(flat.float().cpu(), n - k + 1).values.to(flat.device)
+    keep = flat > threshold
+    missing = k - int(keep.sum())
+    if missing > 0:
+        ties = torch.nonzero(flat == threshold).squeeze(1)[:missing]
+        keep[ties] = True
+    return keep.view_as(scores)
+
+
+def _layer_sparsity(name: str, default: float, overrides: Mapping[str, float]) -> float:
+    for pattern, value in overrides.items():
+        if fnmatch.fnmatch(name, pattern):
+            return float(value)
+    return default
+
+
+@dataclass(frozen=True)
+class LayerSparsity:
+    """One row of the sparsity report."""
+
+    name: str
+    numel: int
+    kept: int
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.kept / self.numel if self.numel else 0.0
+
+
+class MaskSet:
+    """Boolean masks for a set of named parameters, with in-place enforcement."""
+
+    def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, torch.Tensor]):
+        missing = set(params) ^ set(masks)
+        if missing:
+            raise ValueError(f"masks and parameters disagree on names: {sorted(missing)}")
+        for name, p in params.items():
+            if masks[name].shape != p.shape:
+                raise ValueError(
+                    f"mask for {name!r} has shape {tuple(masks[name].shape)}, parameter {tuple(p.shape)}"
+                )
+        self.params = dict(params)
+        self.masks = {n: masks[n].to(device=p.device, dtype=torch.bool) for n, p in self.params.items()}
+        self._multipliers: list[torch.Tensor] | None = None
+
+    # construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_magnitude(
+        cls,
+        params: Mapping[str, nn.Parameter],
+        sparsity: float,
+        overrides: Mapping[str, float] | None = None,
+        scope: str = "layer",
+    ) -> MaskSet:
+        """Keep the largest-|w| weights per layer (``scope="layer"``, the paper) or across all layers
+        (``scope="global"``). ``overrides`` maps name globs to a per-layer sparsity; in global scope the
+        overridden layers are pruned on their own and the rest share one threshold."""
+        overrides = dict(overrides or {})
+        if scope not in ("layer", "global"):
+            raise ValueError(f"masks.scope must be 'layer' or 'global', got {scope!r}")
+        for pattern, value in overrides.items():
+            kept_count(1, float(value))  # validates the range
+            if not any(fnmatch.fnmatch(n, pattern) for n in params):
+                raise ValueError(
+                    f"masks.overrides: pattern {pattern!r} matches no prunable parameter; "
+                    f"prunable: {list(params)}"
+                )
+        masks: dict[str, torch.Tensor] = {}
+        pooled: list[str] = []
+        with torch.no_grad():
+            for name, p in params.items():
+                s = _layer_sparsity(name, sparsity, overrides)
+                if scope == "global" and not any(fnmatch.fnmatch(name, pat) for pat in overrides):
+                    pooled.append(name)
+                    continue
+                masks[name] = top_k_mask(p.detach().abs(), kept_count(p.numel(), s))
+            if pooled:
+                scores = torch.cat([params[n].detach().abs().reshape(-1).float().cpu() for n in pooled])
+                keep = top_k_mask(scores, kept_count(scores.numel(), sparsity))
+                offset = 0
+                for name in pooled:
+                    p = params[name]
+                    masks[name] = keep[offset : offset + p.numel()].view_as(p).to(p.device)
+                    offset += p.numel()
+        return cls(params, masks)
+
+    # enforcement ----------------------------------------------------------------------------------
+    def _multiplier_list(self) -> list[torch.Tensor]:
+        ps = list(self.params.values())
+        mults = self._multipliers
+        if mults is None or any(
+            m.dtype != p.dtype or m.device != p.device for m, p in zip(mults, ps, strict=True)
+        ):
+            mults = [self.masks[n].to(p.dtype) for n, p in self.params.items()]
+            self._multipliers = mults
+        return mults
+
+    @torch.no_grad()
+    def apply_(self) -> None:
+        """Zero every pruned weight, in place (W <- W * mask), all tensors in one foreach call."""
+        torch._foreach_mul_(list(self.params.values()), self._multiplier_list())
+
+    @torch.no_grad()
+    def mask_grads_(self) -> None:
+        """Zero the gradients of pruned weights so optimizer state (momentum, Adam moments) never
+        accumulates there."""
+        pairs = [
+            (p.grad, m)
+            for p, m in zip(self.params.values(), self._multiplier_list(), strict=True)
+            if p.grad is not None
+        ]
+        if pairs:
+            grads, mults = zip(*pairs, strict=True)
+            torch._foreach_mul_(list(grads), list(mults))
+
+    @torch.no_grad()
+    def mask_optimizer_state_(self, optimizer: torch.optim.Optimizer) -> None:
+        """Zero optimizer state (momentum buffers, Adam moments) at pruned positions."""
+        for p, mult in zip(self.params.values(), self._multiplier_list(), strict=True):
+            for value in optimizer.state.get(p, {}).values():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    value.mul_(mult.to(value.dtype))
+
+    # reporting and state ---------------------------------------------------------------------------
+    def mask_report(self) -> list[LayerSparsity]:
+        """Per-layer sparsity of the masks."""
+        return [LayerSparsity(n, m.numel(), int(m.sum())) for n, m in self.masks.items()]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: m.detach().cpu().clone() for n, m in self.masks.items()}
+
+    @classmethod
+    def from_state_dict(
+        cls, params: Mapping[str, nn.Parameter], state: Mapping[str, torch.Tensor]
+    ) -> MaskSet:
+        return cls(params, state)
+
+
+def measured_sparsity(params: Mapping[str, nn.Parameter]) -> tuple[list[LayerSparsity], float]:
+    """Per-layer and total fraction of exact zeros among ``params``."""
+    rows = [LayerSparsity(n, p.numel(), int(torch.count_nonzero(p.detach()))) for n, p in params.items()]
+    total = sum(r.numel for r in rows)
+    kept = sum(r.kept for r in rows)
+    return rows, (1.0 - kept / total) if total else 0.0

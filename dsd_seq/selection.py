@@ -1,0 +1,132 @@
+"""Which parameters DSD prunes.
+
+The paper (Sec. 2, Sec. 4) prunes the fully-connected and recurrent matrices only: input-to-hidden and
+hidden-to-hidden, every layer, both directions. Embeddings, the first convolution, biases and
+normalisation parameters are never pruned. Custom recurrent modules opt in by declaring
+``dsd_prunable = ("weight_hh_forward", ...)``, naming their own direct parameters.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from torch import nn
+
+_RNN_WEIGHT = re.compile(r"^weight_(ih|hh|hr)_l\d+(_reverse)?$")
+
+#: Module types whose matrices are prunable by default (the paper's FC and recurrent layers).
+DEFAULT_TYPES: tuple[str, ...] = ("Linear", "RNN", "GRU", "LSTM")
+#: Module types that may be added with ``include_types``; the first convolution is still never pruned.
+OPTIONAL_TYPES: tuple[str, ...] = ("Conv1d", "Conv2d")
+#: Module types that are never pruned, whatever the configuration says.
+NEVER_TYPES: tuple[str, ...] = ("Embedding", "EmbeddingBag")
+
+
+class SelectionError(ValueError):
+    """A selection rule that cannot be satisfied (e.g. a name pattern that matches nothing)."""
+
+
+@dataclass
+class SelectionConfig:
+    """Rules for choosing prunable parameters; patterns are shell globs on parameter names."""
+
+    types: Sequence[str] = DEFAULT_TYPES
+    include: Sequence[str] = field(default_factory=list)
+    exclude: Sequence[str] = field(default_factory=list)
+
+
+def _module_candidates(name: str, module: nn.Module, types: set[str]) -> Iterable[str]:
+    kind = type(module).__name__
+    custom = getattr(type(module), "dsd_prunable", None)
+    if custom is not None:
+        yield from custom
+    if kind not in types:
+        return
+    if kind in ("Linear", "Conv1d", "Conv2d"):
+        yield "weight"
+    elif kind in ("RNN", "GRU", "LSTM"):
+        for pname, _ in module.named_parameters(recurse=False):
+            if _RNN_WEIGHT.match(pname):
+                yield pname
+
+
+def _first_conv_name(model: nn.Module) -> str | None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            return f"{name}.weight" if name else "weight"
+    return None
+
+
+def candidate_names(model: nn.Module, types: Sequence[str] = DEFAULT_TYPES) -> list[str]:
+    """Parameter names eligible by module type, before include/exclude patterns."""
+    unknown = set(types) - set(DEFAULT_TYPES) - set(OPTIONAL_TYPES)
+    if unknown:
+        raise SelectionError(
+            f"selection.types: unknown module type(s) {sorted(unknown)}; "
+            f"accepted: {list(DEFAULT_TYPES + OPTIONAL_TYPES)}"
+        )
+    wanted = set(types)
+    first_conv = _first_conv_name(model)
+    names: list[str] = []
+    for mname, module in model.named_modules():
+        if type(module).__name__ in NEVER_TYPES:
+            continue
+        for pname in _module_candidates(mname, module, wanted):
+            full = f"{mname}.{pname}" if mname else pname
+            if full != first_conv:
+                names.append(full)
+    return names
+
+
+def _check_patterns(patterns: Sequence[str], pool: Sequence[str], key: str) -> None:
+    for pattern in patterns:
+        if not fnmatch.filter(pool, pattern):
+            listing = "\n  ".join(pool) if pool else "(none)"
+            raise SelectionError(
+                f"selection.{key}: pattern {pattern!r} matches no parameter. Candidates:\n  {listing}"
+            )
+
+
+def select_prunable(model: nn.Module, config: SelectionConfig | None = None) -> dict[str, nn.Parameter]:
+    """Return the prunable parameters of ``model`` by name, in module order.
+
+    ``include`` adds parameters by name (only matrices: biases and norms are refused), ``exclude``
+    removes them; either pattern matching nothing raises a :class:`SelectionError` that lists the
+    names it could have matched.
+    """
+    config = config or SelectionConfig()
+    params = dict(model.named_parameters())
+    chosen = candidate_names(model, config.types)
+    if config.include:
+        matrices = [n for n, p in params.items() if p.dim() >= 2]
+        _check_patterns(config.include, matrices, "include")
+        never = _never_prunable_names(model)
+        for name in matrices:
+            if name in chosen or not any(fnmatch.fnmatch(name, p) for p in config.include):
+                continue
+            if name in never:
+                raise SelectionError(
+                    f"selection.include: {name!r} belongs to an embedding or the first convolution, "
+                    "which DSD never prunes; remove it from the include list"
+                )
+            chosen.append(name)
+    if config.exclude:
+        _check_patterns(config.exclude, chosen, "exclude")
+        chosen = [n for n in chosen if not any(fnmatch.fnmatch(n, p) for p in config.exclude)]
+    order = {n: i for i, n in enumerate(params)}
+    return {n: params[n] for n in sorted(set(chosen), key=order.__getitem__)}
+
+
+def _never_prunable_names(model: nn.Module) -> set[str]:
+    names = set()
+    first_conv = _first_conv_name(model)
+    if first_conv:
+        names.add(first_conv)
+    for mname, module in model.named_modules():
+        if type(module).__name__ in NEVER_TYPES:
+            for pname, _ in module.named_parameters(recurse=False):
+                names.add(f"{mname}.{pname}" if mname else pname)
+    return names

@@ -1,0 +1,33 @@
+"""The small interface between the DSD trainer and a model family (speech, captioning, a user's own).
+
+The trainer never imports ``models`` or ``data_prep``: it calls these methods and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+class Task(Protocol):
+    #: the network being trained; DSD prunes its parameters in place
+    model: nn.Module
+    #: name of the main metric in ``evaluate``'s result (e.g. "wer", "bleu4")
+    metric: str
+    #: whether a larger ``metric`` is better (BLEU) or worse (WER)
+    higher_is_better: bool
+
+    def train_batches(self, generator: torch.Generator) -> Sequence[Any]:
+        """All training batches of one epoch, in an order drawn from ``generator`` (for exact resume)."""
+
+    def loss(self, batch: Any, device: torch.device) -> torch.Tensor:
+        """Scalar training loss of one batch."""
+
+    def evaluate(self, split: str, device: torch.device) -> dict[str, float]:
+        """Metrics of the current model on a held-out split, e.g. {"wer": 12.3, "cer": 4.5}."""
+
+    def data_summary(self) -> dict[str, Any]:
+        """What the task loaded and what it skipped (counts per kind of problem), for the log."""

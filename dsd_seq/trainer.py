@@ -1,0 +1,351 @@
+"""The DSD training loop: a plain loop over phases, epochs and batches.
+
+Every position in the run (phase, epoch, step) is checkpointed with the RNG states and the epoch's batch
+order is drawn from a generator seeded by (seed, phase, epoch), so a resumed run continues exactly where
+it stopped. A NaN/inf loss or gradient skips the step (the weights and optimizer state stay as they were);
+too many in a row stop the run with the last good checkpoint on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from dsd_seq.checkpoint import CheckpointError, load_safely, rng_state, save_atomic, set_rng_state
+from dsd_seq.config import RunConfig
+from dsd_seq.dsd import DSD
+from dsd_seq.metrics_log import MetricsLog
+from dsd_seq.schedule import SPARSE, Schedule
+from dsd_seq.task import Task
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (e.g. repeated NaN losses); the last good checkpoint is kept."""
+
+
+@dataclass
+class Position:
+    """Where the run is: the next step to take. ``entered`` says whether the phase's masks are set."""
+
+    phase: int = 0
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    entered: bool = False
+
+
+def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    t = config.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.optimizer in ("sgd", "nesterov"):
+        return torch.optim.SGD(
+            params,
+            lr=1.0,
+            momentum=t.momentum,
+            nesterov=t.optimizer == "nesterov",
+            weight_decay=t.weight_decay,
+        )
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=1.0, weight_decay=t.weight_decay)
+    return torch.optim.AdamW(params, lr=1.0, weight_decay=t.weight_decay)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
+    return torch.device(name)
+
+
+class Trainer:
+    """Runs a :class:`Schedule` on a :class:`Task`, writing checkpoints, metrics and per-phase results."""
+
+    def __init__(self, task: Task, schedule: Schedule, config: RunConfig, exp_dir: str | Path):
+        self.task = task
+        self.schedule = schedule
+        self.config = config
+        self.exp_dir = Path(exp_dir)
+        self.ckpt_dir = self.exp_dir / "checkpoints"
+        self.device = resolve_device(config.train.device)
+        self.model = task.model.to(self.device)
+        self.optimizer = build_optimizer(self.model, config)
+        self.dsd = DSD(
+            self.model,
+            self.optimizer,
+            selection=config.selection.to_selection(),
+            scope=config.masking.scope,
+            overrides=config.masking.overrides,
+        )
+        self.position = Position()
+        self.results: list[dict[str, Any]] = []
+        self.nonfinite_total = 0
+        self._stop_requested = False
+
+    # state ----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "dsd": self.dsd.state_dict(),
+            "position": dataclasses.asdict(self.position),
+            "rng": rng_state(),
+            "results": self.results,
+            "schedule": self.schedule.to_list(),
+            "nonfinite_total": self.nonfinite_total,
+        }
+
+    def save(self, name: str = "last.pt") -> Path:
+        path = self.ckpt_dir / name
+        save_atomic(self.state_dict(), path)
+        return path
+
+    def load(self, path: str | Path, continue_schedule: bool = False) -> None:
+        """Restore a checkpoint. With ``continue_schedule`` the checkpoint may come from another schedule
+        that shares this one's completed phases (e.g. the LLR baseline starting from DSD's dense phase)."""
+        state = load_safely(path)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}"
+            )
+        position = Position(**state["position"])
+        done = position.phase
+        if continue_schedule:
+            mine, theirs = self.schedule.to_list()[:done], state["schedule"][:done]
+            if mine != theirs or position.epoch or position.step:
+                raise CheckpointError(
+                    f"{path}: its completed phases {theirs} (position {position}) are not a prefix of this "
+                    f"schedule {self.schedule.compact()}; start from a phase-end checkpoint of a matching run"
+                )
+        elif state["schedule"] != self.schedule.to_list():
+            raise CheckpointError(
+                f"{path} was written by schedule {state['schedule']}, not {self.schedule.to_list()}; "
+                "resume with the same schedule or use a new experiment folder"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.dsd.load_state_dict(state["dsd"])
+        set_rng_state(state["rng"])
+        self.position = position
+        self.results = list(state["results"])[:done] if continue_schedule else list(state["results"])
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
+
+    # the loop ---------------------------------------------------------------------------------------
+    def run(
+        self,
+        resume: bool = False,
+        init_from: str | Path | None = None,
+        stop_after_steps: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train through the schedule; returns one result row per phase.
+
+        ``resume`` continues from ``checkpoints/last.pt``; ``init_from`` starts after the completed
+        phases of another run's phase-end checkpoint; ``stop_after_steps`` checkpoints and returns after
+        that many steps in this call (used to test exact resumption).
+        """
+        last = self.ckpt_dir / "last.pt"
+        if resume and last.is_file():
+            self.load(last)
+        elif init_from is not None:
+            self.load(init_from, continue_schedule=True)
+        elif last.is_file():
+            raise TrainingError(
+                f"{last} exists: pass --resume to continue that run, or choose a new experiment folder"
+            )
+        t = self.config.train
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(self.exp_dir, tensorboard=t.tensorboard)
+        log.log("data", self.position.global_step, **self.task.data_summary())
+        steps_this_call = 0
+        previous_handlers = self._install_signal_handlers()
+        try:
+            while self.position.phase < len(self.schedule):
+                pos = self.position
+                phase = self.schedule[pos.phase]
+                if not pos.entered:
+                    self._enter_phase(log)
+                phase_start = time.time()
+                while pos.epoch < phase.epochs:
+                    self.dsd.set_lr(phase.lr_at(pos.epoch))
+                    stopped, steps_this_call = self._run_epoch(log, steps_this_call, stop_after_steps)
+                    if stopped:
+                        self.save()
+                        return self.results
+                    pos.epoch, pos.step = pos.epoch + 1, 0
+                    dev = self._evaluate(t.eval_splits[:1])
+                    log.log("epoch", pos.global_step, phase=pos.phase, epoch=pos.epoch, **_flatten(dev))
+                    self.save()
+                self._finish_phase(log, time.time() - phase_start)
+            return self.results
+        finally:
+            self._restore_signal_handlers(previous_handlers)
+            log.close()
+
+    def _enter_phase(self, log: MetricsLog) -> None:
+        pos = self.position
+        phase = self.schedule[pos.phase]
+        self.dsd.enter(phase)
+        pos.entered = True
+        layers, total = self.dsd.sparsity()
+        log.log(
+            "phase_start",
+            pos.global_step,
+            phase=pos.phase,
+            label=self.schedule.label(pos.phase),
+            lr=phase.lr,
+            sparsity=total,
+            layers={r.name: round(r.sparsity, 6) for r in layers},
+        )
+
+    def _run_epoch(self, log: MetricsLog, steps_this_call: int, stop_after: int | None) -> tuple[bool, int]:
+        pos = self.position
+        phase = self.schedule[pos.phase]
+        generator = torch.Generator().manual_seed(_epoch_seed(self.config.train.seed, pos.phase, pos.epoch))
+        batches = self.task.train_batches(generator)
+        self.model.train()
+        bar = tqdm(
+            total=len(batches),
+            initial=pos.step,
+            desc=f"phase {pos.phase + 1}/{len(self.schedule)} {self.schedule.label(pos.phase)} "
+            f"epoch {pos.epoch + 1}/{phase.epochs}",
+            disable=not self.config.train.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        consecutive_bad = 0
+        every = self.config.train.checkpoint_every_steps
+        try:
+            for index in range(pos.step, len(batches)):
+                loss_value = self._train_step(batches[index])
+                if loss_value is None:
+                    consecutive_bad += 1
+                    self.nonfinite_total += 1
+                    log.log("nonfinite", pos.global_step, phase=pos.phase, epoch=pos.epoch, batch=index)
+                    if consecutive_bad >= self.config.train.max_nonfinite_steps:
+                        self.save()
+                        raise TrainingError(
+                            f"{consecutive_bad} consecutive steps had a NaN/inf loss or gradient (phase "
+                            f"{pos.phase + 1}, epoch {pos.epoch + 1}, batch {index}); the weights were not "
+                            f"updated by them and {self.ckpt_dir / 'last.pt'} holds the state before. Lower "
+                            "the learning rate, set train.grad_clip, or check the data for bad utterances"
+                        )
+                else:
+                    consecutive_bad = 0
+                    log.log(
+                        "train", pos.global_step, loss=loss_value, lr=self.optimizer.param_groups[0]["lr"]
+                    )
+                    bar.set_postfix(loss=f"{loss_value:.3f}")
+                pos.step, pos.global_step = index + 1, pos.global_step + 1
+                steps_this_call += 1
+                bar.update(1)
+                if every and pos.global_step % every == 0 and pos.step < len(batches):
+                    self.save()
+                if self._stop_requested or (stop_after is not None and steps_this_call >= stop_after):
+                    return True, steps_this_call
+        finally:
+            bar.close()
+        return False, steps_this_call
+
+    def _train_step(self, batch: Any) -> float | None:
+        """One optimizer step under the DSD constraint; None (and no update) if the loss or grads are not finite."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.task.loss(batch, self.device)
+        if not torch.isfinite(loss):
+            return None
+        loss.backward()
+        self.dsd.mask_gradients()
+        clip = self.config.train.grad_clip or math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.step()
+        self.dsd.apply_masks()
+        return float(loss.detach())
+
+    def _evaluate(self, splits: list[str]) -> dict[str, dict[str, float]]:
+        self.model.eval()
+        with torch.no_grad():
+            return {split: self.task.evaluate(split, self.device) for split in splits}
+
+    def _finish_phase(self, log: MetricsLog, seconds: float) -> None:
+        pos = self.position
+        phase = self.schedule[pos.phase]
+        metrics = self._evaluate(self.config.train.eval_splits)
+        _, total_sparsity = self.dsd.sparsity()
+        row = {
+            "phase": pos.phase,
+            "label": self.schedule.label(pos.phase),
+            "kind": phase.kind,
+            "epochs": phase.epochs,
+            "cumulative_epochs": sum(p.epochs for p in self.schedule.phases[: pos.phase + 1]),
+            "lr": phase.lr,
+            "target_sparsity": phase.sparsity if phase.kind == SPARSE else 0.0,
+            "measured_sparsity": total_sparsity,
+            "metrics": metrics,
+            "seconds": round(seconds, 2),
+        }
+        self.results.append(row)
+        log.log(
+            "phase_end",
+            pos.global_step,
+            **{k: v for k, v in row.items() if k != "metrics"},
+            **_flatten(metrics),
+        )
+        self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
+        self.save(f"phase{pos.phase + 1}-end.pt")
+        self.save()
+        (self.exp_dir / "results.json").write_text(
+            json.dumps(
+                {"schedule": self.schedule.compact(), "metric": self.task.metric, "phases": self.results},
+                indent=2,
+            )
+            + "\n"
+        )
+
+    # signals ----------------------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signum, frame):
+            if self._stop_requested:  # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            tqdm.write(
+                "stopping after this step; the checkpoint will hold the position (Ctrl-C again to abort)"
+            )
+
+        return {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    @property
+    def finished(self) -> bool:
+        return self.position.phase >= len(self.schedule)
+
+
+def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
+    return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
+
+
+def _flatten(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {f"{split}_{name}": value for split, values in metrics.items() for name, value in values.items()}

@@ -1,0 +1,38 @@
+import pytest
+
+from dsd_seq.config import ConfigError, load_config, to_yaml
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_config_loads_with_overrides(tmp_path):
+    path = _write(tmp_path, "task: m:f\nschedule: D1:1e-3\ntrain:\n  optimizer: nesterov\n  momentum: 0.95\n")
+    config = load_config(path, ["train.seed=7", "masking.overrides={'fc.*': 0.25}"])
+    assert config.train.optimizer == "nesterov" and config.train.seed == 7
+    assert config.masking.overrides == {"fc.*": 0.25}
+    assert "nesterov" in to_yaml(config)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("task: m:f\ntrian: {}\n", "unknown key"),
+        ("task: m:f\ntrain: {seed: one}\n", "train.seed: expected int"),
+        ("task: m:f\ntrain: {optimizer: rmsprop}\n", "accepted"),
+        ("task: m:f\nmasking: {overrides: {'fc.*': 1.5}}\n", r"\[0, 1\)"),
+        ("task: nope\n", "module:function"),
+        ("task: m:f\n  bad: [\n", "not valid YAML"),
+    ],
+)
+def test_invalid_configs_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, text))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")

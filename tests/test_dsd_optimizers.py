@@ -1,0 +1,98 @@
+"""The sparse constraint under every optimizer the recipes use (DESIGN.md invariants 2 and 3)."""
+
+import pytest
+import torch
+
+from dsd_seq.config import load_config
+from dsd_seq.dsd import DSD
+from dsd_seq.schedule import Schedule
+from dsd_seq.trainer import build_optimizer
+from tests.toy_task import ToyTask
+
+OPTIMIZERS = [
+    ("sgd", 0.0, 0.0),
+    ("nesterov", 1e-4, 0.0),
+    ("adam", 0.0, 1.0),
+    ("adamw", 0.05, 0.5),
+]
+
+
+def _setup(optimizer: str, weight_decay: float):
+    torch.manual_seed(0)
+    task = ToyTask()
+    config = load_config(
+        None, ["task=x:y", f"train.optimizer={optimizer}", f"train.weight_decay={weight_decay}"]
+    )
+    opt = build_optimizer(task.model, config)
+    return task, opt, DSD(task.model, opt)
+
+
+def _steps(task, opt, dsd, n, clip=0.0, after_each=None):
+    for i, batch in enumerate(task.train_batches(torch.Generator().manual_seed(0)) * 4):
+        if i == n:
+            break
+        opt.zero_grad()
+        task.loss(batch, "cpu").backward()
+        dsd.mask_gradients()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(task.model.parameters(), clip)
+        opt.step()
+        dsd.apply_masks()
+        if after_each:
+            after_each()
+
+
+@pytest.mark.parametrize("optimizer, weight_decay, clip", OPTIMIZERS)
+def test_pruned_weights_stay_exactly_zero_after_every_step(optimizer, weight_decay, clip):
+    task, opt, dsd = _setup(optimizer, weight_decay)
+    schedule = Schedule.parse("D1:0.02,S1@0.6:0.02")
+    dsd.enter(schedule[0])
+    _steps(task, opt, dsd, 10, clip)  # dense steps build up momentum / Adam moments everywhere
+    dsd.enter(schedule[1])
+    masks = dsd.masks.masks
+
+    def check():
+        for name, p in dsd.params.items():
+            assert torch.all(p.detach()[~masks[name]] == 0.0), name
+            for value in opt.state[p].values():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    assert torch.all(value[~masks[name]] == 0.0), f"optimizer state leaks into {name}"
+
+    check()
+    _steps(task, opt, dsd, 20, clip, after_each=check)
+    kept_moved = any(torch.any(p.detach()[masks[n]] != 0) for n, p in dsd.params.items())
+    assert kept_moved
+
+
+@pytest.mark.parametrize("optimizer, weight_decay, clip", OPTIMIZERS)
+def test_redense_restarts_pruned_weights_at_zero_and_trains_them(optimizer, weight_decay, clip):
+    task, opt, dsd = _setup(optimizer, weight_decay)
+    schedule = Schedule.parse("D1:0.02,S1@0.5:0.02,D1:0.005")
+    dsd.enter(schedule[0])
+    _steps(task, opt, dsd, 5, clip)
+    dsd.enter(schedule[1])
+    _steps(task, opt, dsd, 10, clip)
+    pruned = {n: ~m.clone() for n, m in dsd.masks.masks.items()}
+    dsd.enter(schedule[2])
+    assert not dsd.is_sparse
+    assert opt.param_groups[0]["lr"] == 0.005
+    for name, p in dsd.params.items():
+        assert torch.all(p.detach()[pruned[name]] == 0.0)
+        for value in opt.state[p].values():
+            if torch.is_tensor(value) and value.shape == p.shape:
+                assert torch.all(value[pruned[name]] == 0.0)
+    _steps(task, opt, dsd, 10, clip)
+    revived = sum(int((p.detach()[pruned[n]] != 0).sum()) for n, p in dsd.params.items())
+    total = sum(int(m.sum()) for m in pruned.values())
+    assert revived > 0.5 * total
+
+
+def test_step_helper_keeps_constraint():
+    task, opt, dsd = _setup("adam", 0.0)
+    dsd.prune(0.7)
+    for batch in task.train_batches(torch.Generator().manual_seed(1)):
+        opt.zero_grad()
+        task.loss(batch, "cpu").backward()
+        dsd.step()
+    _, total = dsd.sparsity()
+    assert total >= 0.7 - 1e-3

@@ -1,0 +1,134 @@
+"""The training loop: exact resume, NaN handling, phase results, checkpoints (DESIGN.md invariant 5)."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from dsd_seq.checkpoint import CheckpointError, load_safely
+from dsd_seq.config import load_config
+from dsd_seq.metrics_log import read_metrics
+from dsd_seq.schedule import Schedule
+from dsd_seq.trainer import Trainer, TrainingError
+from tests.toy_task import ToyTask
+
+SCHEDULE = Schedule.parse("D2:0.01,S2@0.5:0.01,D2:0.001")
+
+
+def _trainer(tmp_path, name="exp", schedule=SCHEDULE, extra=(), task=None):
+    torch.manual_seed(0)
+    config = load_config(
+        None,
+        [
+            "task=tests.toy_task:build_toy_task",
+            "train.tensorboard=false",
+            "train.progress=false",
+            "train.optimizer=nesterov",
+            "train.grad_clip=1.0",
+            *extra,
+        ],
+    )
+    return Trainer(task or ToyTask(), schedule, config, tmp_path / name)
+
+
+def _weights(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("stops", [[3], [11], [3, 9, 13]])
+def test_resume_mid_phase_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stops):
+    reference = _trainer(tmp_path, "uninterrupted")
+    reference.run()
+    # stop inside dense epoch 1 (step 3), inside the sparse phase (step 11 of 8+8+8), and several times
+    trainer = _trainer(tmp_path, "interrupted")
+    trainer.run(stop_after_steps=stops[0])
+    for n in stops[1:]:
+        trainer = _trainer(tmp_path, "interrupted")
+        trainer.run(resume=True, stop_after_steps=n - sum(stops[: stops.index(n)]))
+    assert not trainer.finished
+    resumed = _trainer(tmp_path, "interrupted")
+    results = resumed.run(resume=True)
+    assert resumed.finished
+    for name, value in _weights(reference).items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert [r["metrics"] for r in results] == [r["metrics"] for r in reference.results]
+
+
+def test_phase_results_and_logs_are_written(tmp_path):
+    trainer = _trainer(tmp_path)
+    rows = trainer.run()
+    assert [r["label"] for r in rows] == ["Dense", "Sparse", "Re-dense"]
+    assert rows[1]["measured_sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert rows[2]["cumulative_epochs"] == 6
+    saved = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert saved["phases"][1]["target_sparsity"] == 0.5
+    events = {r["event"] for r in read_metrics(tmp_path / "exp" / "metrics.jsonl")}
+    assert {"data", "phase_start", "train", "epoch", "phase_end"} <= events
+    for i in (1, 2, 3):
+        state = load_safely(tmp_path / "exp" / "checkpoints" / f"phase{i}-end.pt")
+        assert state["position"]["phase"] == i
+
+
+def test_llr_baseline_continues_from_the_dsd_dense_phase(tmp_path):
+    dsd = _trainer(tmp_path, "dsd")
+    dsd.run()
+    llr = _trainer(tmp_path, "llr", schedule=SCHEDULE.llr())
+    rows = llr.run(init_from=tmp_path / "dsd" / "checkpoints" / "phase1-end.pt")
+    assert rows[0] == dsd.results[0]
+    assert [r["measured_sparsity"] for r in rows[1:]] == [pytest.approx(0.0, abs=0.05)] * 2
+    other = _trainer(tmp_path, "other", schedule=Schedule.parse("D1:0.01,D1:0.001"))
+    with pytest.raises(CheckpointError, match="not a prefix"):
+        other.run(init_from=tmp_path / "dsd" / "checkpoints" / "phase1-end.pt")
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    _trainer(tmp_path).run(stop_after_steps=2)
+    with pytest.raises(TrainingError, match="--resume"):
+        _trainer(tmp_path).run()
+
+
+def test_nan_loss_skips_the_step_without_touching_the_weights(tmp_path):
+    task = ToyTask()
+    task.nan_batches = {0}  # one batch per epoch holds utterance 0
+    trainer = _trainer(tmp_path, task=task, schedule=Schedule.parse("D2:0.01"))
+    trainer.run()
+    assert trainer.nonfinite_total == 2
+    assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
+    events = [r for r in read_metrics(tmp_path / "exp" / "metrics.jsonl") if r["event"] == "nonfinite"]
+    assert len(events) == trainer.nonfinite_total
+
+
+def test_repeated_nan_losses_stop_the_run_with_a_checkpoint(tmp_path):
+    task = ToyTask()
+    task.nan_batches = set(range(64))
+    trainer = _trainer(tmp_path, task=task, extra=["train.max_nonfinite_steps=3"])
+    before = _weights(trainer)
+    with pytest.raises(TrainingError, match="3 consecutive steps"):
+        trainer.run()
+    state = load_safely(tmp_path / "exp" / "checkpoints" / "last.pt")
+    for name, value in before.items():
+        assert torch.equal(state["model"][name], value)
+
+
+def test_a_pickle_payload_is_refused_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"model": Payload()}, protocol=2))
+    with pytest.raises(CheckpointError, match="cannot be read safely"):
+        load_safely(path)
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_has_a_clear_message(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.run(stop_after_steps=1)
+    last = tmp_path / "exp" / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated"):
+        _trainer(tmp_path).run(resume=True)

@@ -1,0 +1,63 @@
+"""A tiny sequence-classification task for engine tests: a GRU over random sequences whose class is
+the sign pattern of a few input features. Small enough to train in a second, real enough to learn."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ToyRecurrentNet(nn.Module):
+    def __init__(self, features: int = 6, hidden: int = 16, classes: int = 3):
+        super().__init__()
+        self.embed = nn.Embedding(4, features)
+        self.conv = nn.Conv1d(features, features, 3, padding=1)
+        self.gru = nn.GRU(features, hidden, num_layers=2, bidirectional=True, batch_first=True)
+        self.norm = nn.LayerNorm(2 * hidden)
+        self.fc = nn.Linear(2 * hidden, hidden)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        x = x + self.embed(tokens)
+        x = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        h, _ = self.gru(x)
+        return self.out(torch.relu(self.fc(self.norm(h[:, -1]))))
+
+
+class ToyTask:
+    metric = "error"
+    higher_is_better = False
+
+    def __init__(self, n: int = 64, batch_size: int = 8, seed: int = 0, dropout_noise: bool = True):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 5, 6, generator=g)
+        self.tokens = torch.randint(0, 4, (n, 5), generator=g)
+        self.y = (self.x[:, :, 0].sum(1) > 0).long() + (self.x[:, :, 1].sum(1) > 1).long()
+        self.batch_size = batch_size
+        self.dropout_noise = dropout_noise
+        self.model = ToyRecurrentNet()
+        self.nan_batches: set[int] = set()
+
+    def train_batches(self, generator: torch.Generator):
+        order = torch.randperm(len(self.y), generator=generator)
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def loss(self, batch, device):
+        x = self.x[batch]
+        if self.dropout_noise:  # consumes the global RNG, as dropout would
+            x = x + 0.01 * torch.randn_like(x)
+        loss = nn.functional.cross_entropy(self.model(x, self.tokens[batch]), self.y[batch])
+        if any(int(i) in self.nan_batches for i in batch):
+            loss = loss * float("nan")
+        return loss
+
+    def evaluate(self, split, device):
+        pred = self.model(self.x, self.tokens).argmax(1)
+        return {"error": float((pred != self.y).float().mean() * 100)}
+
+    def data_summary(self):
+        return {"utterances": len(self.y)}
+
+
+def build_toy_task(**kwargs) -> ToyTask:
+    return ToyTask(**kwargs)
