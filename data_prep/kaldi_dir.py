@@ -1,0 +1,161 @@
+"""Kaldi-style data directories: ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``.
+
+Why Kaldi's format: every speech toolkit reads it, a person can inspect it with ``head`` and fix it with
+``sed``, and recipes can leave each stage's result on disk. Each file holds ``<utt_id> <value>`` lines
+sorted by utterance id. Reading validates the directory and names the file and line of any problem,
+because a silent mismatch between ``wav.scp`` and ``text`` trains a model on the wrong labels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
+
+
+class DataDirError(ValueError):
+    """A data directory is missing a file or has an inconsistent or malformed line."""
+
+
+@dataclass
+class Utterance:
+    """One recording and its transcript; ``speaker`` groups utterances for per-speaker splits and stats."""
+
+    utt_id: str
+    wav_path: Path
+    text: str
+    speaker: str
+
+
+def write_data_dir(path: str | os.PathLike, utterances: Iterable[Utterance]) -> Path:
+    """Write the four files, sorted by utterance id, with absolute wav paths. Returns the directory."""
+    out = Path(path)
+    utts = sorted(utterances, key=lambda u: u.utt_id)
+    seen: set[str] = set()
+    for u in utts:
+        if not u.utt_id or any(c.isspace() for c in u.utt_id):
+            raise DataDirError(f"{out}: utterance id {u.utt_id!r} is empty or contains whitespace; rename it")
+        if not u.speaker or any(c.isspace() for c in u.speaker):
+            raise DataDirError(f"{out}: speaker {u.speaker!r} of {u.utt_id} is empty or has whitespace")
+        if u.utt_id in seen:
+            raise DataDirError(f"{out}: utterance id {u.utt_id} appears twice; utterance ids must be unique")
+        seen.add(u.utt_id)
+    out.mkdir(parents=True, exist_ok=True)
+    spk2utt: dict[str, list[str]] = {}
+    for u in utts:
+        spk2utt.setdefault(u.speaker, []).append(u.utt_id)
+    files = {
+        "wav.scp": [f"{u.utt_id} {Path(u.wav_path).absolute()}" for u in utts],
+        "text": [f"{u.utt_id} {u.text}".rstrip() for u in utts],
+        "utt2spk": [f"{u.utt_id} {u.speaker}" for u in utts],
+        "spk2utt": [f"{spk} {' '.join(ids)}" for spk, ids in sorted(spk2utt.items())],
+    }
+    for name, lines in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        os.replace(tmp, out / name)
+    return out
+
+
+def _read_table(path: Path, value_required: bool) -> tuple[dict[str, str], dict[str, int]]:
+    """Map utt id -> value and utt id -> line number, rejecting duplicates and (if asked) empty values."""
+    if not path.is_file():
+        raise DataDirError(
+            f"{path}: missing; a data dir needs {', '.join(REQUIRED_FILES)} (spk2utt optional). "
+            "Re-run the data preparation stage that writes it"
+        )
+    values: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                raise DataDirError(f"{path}:{lineno}: empty line; delete it")
+            key, _, value = line.strip().partition(" ")
+            value = value.strip()
+            if value_required and not value:
+                raise DataDirError(
+                    f"{path}:{lineno}: line for {key!r} has no value; expected '<id> <value>'. "
+                    "Fix or delete the line"
+                )
+            if key in values:
+                raise DataDirError(
+                    f"{path}:{lineno}: duplicate id {key!r} (first on line {lines[key]}); ids must be unique"
+                )
+            values[key] = value
+            lines[key] = lineno
+    return values, lines
+
+
+def _check_same_ids(a_name: str, a: dict[str, int], b_name: str, b: dict[str, int], data_dir: Path) -> None:
+    """Ids present in one file and not in the other: name the first by line so a person can look at it."""
+    only_a = sorted(set(a) - set(b), key=a.__getitem__)
+    only_b = sorted(set(b) - set(a), key=b.__getitem__)
+    if only_a or only_b:
+        first_file, first_line, first_id, other = (
+            (a_name, a[only_a[0]], only_a[0], b_name) if only_a else (b_name, b[only_b[0]], only_b[0], a_name)
+        )
+        raise DataDirError(
+            f"{data_dir / first_file}:{first_line}: utterance {first_id!r} is not in {other} "
+            f"({len(only_a)} ids only in {a_name}, {len(only_b)} only in {b_name}); "
+            "every utterance needs a line in each file: regenerate the data dir or remove the extra lines"
+        )
+
+
+def read_data_dir(path: str | os.PathLike) -> list[Utterance]:
+    """Read and validate a data dir; returns utterances sorted by id. Empty transcripts are kept as ''.
+
+    Relative wav paths resolve against the current working directory, as in Kaldi.
+    """
+    data_dir = Path(path)
+    if not data_dir.is_dir():
+        raise DataDirError(
+            f"{data_dir}: not a directory; pass a Kaldi data dir holding wav.scp, text, utt2spk"
+        )
+    wavs, wav_lines = _read_table(data_dir / "wav.scp", value_required=True)
+    texts, text_lines = _read_table(data_dir / "text", value_required=False)
+    spks, spk_lines = _read_table(data_dir / "utt2spk", value_required=True)
+    for utt, wav in wavs.items():
+        if wav.endswith("|"):
+            raise DataDirError(
+                f"{data_dir / 'wav.scp'}:{wav_lines[utt]}: {utt!r} is a piped command; dsd-seq reads audio "
+                "files only: convert the audio to wav files and list their paths"
+            )
+    _check_same_ids("wav.scp", wav_lines, "text", text_lines, data_dir)
+    _check_same_ids("wav.scp", wav_lines, "utt2spk", spk_lines, data_dir)
+    for utt, spk in spks.items():
+        if " " in spk:
+            raise DataDirError(
+                f"{data_dir / 'utt2spk'}:{spk_lines[utt]}: speaker of {utt!r} is {spk!r}; "
+                "one speaker id per line"
+            )
+
+    spk2utt_path = data_dir / "spk2utt"
+    if spk2utt_path.exists():
+        listed, spk2utt_lines = _read_table(spk2utt_path, value_required=True)
+        seen: dict[str, str] = {}
+        for spk, ids in listed.items():
+            for utt in ids.split():
+                where = f"{spk2utt_path}:{spk2utt_lines[spk]}"
+                fix = "regenerate spk2utt from utt2spk (utils/utt2spk_to_spk2utt.pl or write_data_dir)"
+                if utt in seen:
+                    raise DataDirError(
+                        f"{where}: utterance {utt!r} listed twice (also under {seen[utt]!r}); {fix}"
+                    )
+                seen[utt] = spk
+                if spks.get(utt) != spk:
+                    raise DataDirError(
+                        f"{where}: lists {utt!r} under speaker {spk!r} but utt2spk says "
+                        f"{spks.get(utt, '<absent>')!r}; {fix}"
+                    )
+        missing = sorted(set(spks) - set(seen), key=spk_lines.__getitem__)
+        if missing:
+            raise DataDirError(
+                f"{data_dir / 'utt2spk'}:{spk_lines[missing[0]]}: utterance {missing[0]!r} is not listed in "
+                f"spk2utt ({len(missing)} missing); regenerate spk2utt from utt2spk"
+            )
+
+    return [Utterance(utt, Path(wavs[utt]), texts[utt], spks[utt]) for utt in sorted(wavs)]
