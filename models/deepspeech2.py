@@ -1,0 +1,198 @@
+"""DeepSpeech 2 (Amodei et al. 2016): 2-D convolutions, a stack of bidirectional RNNs, CTC over characters.
+
+Sized entirely from ``DeepSpeech2Config``. The convolutions (Sec. 3.5) shrink time by their strides, with
+'same' padding in time so that ``output_lengths`` is ``ceil(frames / stride)`` per layer. Sequence-wise
+batch normalisation (Sec. 3.2) normalises each recurrent layer's input over the valid (utterance, frame)
+positions only: the recurrent stack runs on ``PackedSequence`` data, which holds exactly those positions,
+so padding never enters the statistics nor the recurrences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from models.lengths import check_lengths, valid_mask
+
+_RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+_MERGES = ("sum", "concat")
+_RELU_CLIP = 20.0  # DS2 Sec. 3.1: clipped ReLU min(max(x, 0), 20)
+
+
+@dataclass(frozen=True)
+class DeepSpeech2Config:
+    """Sizes of DeepSpeech 2; the conv defaults are the 2-layer 2-D front end of Amodei et al. Table 4."""
+
+    num_features: int = 40  # filterbank bins per frame
+    conv_channels: tuple[int, ...] = (32, 32)
+    conv_kernels: tuple[tuple[int, int], ...] = ((11, 41), (11, 21))  # (time, freq); time must be odd
+    conv_strides: tuple[tuple[int, int], ...] = ((2, 2), (1, 2))  # (time, freq)
+    rnn_type: str = "gru"  # "gru" | "lstm" | "rnn" (ReLU; torch's nn.RNN cannot clip it at 20)
+    rnn_layers: int = 3
+    rnn_hidden: int = 512  # per direction
+    bidirectional: bool = True
+    bidirectional_merge: str = "sum"  # "sum" keeps the next layer's input at rnn_hidden, "concat" doubles it
+    num_classes: int = 29  # blank + 28 characters
+    dropout: float = 0.0  # after each recurrent layer
+
+    def __post_init__(self) -> None:
+        def fail(field: str, why: str) -> None:
+            raise ValueError(f"DeepSpeech2Config.{field}: {why}, got {getattr(self, field)!r}")
+
+        for field in ("num_features", "rnn_layers", "rnn_hidden"):
+            if getattr(self, field) < 1:
+                fail(field, "must be >= 1")
+        if self.num_classes < 2:
+            fail("num_classes", "must be >= 2 (blank + at least one label)")
+        if not 0.0 <= self.dropout < 1.0:
+            fail("dropout", "must be in [0, 1)")
+        if self.rnn_type not in _RNN_TYPES:
+            fail("rnn_type", f"must be one of {sorted(_RNN_TYPES)}")
+        if self.bidirectional_merge not in _MERGES:
+            fail("bidirectional_merge", f"must be one of {list(_MERGES)}")
+        if any(c < 1 for c in self.conv_channels):
+            fail("conv_channels", "every channel count must be >= 1")
+        for field in ("conv_kernels", "conv_strides"):
+            if len(getattr(self, field)) != len(self.conv_channels):
+                fail(field, f"needs one (time, freq) pair per conv layer ({len(self.conv_channels)})")
+            if any(len(pair) != 2 or min(pair) < 1 for pair in getattr(self, field)):
+                fail(field, "every entry must be a (time, freq) pair of positive ints")
+        if any(k_time % 2 == 0 for k_time, _ in self.conv_kernels):
+            fail("conv_kernels", "time sizes must be odd so that 'same' padding keeps ceil(frames/stride)")
+
+    @property
+    def conv_output_features(self) -> int:
+        """Features per frame after the convolutions: channels x remaining frequency bins."""
+        if not self.conv_channels:
+            return self.num_features
+        bins = self.num_features
+        for (_, k_freq), (_, s_freq) in zip(self.conv_kernels, self.conv_strides, strict=True):
+            bins = (bins + 2 * (k_freq // 2) - k_freq) // s_freq + 1
+        return self.conv_channels[-1] * bins
+
+    @property
+    def rnn_output_features(self) -> int:
+        concat = self.bidirectional and self.bidirectional_merge == "concat"
+        return self.rnn_hidden * (2 if concat else 1)
+
+
+def _batch_norm_valid(norm: nn.Module, x: Tensor, valid: Tensor) -> Tensor:
+    """Normalise the valid positions ``x[valid]`` alone: padding is zeroed and kept out of the statistics."""
+    out = x.new_zeros(x.shape)
+    out[valid] = norm(x[valid])
+    return out
+
+
+class ConvBlock(nn.Module):
+    """Conv2d over (time, freq), batch norm over valid frames, clipped ReLU (hardtanh 0..20)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], stride: tuple[int, int]):
+        super().__init__()
+        self.time_stride = stride[0]
+        # No conv bias: the batch norm right after it has its own shift.
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel,
+            stride=stride,
+            padding=(kernel[0] // 2, kernel[1] // 2),
+            bias=False,
+        )
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        return (lengths + self.time_stride - 1) // self.time_stride
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``x[B, C, T, F]`` with zeros on padded frames -> the same layout, padded frames zero again."""
+        y = self.conv(x)
+        lengths = self.output_lengths(lengths)
+        valid = valid_mask(lengths, y.shape[2], y.device)
+        # BatchNorm2d on [N, C, F, 1]: per-channel statistics over valid frames and frequency bins.
+        y = _batch_norm_valid(lambda v: self.norm(v.unsqueeze(-1)).squeeze(-1), y.transpose(1, 2), valid)
+        return F.hardtanh(y.transpose(1, 2), 0.0, _RELU_CLIP), lengths
+
+
+class RecurrentLayer(nn.Module):
+    """One bidirectional recurrent layer, optionally preceded by sequence-wise batch norm (DS2 Sec. 3.2).
+
+    Works on ``PackedSequence``: ``packed.data`` holds exactly the valid (utterance, frame) positions, so
+    ``BatchNorm1d`` on it normalises over those and nothing else. The torch RNN keeps its own weight storage;
+    ``flatten_parameters()`` is never called here (torch's ``_apply`` does it when the module moves device),
+    so the DSD engine's in-place masking keeps cuDNN's flat buffer intact.
+    """
+
+    def __init__(self, input_size: int, config: DeepSpeech2Config, batch_norm: bool) -> None:
+        super().__init__()
+        self.hidden_size = config.rnn_hidden
+        self.sum_directions = config.bidirectional and config.bidirectional_merge == "sum"
+        self.norm = nn.BatchNorm1d(input_size) if batch_norm else None
+        kwargs = {"nonlinearity": "relu"} if config.rnn_type == "rnn" else {}
+        self.rnn = _RNN_TYPES[config.rnn_type](
+            input_size, config.rnn_hidden, bidirectional=config.bidirectional, **kwargs
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, packed: PackedSequence) -> PackedSequence:
+        data = packed.data if self.norm is None else self.norm(packed.data)
+        out, _ = self.rnn(packed._replace(data=data))
+        data = out.data
+        if self.sum_directions:
+            data = data[:, : self.hidden_size] + data[:, self.hidden_size :]
+        return out._replace(data=self.dropout(data))
+
+
+class DeepSpeech2(nn.Module):
+    """DeepSpeech 2 acoustic model: filterbank frames -> per-frame character log-probabilities (CTC)."""
+
+    def __init__(self, config: DeepSpeech2Config | None = None) -> None:
+        super().__init__()
+        self.config = config = config or DeepSpeech2Config()
+        in_channels = (1, *config.conv_channels[:-1])
+        self.convs = nn.ModuleList(
+            ConvBlock(c_in, c_out, tuple(kernel), tuple(stride))
+            for c_in, c_out, kernel, stride in zip(
+                in_channels, config.conv_channels, config.conv_kernels, config.conv_strides, strict=True
+            )
+        )
+        sizes = [config.conv_output_features] + [config.rnn_output_features] * (config.rnn_layers - 1)
+        self.rnns = nn.ModuleList(
+            RecurrentLayer(size, config, batch_norm=i > 0) for i, size in enumerate(sizes)
+        )
+        self.final_norm = nn.BatchNorm1d(config.rnn_output_features)
+        self.output = nn.Linear(config.rnn_output_features, config.num_classes)
+
+    def output_lengths(self, feature_lengths: Tensor) -> Tensor:
+        """``ceil(frames / time_stride)`` through each conv layer; pure arithmetic, no forward pass."""
+        lengths = feature_lengths.long()
+        for conv in self.convs:
+            lengths = conv.output_lengths(lengths)
+        return lengths
+
+    def forward(self, features: Tensor, feature_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``features[B, T, num_features]``, ``feature_lengths[B]`` -> ``(log_probs[B, T', C], lengths[B])``.
+
+        Frames past an utterance's output length hold log-probability 0 and must be ignored (CTC does).
+        """
+        if features.dim() != 3 or features.shape[-1] != self.config.num_features:
+            expected = f"[B, T, {self.config.num_features}]"
+            raise ValueError(f"DeepSpeech2 expects features {expected}, got {tuple(features.shape)}")
+        check_lengths(feature_lengths, features.shape[0], features.shape[1], "DeepSpeech2")
+        lengths = feature_lengths.long()
+        valid = valid_mask(lengths, features.shape[1], features.device)
+        x = (features * valid.unsqueeze(-1).to(features.dtype)).unsqueeze(1)  # [B, 1, T, F]
+        for conv in self.convs:
+            x, lengths = conv(x, lengths)
+        frames = x.shape[2]
+        x = x.transpose(1, 2).flatten(2)  # [B, T', C * F']
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        for rnn in self.rnns:
+            packed = rnn(packed)
+        log_probs = F.log_softmax(self.output(self.final_norm(packed.data)), dim=-1)
+        log_probs, _ = pad_packed_sequence(
+            packed._replace(data=log_probs), batch_first=True, total_length=frames
+        )
+        return log_probs, lengths.to(feature_lengths.device)

@@ -1,0 +1,80 @@
+"""The bidirectional recurrent layer of DeepSpeech 1 (Hannun et al. 2014, eq. 3; DSD paper, Table 6, layer 4).
+
+Both directions read the same input projection ``W x + b`` (one 1024x1024 matrix and bias, shared), each
+direction has its own recurrent matrix and no recurrent bias, and the two directions' outputs are summed.
+That is what gives the layer 3,146,752 parameters in Table 6 rather than a torch ``nn.RNN``'s 4 matrices
+and 4 biases, so it is written out by hand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from models.lengths import valid_mask
+
+
+class SharedInputBiRNN(nn.Module):
+    """Bidirectional clipped-ReLU RNN whose two directions share their input weights.
+
+    ``h_f[t] = min(max(W x[t] + b + U_f h_f[t-1], 0), clip)``, ``h_b[t]`` likewise from ``t+1``, and the
+    output is ``h_f[t] + h_b[t]``. Padding is masked: the backward direction starts from a zero state at
+    each utterance's last valid frame and padded output frames are zero, so an utterance gives the same
+    outputs alone or batched with longer ones.
+
+    The recurrent matrices are declared to the DSD engine through ``dsd_prunable``; the shared input
+    weights are an ``nn.Linear`` and are found by the engine's default rule.
+    """
+
+    dsd_prunable = ("weight_hh_forward", "weight_hh_backward")
+
+    def __init__(self, input_size: int, hidden_size: int, relu_clip: float = 20.0) -> None:
+        super().__init__()
+        if input_size < 1 or hidden_size < 1:
+            sizes = f"input_size={input_size}, hidden_size={hidden_size}"
+            raise ValueError(f"SharedInputBiRNN needs positive sizes, got {sizes}")
+        if relu_clip <= 0:
+            raise ValueError(f"SharedInputBiRNN relu_clip must be > 0, got {relu_clip}")
+        self.hidden_size = hidden_size
+        self.relu_clip = relu_clip
+        self.input = nn.Linear(input_size, hidden_size)
+        self.weight_hh_forward = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.weight_hh_backward = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(H), 1/sqrt(H)), torch's own initialisation for recurrent weights."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            self.weight_hh_forward.uniform_(-bound, bound)
+            self.weight_hh_backward.uniform_(-bound, bound)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Map ``x[B, T, input_size]`` with valid lengths ``lengths[B]`` to ``[B, T, hidden_size]``."""
+        if x.dim() != 3:
+            raise ValueError(f"SharedInputBiRNN expects input [B, T, F], got shape {tuple(x.shape)}")
+        batch, frames, _ = x.shape
+        projected = self.input(x)  # all frames at once; only the recurrence is sequential
+        valid = valid_mask(lengths, frames, x.device).unsqueeze(-1).to(projected.dtype)  # [B, T, 1]
+
+        h = projected.new_zeros(batch, self.hidden_size)
+        forward_out = []
+        for t in range(frames):
+            h = torch.clamp(projected[:, t] + F.linear(h, self.weight_hh_forward), 0.0, self.relu_clip)
+            h = h * valid[:, t]
+            forward_out.append(h)
+
+        h = projected.new_zeros(batch, self.hidden_size)
+        backward_out = [h] * frames
+        for t in reversed(range(frames)):
+            h = torch.clamp(projected[:, t] + F.linear(h, self.weight_hh_backward), 0.0, self.relu_clip)
+            h = h * valid[:, t]  # zero state until each utterance's last valid frame
+            backward_out[t] = h
+
+        return torch.stack(forward_out, dim=1) + torch.stack(backward_out, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"hidden_size={self.hidden_size}, relu_clip={self.relu_clip}, directions=summed"
