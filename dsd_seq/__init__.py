@@ -1,0 +1,19 @@
+"""dsd-seq: Dense-Sparse-Dense training (Han et al., ICLR 2017) for recurrent sequence models."""
+
+from dsd_seq.dsd import DSD
+from dsd_seq.masks import MaskSet, measured_sparsity
+from dsd_seq.schedule import Phase, Schedule
+from dsd_seq.selection import SelectionConfig, select_prunable
+from dsd_seq.trainer import Trainer
+
+__all__ = [
+    "DSD",
+    "MaskSet",
+    "Phase",
+    "Schedule",
+    "SelectionConfig",
+    "Trainer",
+    "measured_sparsity",
+    "select_prunable",
+]
+__version__ = "0.1.0"

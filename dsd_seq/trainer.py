@@ -149,6 +149,7 @@ class Trainer:
         resume: bool = False,
         init_from: str | Path | None = None,
         stop_after_steps: int | None = None,
+        until_phase: int | None = None,
     ) -> list[dict[str, Any]]:
         """Train through the schedule; returns one result row per phase.
 
@@ -174,7 +175,8 @@ class Trainer:
         steps_this_call = 0
         previous_handlers = self._install_signal_handlers()
         try:
-            while self.position.phase < len(self.schedule):
+            last_phase = len(self.schedule) if until_phase is None else min(until_phase, len(self.schedule))
+            while self.position.phase < last_phase:
                 pos = self.position
                 phase = self.schedule[pos.phase]
                 if not pos.entered:
@@ -287,7 +289,7 @@ class Trainer:
         pos = self.position
         phase = self.schedule[pos.phase]
         metrics = self._evaluate(self.config.train.eval_splits)
-        _, total_sparsity = self.dsd.sparsity()
+        layers, total_sparsity = self.dsd.sparsity()
         row = {
             "phase": pos.phase,
             "label": self.schedule.label(pos.phase),
@@ -297,6 +299,7 @@ class Trainer:
             "lr": phase.lr,
             "target_sparsity": phase.sparsity if phase.kind == SPARSE else 0.0,
             "measured_sparsity": total_sparsity,
+            "layer_sparsity": {r.name: round(r.sparsity, 6) for r in layers},
             "metrics": metrics,
             "seconds": round(seconds, 2),
         }

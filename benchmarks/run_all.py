@@ -1,0 +1,15 @@
+"""Run every benchmark in sequence: mask overhead, then the recipe's wall time.
+
+Run: python benchmarks/run_all.py
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+if __name__ == "__main__":
+    for script in ("mask_overhead.py", "recipe_walltime.py"):
+        print(f"== {script}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,0 +1,98 @@
+"""Results tables in the shape of the paper's Tables 5, 7 and 9: one row per phase, then the LLR baseline.
+
+The LLR rows sit at the same cumulative epochs as the DSD rows, so each DSD row has its equal-epoch
+control beside it (the comparison PROTOTYPE-FINDINGS.md shows is needed before claiming a gain).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def load_results(exp_dir: str | Path) -> dict[str, Any]:
+    path = Path(exp_dir) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the training stage for {exp_dir} first")
+    return json.loads(path.read_text())
+
+
+def _metric_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    columns: list[tuple[str, str]] = []
+    for row in rows:
+        for split, values in row["metrics"].items():
+            for name in values:
+                if (split, name) not in columns:
+                    columns.append((split, name))
+    return columns
+
+
+def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Rows for the DSD run and (optionally) its LLR baseline, with the change against the first dense
+    phase on the main metric of the last split (e.g. test WER)."""
+    metric = dsd.get("metric", "")
+    rows = []
+    for row in dsd["phases"]:
+        rows.append({"run": "DSD", **row})
+    if baseline:
+        for row in baseline["phases"]:
+            if row["phase"] == 0 and dsd["phases"] and row["metrics"] == dsd["phases"][0]["metrics"]:
+                continue  # the shared dense phase is already listed
+            rows.append({"run": "LLR", **row, "label": "Dense (LLR)"})
+    columns = _metric_columns(rows)
+    main_split = columns[-1][0] if columns else None
+    reference = dsd["phases"][0]["metrics"].get(main_split, {}).get(metric) if dsd["phases"] else None
+    for row in rows:
+        value = row["metrics"].get(main_split, {}).get(metric)
+        row["change_vs_dense"] = None if value is None or reference is None else value - reference
+    return {
+        "schedule": dsd.get("schedule"),
+        "baseline_schedule": baseline.get("schedule") if baseline else None,
+        "metric": metric,
+        "main_split": main_split,
+        "columns": [f"{split} {name}" for split, name in columns],
+        "rows": rows,
+    }
+
+
+def to_markdown(table: dict[str, Any]) -> str:
+    columns = table["columns"]
+    header = ["Run", "Phase", "Epochs (total)", "LR", "Sparsity", *columns]
+    if table["metric"]:
+        header.append(f"{table['main_split']} {table['metric']} vs Dense")
+    lines = [
+        f"DSD schedule `{table['schedule']}`"
+        + (f"; LLR baseline `{table['baseline_schedule']}`" if table["baseline_schedule"] else ""),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in table["rows"]:
+        values = {f"{s} {n}": v for s, vals in row["metrics"].items() for n, v in vals.items()}
+        cells = [
+            row["run"],
+            row["label"],
+            f"{row['epochs']} ({row['cumulative_epochs']})",
+            f"{row['lr']:g}",
+            f"{100 * row['measured_sparsity']:.1f}%",
+            *(f"{values[c]:.2f}" if c in values else "" for c in columns),
+        ]
+        if table["metric"]:
+            change = row["change_vs_dense"]
+            cells.append("" if change is None else f"{change:+.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    dsd_dir: str | Path, baseline_dir: str | Path | None, out_prefix: str | Path
+) -> tuple[Path, Path]:
+    """Write ``<out_prefix>.md`` and ``<out_prefix>.json``; returns both paths."""
+    table = build_table(load_results(dsd_dir), load_results(baseline_dir) if baseline_dir else None)
+    out_prefix = Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    md, js = out_prefix.with_suffix(".md"), out_prefix.with_suffix(".json")
+    md.write_text(to_markdown(table))
+    js.write_text(json.dumps(table, indent=2) + "\n")
+    return md, js

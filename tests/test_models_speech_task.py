@@ -1,0 +1,94 @@
+"""The speech task on a tiny generated corpus: CTC-infeasible labels are counted, never silently dropped;
+DeepSpeech 1 and 2 train under DSD through the real trainer."""
+
+import pytest
+import torch
+
+from data_prep.features import FeatureConfig, build_feature_cache
+from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.vocab import CharVocab
+from dsd_seq.config import load_config
+from dsd_seq.metrics_log import read_metrics
+from dsd_seq.schedule import Schedule
+from dsd_seq.selection import select_prunable
+from dsd_seq.trainer import Trainer
+from models.speech_task import SpeechDataError, build_task
+
+TINY_DS2 = {
+    "conv_channels": [4],
+    "conv_kernels": [[5, 11]],
+    "conv_strides": [[2, 2]],
+    "rnn_layers": 1,
+    "rnn_hidden": 24,
+}
+# a time stride of 6 (60 ms a frame) is too coarse for most transcripts: CTC cannot align them
+STRIDED_DS2 = {**TINY_DS2, "conv_strides": [[6, 2]]}
+TINY_DS1 = {"context": 2, "hidden": 24}
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    out = tmp_path_factory.mktemp("speech")
+    dirs = generate_corpus(
+        out, SynthSpeechConfig(num_train=16, num_dev=4, num_test=4, seed=3, jobs=1), progress=False
+    )
+    paths = {}
+    for split, data_dir in dirs.items():
+        paths[split] = str(out / f"{split}.pt")
+        build_feature_cache(data_dir, paths[split], FeatureConfig(), CharVocab.default())
+    return paths
+
+
+def test_labels_too_long_for_ctc_stop_the_run_naming_examples(caches):
+    with pytest.raises(SpeechDataError, match=r"too long\s+for CTC.*synth-train-"):
+        build_task(data=caches, model_args=STRIDED_DS2)
+
+
+def test_labels_too_long_for_ctc_are_counted_when_tolerated(caches):
+    task = build_task(data=caches, model_args=STRIDED_DS2, max_bad_fraction=1.0)
+    summary = task.data_summary()
+    dropped = summary["problems"]["train"]["ctc_infeasible"]
+    assert dropped > 0 and summary["utterances"]["train"] == 16 - dropped
+    assert len(summary["problems"]["train"]["ctc_infeasible_examples"]) == min(dropped, 5)
+
+
+def test_vocabulary_mismatch_between_caches_is_refused(caches, tmp_path):
+    cache = torch.load(caches["dev"], weights_only=True)
+    symbols = cache["vocab"]["symbols"]
+    cache["vocab"] = {**cache["vocab"], "symbols": [symbols[0], *reversed(symbols[1:])]}
+    torch.save(cache, tmp_path / "dev.pt")
+    with pytest.raises(ValueError, match="vocabulary differs"):
+        build_task(data={**caches, "dev": str(tmp_path / "dev.pt")}, model_args=TINY_DS2)
+
+
+def test_unknown_task_and_model_keys_are_refused(caches):
+    with pytest.raises(ValueError, match="unknown key"):
+        build_task(data=caches, batchsize=3)
+    with pytest.raises(ValueError, match="rnn_hiden"):
+        build_task(data=caches, model_args={"rnn_hiden": 3})
+    with pytest.raises(ValueError, match="accepted"):
+        build_task(data=caches, model="wav2vec")
+
+
+@pytest.mark.parametrize(
+    "model, model_args, custom",
+    [("deepspeech2", TINY_DS2, None), ("deepspeech1", TINY_DS1, "birnn.weight_hh_backward")],
+)
+def test_dsd_schedule_trains_speech_models(caches, tmp_path, model, model_args, custom):
+    torch.manual_seed(0)
+    task = build_task(data=caches, model=model, model_args=model_args, batch_size=8)
+    names = list(select_prunable(task.model))
+    if custom:
+        assert any(n.endswith(custom) for n in names), names
+    config = load_config(
+        None, ["task=models.speech_task:build_task", "train.progress=false", "train.tensorboard=false"]
+    )
+    rows = Trainer(task, Schedule.parse("D1:3e-3,S1@0.5:3e-3,D1:3e-4"), config, tmp_path / "exp").run()
+    assert [r["label"] for r in rows] == ["Dense", "Sparse", "Re-dense"]
+    assert rows[1]["measured_sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert all(set(r["metrics"]["test"]) == {"wer", "cer"} for r in rows)
+    assert all(r["layer_sparsity"][n] == pytest.approx(0.5, abs=1e-2) for n in names for r in rows[1:2])
+    events = read_metrics(tmp_path / "exp" / "metrics.jsonl")
+    assert events[0]["event"] == "data" and events[0]["utterances"]["train"] == 16
+    losses = [e["loss"] for e in events if e["event"] == "train"]
+    assert len(losses) == 6 and losses[-1] < losses[0]  # 2 batches x 3 epochs, and it learns
