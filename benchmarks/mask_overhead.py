@@ -60,19 +60,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    batch = _batch(args.batch, args.frames)
+    device = torch.device(args.device)
+    batch = tuple(t.to(device) for t in _batch(args.batch, args.frames))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     steps = {}
-    dense_model = _model(args.hidden, args.layers)
+    dense_model = _model(args.hidden, args.layers).to(device)
     steps["dense"] = _step_fn(dense_model, torch.optim.Adam(dense_model.parameters(), 1e-4), batch, None)
-    dsd_model = _model(args.hidden, args.layers)
+    dsd_model = _model(args.hidden, args.layers).to(device)
     dsd_opt = torch.optim.Adam(dsd_model.parameters(), 1e-4)
     dsd = DSD(dsd_model, dsd_opt)
     dsd.prune(0.5)
     steps["dsd"] = _step_fn(dsd_model, dsd_opt, batch, dsd)
-    prune_model = _model(args.hidden, args.layers)
+    prune_model = _model(args.hidden, args.layers).to(device)
     for name in select_prunable(prune_model):
         module_name, _, param = name.rpartition(".")
         prune.l1_unstructured(prune_model.get_submodule(module_name), param, amount=0.5)
@@ -83,22 +86,26 @@ def main() -> None:
         step()
     for _ in range(args.steps):
         for name, step in steps.items():
+            sync()
             start = time.perf_counter()
             step()
+            sync()
             times[name].append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(
-        f"DeepSpeech 2, hidden {args.hidden} x {args.layers} BiGRU, batch {args.batch} x {args.frames} frames, "
+        f"{device.type}: DeepSpeech 2, hidden {args.hidden} x {args.layers} BiGRU, batch {args.batch} x {args.frames} frames, "
         f"{args.threads} threads, {args.steps} steps each (median):"
     )
     for name in steps:
         print(f"  {name:6s} {1000 * med[name]:8.1f} ms/step   ratio to dense {med[name] / med['dense']:.3f}")
 
-    big = _model(1536, 7)  # about the size of the paper's DeepSpeech 2
+    big = _model(896, 7).to(device)  # 7 BiGRU layers, about 67M parameters
     params = select_prunable(big)
     n = sum(p.numel() for p in big.parameters())
+    sync()
     start = time.perf_counter()
     MaskSet.from_magnitude(params, 0.5)
+    sync()
     print(
         f"threshold + masks for a {n / 1e6:.0f}M-parameter DeepSpeech 2: {time.perf_counter() - start:.2f} s"
     )

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from data_prep.audio import AudioError, read_audio
 from data_prep.kaldi_dir import read_data_dir
 from data_prep.vocab import CharVocab, OutOfVocabularyError
+from dsd_seq.checkpoint import save_atomic, write_atomic
 
 CACHE_VERSION = 1
 FEATURE_KINDS = ("fbank", "logmel")
@@ -170,17 +171,6 @@ def problems_path(out_path: str | os.PathLike) -> Path:
     return Path(f"{out_path}.problems.json")
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def build_feature_cache(
     data_dir: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -241,9 +231,7 @@ def build_feature_cache(
     problems_json = {
         kind: [{"utt_id": u, "message": m} for u, m in items] for kind, items in sorted(problems.items())
     }
-    _atomic_write(
-        problems_path(out_path), lambda p: p.write_text(json.dumps(problems_json, indent=1), encoding="utf-8")
-    )
+    write_atomic(problems_path(out_path), json.dumps(problems_json, indent=1).encode("utf-8"))
     if not utterances:
         raise DataQualityError(
             f"{data_dir}: the data dir lists no utterances; re-run the stage that prepares it"
@@ -267,7 +255,7 @@ def build_feature_cache(
         "labels": labels,
         "problems": {kind: [u for u, _ in items] for kind, items in sorted(problems.items())},
     }
-    _atomic_write(out_path, lambda p: torch.save(cache, p))
+    save_atomic(cache, out_path)
     return report
 
 

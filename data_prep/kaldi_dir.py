@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsd_seq.checkpoint import write_atomic
+
 REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
 
 
@@ -54,9 +56,7 @@ def write_data_dir(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
         "spk2utt": [f"{spk} {' '.join(ids)}" for spk, ids in sorted(spk2utt.items())],
     }
     for name, lines in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        os.replace(tmp, out / name)
+        write_atomic(out / name, "".join(line + "\n" for line in lines).encode("utf-8"))
     return out
 
 

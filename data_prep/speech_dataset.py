@@ -6,7 +6,7 @@ shuffling the order of the buckets keeps epochs from always presenting the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -75,14 +75,6 @@ class FeatureDataset(Dataset):
             k: [getattr(self, k)[i] for i in indices] for k in ("utt_ids", "texts", "features", "labels")
         }
         return FeatureDataset({**self.cache, **lists})
-
-    def filter(self, keep: Callable[[int, int], bool]) -> tuple[FeatureDataset, list[str]]:
-        """A dataset of the items where ``keep(num_frames, num_labels)`` holds, and the dropped utt ids."""
-        flags = [
-            keep(int(f.shape[0]), int(lab.numel())) for f, lab in zip(self.features, self.labels, strict=True)
-        ]
-        dropped = [utt for utt, ok in zip(self.utt_ids, flags, strict=True) if not ok]
-        return self.subset([i for i, ok in enumerate(flags) if ok]), dropped
 
 
 def collate_speech(items: Sequence[dict]) -> SpeechBatch:

@@ -312,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run the imported module's main, so that workers unpickle data_prep.synth_speech functions (preloaded
-    # in the fork server) rather than re-importing this file as __mp_main__ in every worker.
+    # in the fork server) rather than this file's. Each worker also re-runs the main module as __mp_main__;
+    # by name (python -m) that would import data_prep.synth_speech a second time and runpy warns, so the
+    # workers are pointed at the file instead (no spec), whose body only defines functions.
+    __spec__ = None
     from data_prep.synth_speech import main as _main
 
     sys.exit(_main())

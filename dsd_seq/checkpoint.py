@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -20,21 +21,29 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or from an incompatible run."""
 
 
-def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``:
-    a crash leaves either the old or the new file, never a torn one."""
+def write_atomic(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``data`` (bytes, or a function writing to a binary file) to a temporary file in the same
+    folder, fsync, then rename over ``path``: a crash leaves either the old or the new file, never a torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` through :func:`write_atomic`."""
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def load_safely(path: str | Path, what: str = "checkpoint") -> dict:

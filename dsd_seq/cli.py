@@ -53,25 +53,29 @@ def _train(args: argparse.Namespace) -> int:
     if args.baseline == "llr":
         schedule = schedule.llr()
     exp_dir = Path(args.exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
     torch.manual_seed(config.train.seed)
-    if config.train.num_threads:
-        torch.set_num_threads(config.train.num_threads)
     task = build_task(config.task, config.task_args)
     trainer = Trainer(task, schedule, config, exp_dir)
+    if not (trainer.ckpt_dir / "last.pt").exists():  # a resumed run keeps the config it started with
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
     trainer.run(
         resume=args.resume,
         init_from=args.init_from,
         stop_after_steps=args.stop_after_steps,
         until_phase=args.until_phase,
     )
-    if trainer.finished:
+    pos = trainer.position
+    if trainer.results:
         print(to_markdown(build_table(load_results(exp_dir))))
+    if trainer.finished:
         print(f"results: {exp_dir / 'results.json'}")
+    elif pos.epoch == 0 and pos.step == 0:
+        print(f"{pos.phase} of {len(schedule)} phases done; the next continues with --resume")
     else:
         print(
-            f"stopped at {trainer.position}; continue with --resume (checkpoint {trainer.ckpt_dir / 'last.pt'})"
+            f"stopped in phase {pos.phase + 1}, epoch {pos.epoch + 1}, after step {pos.step}; continue with "
+            f"--resume (checkpoint {trainer.ckpt_dir / 'last.pt'})"
         )
     return 0
 
@@ -136,6 +140,7 @@ def make_parser() -> argparse.ArgumentParser:
     schedule = sub.add_parser("schedule", help="explain a compact schedule and its LLR baseline")
     schedule.add_argument("schedule", nargs="?", help="compact schedule, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4")
     schedule.add_argument("--config", type=Path, help="read the schedule from this run config instead")
+    schedule.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for train")
     schedule.add_argument("--count", action="store_true", help="print only the number of phases")
     schedule.set_defaults(func=_schedule)
     return parser

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +72,18 @@ _OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
 def from_dict(cls: type, data: Any, where: str) -> Any:
     """Build dataclass ``cls`` from a mapping, refusing unknown keys and values of the wrong type."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where or 'top level'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; accepted: {sorted(names)}")
+        raise ConfigError(f"{where or 'top level'}: unknown key(s) {unknown}; accepted: {sorted(names)}")
+    required = {
+        f.name for f in dataclasses.fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    }
+    missing = sorted(required - set(data))
+    if missing:
+        raise ConfigError(f"{where or 'top level'}: missing key(s) {missing}")
     values = {}
     for key, value in data.items():
         values[key] = _coerce(hints[key], value, f"{where}.{key}" if where else key)
@@ -138,8 +144,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     data = apply_overrides(data, overrides or [])
-    config = from_dict(RunConfig, data, "")
-    validate(config, str(path) if path else "<command line>")
+    source = str(path) if path else "<command line>"
+    try:
+        config = from_dict(RunConfig, data, "")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    validate(config, source)
     return config
 
 
@@ -156,8 +166,24 @@ def validate(config: RunConfig, source: str) -> None:
             raise ConfigError(f"{source}: masking.overrides[{pattern!r}]={value}; sparsity must be in [0, 1)")
     if not config.task or ":" not in config.task:
         raise ConfigError(f"{source}: task must name a factory as 'module:function', got {config.task!r}")
-    if t.max_nonfinite_steps < 1:
-        raise ConfigError(f"{source}: train.max_nonfinite_steps must be >= 1")
+    if config.schedule in ("", None, []):
+        raise ConfigError(
+            f"{source}: schedule is missing; set it in the config or pass --schedule D10:1e-3,..."
+        )
+    for key, minimum in (
+        ("grad_clip", 0),
+        ("weight_decay", 0),
+        ("checkpoint_every_steps", 0),
+        ("max_nonfinite_steps", 1),
+    ):
+        if getattr(t, key) < minimum:
+            raise ConfigError(f"{source}: train.{key}={getattr(t, key)} must be >= {minimum}")
+    if not 0.0 <= t.momentum < 1.0 or (t.optimizer == "nesterov" and t.momentum == 0):
+        raise ConfigError(f"{source}: train.momentum={t.momentum} must be in [0, 1) (and > 0 for nesterov)")
+    if not t.eval_splits:
+        raise ConfigError(
+            f"{source}: train.eval_splits is empty; name the held-out splits to score, e.g. [dev, test]"
+        )
 
 
 def to_yaml(config: RunConfig) -> str:

@@ -69,7 +69,11 @@ class DSD:
 
     def redense(self) -> None:
         """Lift the masks. Pruned weights restart at exactly zero (they are zero now) and their optimizer
-        state is reset, so they learn from scratch at the re-dense learning rate (Sec. 2)."""
+        state is reset, so they learn from scratch at the re-dense learning rate (Sec. 2).
+
+        Adam's step counter is per tensor, so a revived weight gets no bias correction: its first update
+        is up to (1-beta1)/sqrt(1-beta2) = 3.2 x lr in size (less early in a run), shrinking as its
+        moments fill up."""
         if self.masks is None:
             return
         self.masks.apply_()
@@ -99,4 +103,4 @@ class DSD:
 
     def load_state_dict(self, state: Mapping) -> None:
         masks = state.get("masks")
-        self.masks = MaskSet.from_state_dict(self.params, masks) if masks is not None else None
+        self.masks = MaskSet(self.params, masks) if masks is not None else None

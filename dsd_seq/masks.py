@@ -35,7 +35,7 @@ def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
         return torch.ones_like(scores, dtype=torch.bool)
     if k <= 0:
         return torch.zeros_like(scores, dtype=torch.bool)
-    threshold = torch.kthvalue(flat.float().cpu(), n - k + 1).values.to(flat.device)
+    threshold = torch.kthvalue(flat.float(), n - k + 1).values.to(flat.dtype)
     keep = flat > threshold
     missing = k - int(keep.sum())
     if missing > 0:
@@ -112,7 +112,7 @@ class MaskSet:
                     continue
                 masks[name] = top_k_mask(p.detach().abs(), kept_count(p.numel(), s))
             if pooled:
-                scores = torch.cat([params[n].detach().abs().reshape(-1).float().cpu() for n in pooled])
+                scores = torch.cat([params[n].detach().abs().reshape(-1).float() for n in pooled])
                 keep = top_k_mask(scores, kept_count(scores.numel(), sparsity))
                 offset = 0
                 for name in pooled:
@@ -165,12 +165,6 @@ class MaskSet:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {n: m.detach().cpu().clone() for n, m in self.masks.items()}
-
-    @classmethod
-    def from_state_dict(
-        cls, params: Mapping[str, nn.Parameter], state: Mapping[str, torch.Tensor]
-    ) -> MaskSet:
-        return cls(params, state)
 
 
 def measured_sparsity(params: Mapping[str, nn.Parameter]) -> tuple[list[LayerSparsity], float]:

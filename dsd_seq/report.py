@@ -15,7 +15,12 @@ def load_results(exp_dir: str | Path) -> dict[str, Any]:
     path = Path(exp_dir) / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run the training stage for {exp_dir} first")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); re-run the training stage with --resume"
+        ) from None
 
 
 def _metric_columns(rows: list[dict]) -> list[tuple[str, str]]:
@@ -41,7 +46,8 @@ def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
                 continue  # the shared dense phase is already listed
             rows.append({"run": "LLR", **row, "label": "Dense (LLR)"})
     columns = _metric_columns(rows)
-    main_split = columns[-1][0] if columns else None
+    splits = [split for split, _ in columns]
+    main_split = "test" if "test" in splits else (splits[-1] if splits else None)
     reference = dsd["phases"][0]["metrics"].get(main_split, {}).get(metric) if dsd["phases"] else None
     for row in rows:
         value = row["metrics"].get(main_split, {}).get(metric)
@@ -92,7 +98,7 @@ def write_report(
     table = build_table(load_results(dsd_dir), load_results(baseline_dir) if baseline_dir else None)
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    md, js = out_prefix.with_suffix(".md"), out_prefix.with_suffix(".json")
+    md, js = Path(f"{out_prefix}.md"), Path(f"{out_prefix}.json")
     md.write_text(to_markdown(table))
     js.write_text(json.dumps(table, indent=2) + "\n")
     return md, js

@@ -86,11 +86,12 @@ class Schedule:
         return sum(p.epochs for p in self.phases)
 
     def label(self, index: int) -> str:
-        """The paper's row names: Dense, Sparse, Re-dense."""
-        phase = self.phases[index]
-        if phase.kind == SPARSE:
-            return "Sparse"
-        return "Re-dense" if any(p.kind == SPARSE for p in self.phases[:index]) else "Dense"
+        """The paper's row names: Dense, Sparse, Re-dense; later iterations numbered (Sparse 2, ...)."""
+        iteration = sum(p.kind == SPARSE for p in self.phases[: index + 1])
+        if iteration == 0:
+            return "Dense"
+        name = "Sparse" if self.phases[index].kind == SPARSE else "Re-dense"
+        return name if iteration == 1 else f"{name} {iteration}"
 
     def compact(self) -> str:
         return ",".join(p.compact() for p in self.phases)

@@ -19,10 +19,19 @@ _RNN_WEIGHT = re.compile(r"^weight_(ih|hh|hr)_l\d+(_reverse)?$")
 
 #: Module types whose matrices are prunable by default (the paper's FC and recurrent layers).
 DEFAULT_TYPES: tuple[str, ...] = ("Linear", "RNN", "GRU", "LSTM")
-#: Module types that may be added with ``include_types``; the first convolution is still never pruned.
+#: Module types that may be added with ``types``; the first convolution is still never pruned.
 OPTIONAL_TYPES: tuple[str, ...] = ("Conv1d", "Conv2d")
-#: Module types that are never pruned, whatever the configuration says.
-NEVER_TYPES: tuple[str, ...] = ("Embedding", "EmbeddingBag")
+#: Type names -> classes; subclasses count (e.g. the out_proj Linear of nn.MultiheadAttention).
+_CLASSES: dict[str, type[nn.Module]] = {
+    "Linear": nn.Linear,
+    "RNN": nn.RNN,
+    "GRU": nn.GRU,
+    "LSTM": nn.LSTM,
+    "Conv1d": nn.Conv1d,
+    "Conv2d": nn.Conv2d,
+}
+#: Never pruned, whatever the configuration says.
+_NEVER: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
 
 
 class SelectionError(ValueError):
@@ -38,19 +47,21 @@ class SelectionConfig:
     exclude: Sequence[str] = field(default_factory=list)
 
 
-def _module_candidates(name: str, module: nn.Module, types: set[str]) -> Iterable[str]:
-    kind = type(module).__name__
-    custom = getattr(type(module), "dsd_prunable", None)
-    if custom is not None:
-        yield from custom
-    if kind not in types:
+def _module_candidates(name: str, module: nn.Module, types: tuple[type[nn.Module], ...]) -> Iterable[str]:
+    own = dict(module.named_parameters(recurse=False))
+    for pname in getattr(type(module), "dsd_prunable", ()):
+        if pname not in own:
+            raise SelectionError(
+                f"{type(module).__name__}.dsd_prunable names {pname!r}, which is not a parameter of module "
+                f"{name or '<root>'} (its parameters: {sorted(own)})"
+            )
+        yield pname
+    if not isinstance(module, types):
         return
-    if kind in ("Linear", "Conv1d", "Conv2d"):
+    if isinstance(module, nn.RNNBase):
+        yield from (p for p in own if _RNN_WEIGHT.match(p))
+    elif "weight" in own:
         yield "weight"
-    elif kind in ("RNN", "GRU", "LSTM"):
-        for pname, _ in module.named_parameters(recurse=False):
-            if _RNN_WEIGHT.match(pname):
-                yield pname
 
 
 def _first_conv_name(model: nn.Module) -> str | None:
@@ -60,23 +71,31 @@ def _first_conv_name(model: nn.Module) -> str | None:
     return None
 
 
+def _never_prunable_names(model: nn.Module) -> set[str]:
+    """The first convolution's weight and every embedding parameter."""
+    names = {n for n in [_first_conv_name(model)] if n}
+    for mname, module in model.named_modules():
+        if isinstance(module, _NEVER):
+            names |= {f"{mname}.{p}" if mname else p for p, _ in module.named_parameters(recurse=False)}
+    return names
+
+
 def candidate_names(model: nn.Module, types: Sequence[str] = DEFAULT_TYPES) -> list[str]:
     """Parameter names eligible by module type, before include/exclude patterns."""
-    unknown = set(types) - set(DEFAULT_TYPES) - set(OPTIONAL_TYPES)
+    unknown = set(types) - set(_CLASSES)
     if unknown:
         raise SelectionError(
-            f"selection.types: unknown module type(s) {sorted(unknown)}; "
-            f"accepted: {list(DEFAULT_TYPES + OPTIONAL_TYPES)}"
+            f"selection.types: unknown module type(s) {sorted(unknown)}; accepted: {list(_CLASSES)}"
         )
-    wanted = set(types)
-    first_conv = _first_conv_name(model)
+    classes = tuple(_CLASSES[t] for t in types)
+    never = _never_prunable_names(model)
     names: list[str] = []
     for mname, module in model.named_modules():
-        if type(module).__name__ in NEVER_TYPES:
+        if isinstance(module, _NEVER):
             continue
-        for pname in _module_candidates(mname, module, wanted):
+        for pname in _module_candidates(mname, module, classes):
             full = f"{mname}.{pname}" if mname else pname
-            if full != first_conv:
+            if full not in never:
                 names.append(full)
     return names
 
@@ -118,15 +137,3 @@ def select_prunable(model: nn.Module, config: SelectionConfig | None = None) -> 
         chosen = [n for n in chosen if not any(fnmatch.fnmatch(n, p) for p in config.exclude)]
     order = {n: i for i, n in enumerate(params)}
     return {n: params[n] for n in sorted(set(chosen), key=order.__getitem__)}
-
-
-def _never_prunable_names(model: nn.Module) -> set[str]:
-    names = set()
-    first_conv = _first_conv_name(model)
-    if first_conv:
-        names.add(first_conv)
-    for mname, module in model.named_modules():
-        if type(module).__name__ in NEVER_TYPES:
-            for pname, _ in module.named_parameters(recurse=False):
-                names.add(f"{mname}.{pname}" if mname else pname)
-    return names

@@ -21,7 +21,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from dsd_seq.checkpoint import CheckpointError, load_safely, rng_state, save_atomic, set_rng_state
+from dsd_seq.checkpoint import (
+    CheckpointError,
+    load_safely,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+    write_atomic,
+)
 from dsd_seq.config import RunConfig
 from dsd_seq.dsd import DSD
 from dsd_seq.metrics_log import MetricsLog
@@ -29,6 +36,18 @@ from dsd_seq.schedule import SPARSE, Schedule
 from dsd_seq.task import Task
 
 CHECKPOINT_FORMAT = 1
+#: Config fields that may change between a run and its resumption (they do not change the computation).
+RESUMABLE_CHANGES = (
+    "schedule",
+    "task_args.data",
+    "train.progress",
+    "train.tensorboard",
+    "train.num_threads",
+    "train.device",
+    "train.checkpoint_every_steps",
+    "train.max_nonfinite_steps",
+    "train.eval_splits",
+)
 
 
 class TrainingError(RuntimeError):
@@ -44,6 +63,7 @@ class Position:
     step: int = 0
     global_step: int = 0
     entered: bool = False
+    phase_seconds: float = 0.0  # training time spent in this phase, across resumptions
 
 
 def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
@@ -89,6 +109,10 @@ class Trainer:
             scope=config.masking.scope,
             overrides=config.masking.overrides,
         )
+        splits = getattr(task, "splits", None)
+        missing = [s for s in config.train.eval_splits if splits is not None and s not in splits]
+        if missing:
+            raise TrainingError(f"train.eval_splits names {missing}, but the task has only {list(splits)}")
         self.position = Position()
         self.results: list[dict[str, Any]] = []
         self.nonfinite_total = 0
@@ -105,6 +129,7 @@ class Trainer:
             "rng": rng_state(),
             "results": self.results,
             "schedule": self.schedule.to_list(),
+            "config": dataclasses.asdict(self.config),
             "nonfinite_total": self.nonfinite_total,
         }
 
@@ -135,9 +160,18 @@ class Trainer:
                 f"{path} was written by schedule {state['schedule']}, not {self.schedule.to_list()}; "
                 "resume with the same schedule or use a new experiment folder"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.dsd.load_state_dict(state["dsd"])
+        changed = _changed_keys(state.get("config", {}), dataclasses.asdict(self.config))
+        if changed:
+            raise CheckpointError(
+                f"{path} was written with a different configuration: {'; '.join(changed)}. Resume with the "
+                "original settings (see config.yaml in the experiment folder) or use a new experiment folder"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.dsd.load_state_dict(state["dsd"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{path} does not fit this model: {str(err).splitlines()[0]}") from err
         set_rng_state(state["rng"])
         self.position = position
         self.results = list(state["results"])[:done] if continue_schedule else list(state["results"])
@@ -181,18 +215,21 @@ class Trainer:
                 phase = self.schedule[pos.phase]
                 if not pos.entered:
                     self._enter_phase(log)
-                phase_start = time.time()
                 while pos.epoch < phase.epochs:
                     self.dsd.set_lr(phase.lr_at(pos.epoch))
-                    stopped, steps_this_call = self._run_epoch(log, steps_this_call, stop_after_steps)
+                    started = time.time()
+                    try:
+                        stopped, steps_this_call = self._run_epoch(log, steps_this_call, stop_after_steps)
+                    finally:
+                        pos.phase_seconds += time.time() - started
                     if stopped:
                         self.save()
                         return self.results
                     pos.epoch, pos.step = pos.epoch + 1, 0
-                    dev = self._evaluate(t.eval_splits[:1])
-                    log.log("epoch", pos.global_step, phase=pos.phase, epoch=pos.epoch, **_flatten(dev))
-                    self.save()
-                self._finish_phase(log, time.time() - phase_start)
+                    if pos.epoch < phase.epochs:  # the phase end scores every split anyway
+                        self._log_epoch(log, self._evaluate(t.eval_splits[:1]))
+                        self.save()
+                self._finish_phase(log)
             return self.results
         finally:
             self._restore_signal_handlers(previous_handlers)
@@ -214,6 +251,10 @@ class Trainer:
             layers={r.name: round(r.sparsity, 6) for r in layers},
         )
 
+    def _log_epoch(self, log: MetricsLog, dev: dict[str, dict[str, float]]) -> None:
+        pos = self.position
+        log.log("epoch", pos.global_step, phase=pos.phase, epoch=pos.epoch, **_flatten(dev))
+
     def _run_epoch(self, log: MetricsLog, steps_this_call: int, stop_after: int | None) -> tuple[bool, int]:
         pos = self.position
         phase = self.schedule[pos.phase]
@@ -233,7 +274,23 @@ class Trainer:
         every = self.config.train.checkpoint_every_steps
         try:
             for index in range(pos.step, len(batches)):
-                loss_value = self._train_step(batches[index])
+                try:
+                    loss_value = self._train_step(batches[index])
+                except Exception as err:
+                    # The weights are as after the last completed step: keep them, so that nothing is lost.
+                    self.save()
+                    log.log(
+                        "error",
+                        pos.global_step,
+                        phase=pos.phase,
+                        epoch=pos.epoch,
+                        batch=index,
+                        error=repr(err),
+                    )
+                    tqdm.write(
+                        f"step failed; {self.ckpt_dir / 'last.pt'} holds the state before it (--resume)"
+                    )
+                    raise
                 if loss_value is None:
                     consecutive_bad += 1
                     self.nonfinite_total += 1
@@ -243,8 +300,9 @@ class Trainer:
                         raise TrainingError(
                             f"{consecutive_bad} consecutive steps had a NaN/inf loss or gradient (phase "
                             f"{pos.phase + 1}, epoch {pos.epoch + 1}, batch {index}); the weights were not "
-                            f"updated by them and {self.ckpt_dir / 'last.pt'} holds the state before. Lower "
-                            "the learning rate, set train.grad_clip, or check the data for bad utterances"
+                            f"updated by them and {self.ckpt_dir / 'last.pt'} holds the state before. Check the "
+                            "data for bad utterances, set train.grad_clip or lower the learning rate; a changed "
+                            "config needs a new --exp-dir (--init-from a phaseN-end.pt keeps finished phases)"
                         )
                 else:
                     consecutive_bad = 0
@@ -266,8 +324,10 @@ class Trainer:
     def _train_step(self, batch: Any) -> float | None:
         """One optimizer step under the DSD constraint; None (and no update) if the loss or grads are not finite."""
         self.optimizer.zero_grad(set_to_none=True)
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]  # e.g. batch-norm statistics
         loss = self.task.loss(batch, self.device)
         if not torch.isfinite(loss):
+            _restore(buffers)
             return None
         loss.backward()
         self.dsd.mask_gradients()
@@ -275,6 +335,7 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
+            _restore(buffers)
             return None
         self.optimizer.step()
         self.dsd.apply_masks()
@@ -285,10 +346,12 @@ class Trainer:
         with torch.no_grad():
             return {split: self.task.evaluate(split, self.device) for split in splits}
 
-    def _finish_phase(self, log: MetricsLog, seconds: float) -> None:
+    def _finish_phase(self, log: MetricsLog) -> None:
         pos = self.position
         phase = self.schedule[pos.phase]
         metrics = self._evaluate(self.config.train.eval_splits)
+        first = self.config.train.eval_splits[0]
+        self._log_epoch(log, {first: metrics[first]})
         layers, total_sparsity = self.dsd.sparsity()
         row = {
             "phase": pos.phase,
@@ -301,7 +364,7 @@ class Trainer:
             "measured_sparsity": total_sparsity,
             "layer_sparsity": {r.name: round(r.sparsity, 6) for r in layers},
             "metrics": metrics,
-            "seconds": round(seconds, 2),
+            "seconds": round(pos.phase_seconds, 2),
         }
         self.results.append(row)
         log.log(
@@ -313,13 +376,8 @@ class Trainer:
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
         self.save(f"phase{pos.phase + 1}-end.pt")
         self.save()
-        (self.exp_dir / "results.json").write_text(
-            json.dumps(
-                {"schedule": self.schedule.compact(), "metric": self.task.metric, "phases": self.results},
-                indent=2,
-            )
-            + "\n"
-        )
+        summary = {"schedule": self.schedule.compact(), "metric": self.task.metric, "phases": self.results}
+        write_atomic(self.exp_dir / "results.json", (json.dumps(summary, indent=2) + "\n").encode())
 
     # signals ----------------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict:
@@ -346,9 +404,33 @@ class Trainer:
         return self.position.phase >= len(self.schedule)
 
 
+def _restore(buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for buffer, saved in buffers:
+            buffer.copy_(saved)
+
+
 def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
     return (seed * 1_000_003 + phase * 10_007 + epoch) % (2**63)
 
 
 def _flatten(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
     return {f"{split}_{name}": value for split, values in metrics.items() for name, value in values.items()}
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and name not in RESUMABLE_CHANGES:
+            out.update(_flat(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _changed_keys(saved: dict, current: dict) -> list[str]:
+    """Config keys (other than RESUMABLE_CHANGES) whose values differ, as 'key: old -> new'."""
+    old, new = _flat(saved), _flat(current)
+    keys = sorted((set(old) | set(new)) - set(RESUMABLE_CHANGES))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]

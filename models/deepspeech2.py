@@ -4,7 +4,9 @@ Sized entirely from ``DeepSpeech2Config``. The convolutions (Sec. 3.5) shrink ti
 'same' padding in time so that ``output_lengths`` is ``ceil(frames / stride)`` per layer. Sequence-wise
 batch normalisation (Sec. 3.2) normalises each recurrent layer's input over the valid (utterance, frame)
 positions only: the recurrent stack runs on ``PackedSequence`` data, which holds exactly those positions,
-so padding never enters the statistics nor the recurrences.
+so padding never enters the statistics nor the recurrences. The paper normalises the input projection
+W x inside the recurrence; normalising x before a cuDNN GRU is the usual approximation, kept here so the
+recurrent layers stay plain ``nn.GRU`` (flattened weights, fast path).
 """
 
 from __future__ import annotations

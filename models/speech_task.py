@@ -17,7 +17,8 @@ from torch import nn
 from data_prep.features import load_feature_cache
 from data_prep.speech_dataset import FeatureDataset, SpeechBatch, collate_speech, length_sorted_batches
 from data_prep.vocab import CharVocab
-from models.ctc import ctc_loss, greedy_decode, min_ctc_frames
+from dsd_seq.config import from_dict
+from models.ctc import ctc_loss, greedy_decode, infeasible_utterances
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 from models.scoring import cer, wer
@@ -80,26 +81,29 @@ class SpeechTask:
             split: {"cache_problems": {k: len(v) for k, v in cache.get("problems", {}).items()}}
             for split, cache in caches.items()
         }
-        self.datasets = {split: self._drop_infeasible(split, ds) for split, ds in datasets.items()}
+        self._infeasible = {split: self._count_infeasible(split, ds) for split, ds in datasets.items()}
+        # Only training drops what CTC cannot align; held-out splits keep every utterance, so their WER
+        # counts the errors such utterances must have.
+        train = datasets["train"]
+        dropped = set(self._infeasible["train"])
+        datasets["train"] = train.subset([i for i, utt in enumerate(train.utt_ids) if utt not in dropped])
+        self.datasets = datasets
+        self.splits = tuple(datasets)
 
-    def _drop_infeasible(self, split: str, dataset: FeatureDataset) -> FeatureDataset:
+    def _count_infeasible(self, split: str, dataset: FeatureDataset) -> list[str]:
         frames = self.model.output_lengths(torch.tensor(dataset.frame_lengths(), dtype=torch.int64)).tolist()
-        feasible = [
-            len(lab) > 0 and n >= min_ctc_frames(lab.tolist())
-            for lab, n in zip(dataset.labels, frames, strict=True)
-        ]
-        kept = dataset.subset([i for i, ok in enumerate(feasible) if ok])
-        dropped = [utt for utt, ok in zip(dataset.utt_ids, feasible, strict=True) if not ok]
+        labels = [lab.tolist() for lab in dataset.labels]
+        dropped = [utt for utt, _, _ in infeasible_utterances(dataset.utt_ids, labels, frames)]
         self.problems[split]["ctc_infeasible"] = len(dropped)
         self.problems[split]["ctc_infeasible_examples"] = dropped[:5]
         fraction = len(dropped) / max(len(dataset), 1)
-        if len(kept) == 0 or fraction > self.config.max_bad_fraction:
+        if len(dropped) == len(dataset) or fraction > self.config.max_bad_fraction:
             raise SpeechDataError(
                 f"{self.config.data[split]}: {len(dropped)} of {len(dataset)} utterances have labels too long "
                 f"for CTC at this model's frame rate (e.g. {dropped[:5]}); reduce the model's time stride, "
-                f"or raise task_args.max_bad_fraction (now {self.config.max_bad_fraction}) to train without them"
+                f"or raise task_args.max_bad_fraction (now {self.config.max_bad_fraction}) to go on without them"
             )
-        return kept
+        return dropped
 
     # Task interface -----------------------------------------------------------------------------------
     def train_batches(self, generator: torch.Generator) -> list[SpeechBatch]:
@@ -141,8 +145,4 @@ class SpeechTask:
 
 def build_task(**task_args: Any) -> SpeechTask:
     """Factory named in recipe configs as ``models.speech_task:build_task``."""
-    known = {f.name for f in dataclasses.fields(SpeechTaskConfig)}
-    unknown = sorted(set(task_args) - known)
-    if unknown:
-        raise ValueError(f"task_args: unknown key(s) {unknown}; accepted: {sorted(known)}")
-    return SpeechTask(SpeechTaskConfig(**task_args))
+    return SpeechTask(from_dict(SpeechTaskConfig, task_args, "task_args"))

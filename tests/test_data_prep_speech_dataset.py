@@ -48,11 +48,10 @@ def test_collate_pads_with_zeros_and_keeps_lengths(dataset: FeatureDataset):
     assert batch.utt_ids == ["u0", "u1", "u2", "u3"] and batch.texts == TEXTS
 
 
-def test_filter_returns_kept_dataset_and_dropped_ids(dataset: FeatureDataset):
-    kept, dropped = dataset.filter(lambda frames, labels: labels < len(TEXTS[2]))
-    assert dropped == ["u2"]
-    assert kept.utt_ids == ["u0", "u1", "u3"] and len(kept) == 3
-    assert kept[2]["text"] == TEXTS[3]
+def test_subset_keeps_the_chosen_items_in_order(dataset: FeatureDataset):
+    kept = dataset.subset([3, 0, 1])
+    assert kept.utt_ids == ["u3", "u0", "u1"] and len(kept) == 3
+    assert kept[0]["text"] == TEXTS[3] and torch.equal(kept[1]["features"], dataset[0]["features"])
 
 
 def test_length_sorted_batches_group_similar_lengths_deterministically():

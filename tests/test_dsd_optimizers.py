@@ -12,7 +12,7 @@ from tests.toy_task import ToyTask
 OPTIMIZERS = [
     ("sgd", 0.0, 0.0),
     ("nesterov", 1e-4, 0.0),
-    ("adam", 0.0, 1.0),
+    ("adam", 1e-4, 1.0),
     ("adamw", 0.05, 0.5),
 ]
 
@@ -21,7 +21,13 @@ def _setup(optimizer: str, weight_decay: float):
     torch.manual_seed(0)
     task = ToyTask()
     config = load_config(
-        None, ["task=x:y", f"train.optimizer={optimizer}", f"train.weight_decay={weight_decay}"]
+        None,
+        [
+            "task=x:y",
+            "schedule=D1:1e-3",
+            f"train.optimizer={optimizer}",
+            f"train.weight_decay={weight_decay}",
+        ],
     )
     opt = build_optimizer(task.model, config)
     return task, opt, DSD(task.model, opt)

@@ -99,5 +99,5 @@ def test_mask_state_round_trip_is_boolean():
     masks = MaskSet.from_magnitude(params, 0.5)
     state = masks.state_dict()
     assert all(v.dtype == torch.bool for v in state.values())
-    again = MaskSet.from_state_dict(params, state)
+    again = MaskSet(params, state)
     assert all(torch.equal(again.masks[n], masks.masks[n]) for n in params)

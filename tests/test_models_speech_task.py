@@ -11,7 +11,7 @@ from dsd_seq.config import load_config
 from dsd_seq.metrics_log import read_metrics
 from dsd_seq.schedule import Schedule
 from dsd_seq.selection import select_prunable
-from dsd_seq.trainer import Trainer
+from dsd_seq.trainer import Trainer, TrainingError
 from models.speech_task import SpeechDataError, build_task
 
 TINY_DS2 = {
@@ -44,12 +44,21 @@ def test_labels_too_long_for_ctc_stop_the_run_naming_examples(caches):
         build_task(data=caches, model_args=STRIDED_DS2)
 
 
-def test_labels_too_long_for_ctc_are_counted_when_tolerated(caches):
-    task = build_task(data=caches, model_args=STRIDED_DS2, max_bad_fraction=1.0)
+def test_labels_too_long_for_ctc_are_dropped_from_training_only_and_counted(caches):
+    task = build_task(data=caches, model_args=STRIDED_DS2, max_bad_fraction=0.9)
     summary = task.data_summary()
     dropped = summary["problems"]["train"]["ctc_infeasible"]
     assert dropped > 0 and summary["utterances"]["train"] == 16 - dropped
     assert len(summary["problems"]["train"]["ctc_infeasible_examples"]) == min(dropped, 5)
+    # held-out splits keep every utterance: their WER must count what the model cannot transcribe
+    assert summary["utterances"]["test"] == 4 and summary["utterances"]["dev"] == 4
+
+
+def test_eval_split_missing_from_the_task_is_refused_before_training(caches, tmp_path):
+    task = build_task(data=caches, model_args=TINY_DS2)
+    config = load_config(None, ["task=m:f", "schedule=D1:1e-3", "train.eval_splits=[dev, tset]"])
+    with pytest.raises(TrainingError, match=r"\['tset'\]"):
+        Trainer(task, Schedule.parse("D1:1e-3"), config, tmp_path / "exp")
 
 
 def test_vocabulary_mismatch_between_caches_is_refused(caches, tmp_path):
@@ -62,8 +71,10 @@ def test_vocabulary_mismatch_between_caches_is_refused(caches, tmp_path):
 
 
 def test_unknown_task_and_model_keys_are_refused(caches):
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="task_args: unknown key"):
         build_task(data=caches, batchsize=3)
+    with pytest.raises(ValueError, match=r"task_args: missing key\(s\) \['data'\]"):
+        build_task(model_args=TINY_DS2)
     with pytest.raises(ValueError, match="rnn_hiden"):
         build_task(data=caches, model_args={"rnn_hiden": 3})
     with pytest.raises(ValueError, match="accepted"):
@@ -81,7 +92,13 @@ def test_dsd_schedule_trains_speech_models(caches, tmp_path, model, model_args, 
     if custom:
         assert any(n.endswith(custom) for n in names), names
     config = load_config(
-        None, ["task=models.speech_task:build_task", "train.progress=false", "train.tensorboard=false"]
+        None,
+        [
+            "task=models.speech_task:build_task",
+            "schedule=D1:1e-3",
+            "train.progress=false",
+            "train.tensorboard=false",
+        ],
     )
     rows = Trainer(task, Schedule.parse("D1:3e-3,S1@0.5:3e-3,D1:3e-4"), config, tmp_path / "exp").run()
     assert [r["label"] for r in rows] == ["Dense", "Sparse", "Re-dense"]

@@ -10,7 +10,7 @@ def test_compact_form_parses_the_paper_table7_schedule():
     assert [p.kind for p in s] == [DENSE, SPARSE, DENSE, SPARSE, DENSE]
     assert [p.sparsity for p in s] == [0, 0.5, 0, 0.25, 0]
     assert s.total_epochs == 250
-    assert [s.label(i) for i in range(5)] == ["Dense", "Sparse", "Re-dense", "Sparse", "Re-dense"]
+    assert [s.label(i) for i in range(5)] == ["Dense", "Sparse", "Re-dense", "Sparse 2", "Re-dense 2"]
     assert Schedule.parse(s.compact()) == s
 
 

@@ -63,3 +63,26 @@ class _OwnRecurrence(nn.Module):
 def test_custom_recurrent_modules_declare_their_prunable_matrices():
     model = nn.ModuleDict({"rec": _OwnRecurrence(), "fc": nn.Linear(4, 2)})
     assert set(select_prunable(model)) == {"rec.weight_hh", "fc.weight"}
+
+
+class _MyLinear(nn.Linear):
+    pass
+
+
+def test_subclasses_count_as_their_base_type():
+    model = nn.ModuleDict({"mine": _MyLinear(4, 4), "attn": nn.MultiheadAttention(8, 2)})
+    names = set(select_prunable(model))
+    assert {"mine.weight", "attn.out_proj.weight"} <= names
+
+
+class _Broken(nn.Module):
+    dsd_prunable = ("weight_hh",)
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(2, 2))
+
+
+def test_dsd_prunable_naming_a_missing_parameter_is_a_clear_error():
+    with pytest.raises(SelectionError, match="'weight_hh', which is not a parameter"):
+        select_prunable(nn.Sequential(_Broken()))

@@ -22,6 +22,7 @@ def _trainer(tmp_path, name="exp", schedule=SCHEDULE, extra=(), task=None):
         None,
         [
             "task=tests.toy_task:build_toy_task",
+            "schedule=D1:1e-3",
             "train.tensorboard=false",
             "train.progress=false",
             "train.optimizer=nesterov",
@@ -36,16 +37,18 @@ def _weights(trainer):
     return {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
 
-@pytest.mark.parametrize("stops", [[3], [11], [3, 9, 13]])
+# 8 batches an epoch, 2 epochs a phase: steps 0-15 dense, 16-31 sparse, 32-47 re-dense
+@pytest.mark.parametrize("stops", [[3], [20], [3, 20, 37], [16, 40]])  # 16: right at the end of phase 1
 def test_resume_mid_phase_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stops):
     reference = _trainer(tmp_path, "uninterrupted")
     reference.run()
-    # stop inside dense epoch 1 (step 3), inside the sparse phase (step 11 of 8+8+8), and several times
-    trainer = _trainer(tmp_path, "interrupted")
-    trainer.run(stop_after_steps=stops[0])
-    for n in stops[1:]:
+    previous = 0
+    for stop in stops:
         trainer = _trainer(tmp_path, "interrupted")
-        trainer.run(resume=True, stop_after_steps=n - sum(stops[: stops.index(n)]))
+        trainer.run(resume=previous > 0, stop_after_steps=stop - previous)
+        assert trainer.position.global_step == stop
+        assert trainer.position.phase == (stop - 1) // 16  # the phase of the last step taken
+        previous = stop
     assert not trainer.finished
     resumed = _trainer(tmp_path, "interrupted")
     results = resumed.run(resume=True)
@@ -53,6 +56,38 @@ def test_resume_mid_phase_gives_the_same_weights_as_an_uninterrupted_run(tmp_pat
     for name, value in _weights(reference).items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     assert [r["metrics"] for r in results] == [r["metrics"] for r in reference.results]
+
+
+def test_a_failing_step_saves_the_state_before_it_and_resume_is_exact(tmp_path):
+    reference = _trainer(tmp_path, "uninterrupted")
+    reference.run()
+    failing = _trainer(tmp_path)
+    failing.task.fail_at_call = 21  # inside the sparse phase
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        failing.run()
+    assert load_safely(tmp_path / "exp" / "checkpoints" / "last.pt")["position"]["global_step"] == 20
+    resumed = _trainer(tmp_path)
+    resumed.run(resume=True)
+    for name, value in _weights(reference).items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_resume_with_a_changed_config_is_refused_naming_the_keys(tmp_path):
+    _trainer(tmp_path).run(stop_after_steps=2)
+    with pytest.raises(CheckpointError, match=r"train.seed: 0 -> 1"):
+        _trainer(tmp_path, extra=["train.seed=1"]).run(resume=True)
+    _trainer(tmp_path, extra=["train.progress=true"]).run(resume=True, stop_after_steps=1)  # harmless change
+
+
+def test_dsdsd_iterations_are_labelled(tmp_path):
+    schedule = Schedule.parse("D1:0.01,S1@0.5:0.01,D1:0.001,S1@0.25:0.001,D1:0.0001")
+    rows = _trainer(tmp_path, schedule=schedule).run()
+    assert [r["label"] for r in rows] == ["Dense", "Sparse", "Re-dense", "Sparse 2", "Re-dense 2"]
+    assert [r["target_sparsity"] for r in rows] == [0, 0.5, 0, 0.25, 0]
+    # measured = exact zeros: at least the target (weights that stayed zero through re-dense count too)
+    assert (
+        rows[1]["measured_sparsity"] == pytest.approx(0.5, abs=1e-3) and rows[3]["measured_sparsity"] >= 0.25
+    )
 
 
 def test_phase_results_and_logs_are_written(tmp_path):
@@ -88,13 +123,15 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path):
         _trainer(tmp_path).run()
 
 
-def test_nan_loss_skips_the_step_without_touching_the_weights(tmp_path):
-    task = ToyTask()
+def test_nan_loss_skips_the_step_without_touching_weights_or_batch_norm_statistics(tmp_path):
+    task = ToyTask(batch_norm=True)
     task.nan_batches = {0}  # one batch per epoch holds utterance 0
     trainer = _trainer(tmp_path, task=task, schedule=Schedule.parse("D2:0.01"))
     trainer.run()
     assert trainer.nonfinite_total == 2
-    assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
+    state = trainer.model.state_dict()
+    assert state["bn.num_batches_tracked"] == 14  # 16 steps, 2 skipped
+    assert all(torch.isfinite(v).all() for v in state.values())
     events = [r for r in read_metrics(tmp_path / "exp" / "metrics.jsonl") if r["event"] == "nonfinite"]
     assert len(events) == trainer.nonfinite_total
 

@@ -8,8 +8,9 @@ from torch import nn
 
 
 class ToyRecurrentNet(nn.Module):
-    def __init__(self, features: int = 6, hidden: int = 16, classes: int = 3):
+    def __init__(self, features: int = 6, hidden: int = 16, classes: int = 3, batch_norm: bool = False):
         super().__init__()
+        self.bn = nn.BatchNorm1d(features) if batch_norm else nn.Identity()
         self.embed = nn.Embedding(4, features)
         self.conv = nn.Conv1d(features, features, 3, padding=1)
         self.gru = nn.GRU(features, hidden, num_layers=2, bidirectional=True, batch_first=True)
@@ -19,7 +20,7 @@ class ToyRecurrentNet(nn.Module):
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         x = x + self.embed(tokens)
-        x = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        x = self.conv(self.bn(x.transpose(1, 2))).transpose(1, 2)
         h, _ = self.gru(x)
         return self.out(torch.relu(self.fc(self.norm(h[:, -1]))))
 
@@ -28,28 +29,39 @@ class ToyTask:
     metric = "error"
     higher_is_better = False
 
-    def __init__(self, n: int = 64, batch_size: int = 8, seed: int = 0, dropout_noise: bool = True):
+    def __init__(
+        self,
+        n: int = 64,
+        batch_size: int = 8,
+        seed: int = 0,
+        dropout_noise: bool = True,
+        batch_norm: bool = False,
+    ):
         g = torch.Generator().manual_seed(seed)
         self.x = torch.randn(n, 5, 6, generator=g)
         self.tokens = torch.randint(0, 4, (n, 5), generator=g)
         self.y = (self.x[:, :, 0].sum(1) > 0).long() + (self.x[:, :, 1].sum(1) > 1).long()
         self.batch_size = batch_size
         self.dropout_noise = dropout_noise
-        self.model = ToyRecurrentNet()
-        self.nan_batches: set[int] = set()
+        self.model = ToyRecurrentNet(batch_norm=batch_norm)
+        self.nan_batches: set[int] = set()  # batches holding these items get NaN inputs
+        self.fail_at_call: int | None = None  # the loss call (1-based) that raises, like a data error
+        self.calls = 0
 
     def train_batches(self, generator: torch.Generator):
         order = torch.randperm(len(self.y), generator=generator)
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def loss(self, batch, device):
+        self.calls += 1
+        if self.calls == self.fail_at_call:
+            raise RuntimeError("simulated failure while loading a batch")
         x = self.x[batch]
         if self.dropout_noise:  # consumes the global RNG, as dropout would
             x = x + 0.01 * torch.randn_like(x)
-        loss = nn.functional.cross_entropy(self.model(x, self.tokens[batch]), self.y[batch])
         if any(int(i) in self.nan_batches for i in batch):
-            loss = loss * float("nan")
-        return loss
+            x = x * float("nan")
+        return nn.functional.cross_entropy(self.model(x, self.tokens[batch]), self.y[batch])
 
     def evaluate(self, split, device):
         pred = self.model(self.x, self.tokens).argmax(1)

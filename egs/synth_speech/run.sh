@@ -36,6 +36,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+[ "$config" = conf/train.yaml ] || config=$(absolute "$config")
+[ "$exp" = exp ] || exp=$(absolute "$exp")
+[ "$data" = data ] || data=$(absolute "$data")
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
@@ -62,7 +67,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  phases=$(dsd_seq schedule --config "$config" --count)
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 3 "DSD phase $phase of $phases -> $exp/dsd"
     dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"

@@ -1,0 +1,47 @@
+"""On a CUDA device: masking keeps cuDNN's flattened GRU weights and pruned weights stay exactly zero.
+Skipped where no GPU is visible (CI has none; run it on a GPU machine)."""
+
+import warnings
+
+import pytest
+import torch
+
+from dsd_seq import DSD
+from models.ctc import ctc_loss
+from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("optimizer", ["nesterov", "adamw"])
+def test_cudnn_gru_keeps_flat_weights_and_pruned_weights_stay_zero(optimizer):
+    torch.manual_seed(0)
+    model = DeepSpeech2(
+        DeepSpeech2Config(conv_channels=(8,), conv_kernels=((5, 11),), conv_strides=((2, 2),), rnn_hidden=64)
+    ).cuda()
+    if optimizer == "nesterov":
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    dsd = DSD(model, opt)
+    rnn = model.rnns[0].rnn
+    ptrs = [w.data_ptr() for w in rnn._flat_weights]
+    feats = torch.randn(4, 120, 40, device="cuda")
+    lengths = torch.tensor([120, 100, 90, 60], device="cuda")
+    labels = torch.randint(1, 29, (4, 12), device="cuda")
+    label_lengths = torch.full((4,), 12, device="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "RNN module weights are not part of single contiguous chunk"
+        for step in range(6):
+            if step == 2:
+                dsd.prune(0.5)
+            opt.zero_grad()
+            log_probs, out_lengths = model(feats, lengths)
+            ctc_loss(log_probs, out_lengths, labels, label_lengths).backward()
+            dsd.step()
+            if dsd.masks is not None:
+                for name, p in dsd.params.items():
+                    assert torch.all(p.detach()[~dsd.masks.masks[name]] == 0), name
+    assert [w.data_ptr() for w in rnn._flat_weights] == ptrs
+    _, total = dsd.sparsity()
+    assert total == pytest.approx(0.5, abs=1e-3)
