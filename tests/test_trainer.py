@@ -136,6 +136,14 @@ def test_nan_loss_skips_the_step_without_touching_weights_or_batch_norm_statisti
     assert len(events) == trainer.nonfinite_total
 
 
+def test_nan_gradient_with_a_finite_loss_is_skipped_too(tmp_path):
+    trainer = _trainer(tmp_path, schedule=Schedule.parse("D1:0.01"))
+    trainer.task.nan_gradient_batches = {0}
+    trainer.run()
+    assert trainer.nonfinite_total == 1
+    assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
+
+
 def test_repeated_nan_losses_stop_the_run_with_a_checkpoint(tmp_path):
     task = ToyTask()
     task.nan_batches = set(range(64))

@@ -45,6 +45,7 @@ class ToyTask:
         self.dropout_noise = dropout_noise
         self.model = ToyRecurrentNet(batch_norm=batch_norm)
         self.nan_batches: set[int] = set()  # batches holding these items get NaN inputs
+        self.nan_gradient_batches: set[int] = set()  # finite loss, NaN gradient
         self.fail_at_call: int | None = None  # the loss call (1-based) that raises, like a data error
         self.calls = 0
 
@@ -61,7 +62,10 @@ class ToyTask:
             x = x + 0.01 * torch.randn_like(x)
         if any(int(i) in self.nan_batches for i in batch):
             x = x * float("nan")
-        return nn.functional.cross_entropy(self.model(x, self.tokens[batch]), self.y[batch])
+        loss = nn.functional.cross_entropy(self.model(x, self.tokens[batch]), self.y[batch])
+        if any(int(i) in self.nan_gradient_batches for i in batch):
+            loss = loss + (0 * self.model.out.weight.sum()).abs().sqrt()  # value 0, gradient inf * 0 = NaN
+        return loss
 
     def evaluate(self, split, device):
         pred = self.model(self.x, self.tokens).argmax(1)
