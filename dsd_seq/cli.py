@@ -55,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
     exp_dir = Path(args.exp_dir)
     torch.manual_seed(config.train.seed)
     task = build_task(config.task, config.task_args)
-    trainer = Trainer(task, schedule, config, exp_dir)
+    trainer = Trainer(task, schedule, config, exp_dir, run_label="LLR" if args.baseline == "llr" else "DSD")
     if not (trainer.ckpt_dir / "last.pt").exists():  # a resumed run keeps the config it started with
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")

@@ -35,11 +35,14 @@ def _metric_columns(rows: list[dict]) -> list[tuple[str, str]]:
 
 def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """Rows for the DSD run and (optionally) its LLR baseline, with the change against the first dense
-    phase on the main metric of the last split (e.g. test WER)."""
+    phase on the main metric of the test split (e.g. test WER)."""
     metric = dsd.get("metric", "")
+    run = dsd.get("run", "DSD")
     rows = []
     for row in dsd["phases"]:
-        rows.append({"run": "DSD", **row})
+        rows.append(
+            {"run": run, **row, **({"label": "Dense (LLR)"} if run == "LLR" and row["phase"] else {})}
+        )
     if baseline:
         for row in baseline["phases"]:
             if row["phase"] == 0 and dsd["phases"] and row["metrics"] == dsd["phases"][0]["metrics"]:

@@ -93,8 +93,11 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Runs a :class:`Schedule` on a :class:`Task`, writing checkpoints, metrics and per-phase results."""
 
-    def __init__(self, task: Task, schedule: Schedule, config: RunConfig, exp_dir: str | Path):
+    def __init__(
+        self, task: Task, schedule: Schedule, config: RunConfig, exp_dir: str | Path, run_label: str = "DSD"
+    ):
         self.task = task
+        self.run_label = run_label  # how results tables name this run: "DSD", or "LLR" for the baseline
         self.schedule = schedule
         self.config = config
         self.exp_dir = Path(exp_dir)
@@ -192,14 +195,14 @@ class Trainer:
         that many steps in this call (used to test exact resumption).
         """
         last = self.ckpt_dir / "last.pt"
-        if resume and last.is_file():
+        if last.is_file():
+            if not resume:
+                raise TrainingError(
+                    f"{last} exists: pass --resume to continue that run, or choose a new experiment folder"
+                )
             self.load(last)
         elif init_from is not None:
             self.load(init_from, continue_schedule=True)
-        elif last.is_file():
-            raise TrainingError(
-                f"{last} exists: pass --resume to continue that run, or choose a new experiment folder"
-            )
         t = self.config.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
@@ -376,7 +379,12 @@ class Trainer:
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
         self.save(f"phase{pos.phase + 1}-end.pt")
         self.save()
-        summary = {"schedule": self.schedule.compact(), "metric": self.task.metric, "phases": self.results}
+        summary = {
+            "run": self.run_label,
+            "schedule": self.schedule.compact(),
+            "metric": self.task.metric,
+            "phases": self.results,
+        }
         write_atomic(self.exp_dir / "results.json", (json.dumps(summary, indent=2) + "\n").encode())
 
     # signals ----------------------------------------------------------------------------------------

@@ -56,3 +56,7 @@ def test_train_in_stages_then_report(tmp_path, capsys):
     )
     table = (tmp_path / "r.v1.md").read_text()
     assert table.count("| DSD |") == 3 and table.count("| LLR |") == 2 and "test error" in table
+    assert main(["train", "--config", path, *llr]) == 2  # an existing run is never restarted silently
+    assert "pass --resume" in capsys.readouterr().err
+    main(["train", "--config", path, *llr, "--resume"])  # finished: prints its table, baseline rows named LLR
+    assert "| LLR | Dense (LLR) | 1 (2)" in capsys.readouterr().out
