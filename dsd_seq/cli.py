@@ -118,7 +118,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--schedule", help="compact schedule overriding the config, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4"
     )
     train.add_argument("--baseline", choices=["llr"], help="run the LLR baseline of the schedule instead")
-    train.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest readable checkpoint in EXP_DIR/checkpoints",
+    )
     train.add_argument(
         "--init-from", type=Path, help="start after the completed phases of this phase-end checkpoint"
     )

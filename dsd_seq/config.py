@@ -48,6 +48,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     seed: int = 0
     checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0 = at epoch ends only
+    keep_checkpoints: int = 3  # recent step checkpoints kept (phase-end ones are always kept)
     max_nonfinite_steps: int = 20  # consecutive NaN/inf losses before the run stops
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda
@@ -175,6 +176,7 @@ def validate(config: RunConfig, source: str) -> None:
         ("weight_decay", 0),
         ("checkpoint_every_steps", 0),
         ("max_nonfinite_steps", 1),
+        ("keep_checkpoints", 1),
     ):
         if getattr(t, key) < minimum:
             raise ConfigError(f"{source}: train.{key}={getattr(t, key)} must be >= {minimum}")
