@@ -1,6 +1,8 @@
 """Typed run configuration, loaded from YAML; unknown keys and wrong types are errors.
 
-``--set section.key=value`` on the command line overrides any field (the value is parsed as YAML).
+``--set section.key=value`` on the command line overrides any field (the value is parsed as YAML);
+``--set-str section.key=text`` sets a string verbatim, so a path with spaces, quotes or colons needs no
+quoting beyond the shell's.
 The configuration that ran is saved beside the run as ``config.yaml``.
 """
 
@@ -117,24 +119,27 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {name}, got {value!r} ({type(value).__name__})")
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict."""
+def apply_overrides(data: dict, overrides: list[str], literal: bool = False) -> dict:
+    """Apply ``key.sub=value`` strings to a nested dict; values are parsed as YAML unless ``literal``."""
+    option = "--set-str" if literal else "--set"
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.seed=3")
+            raise ConfigError(f"{option} {item!r}: expected key=value, e.g. train.seed=3")
         key, raw = item.split("=", 1)
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+                raise ConfigError(f"{option} {item!r}: {part!r} is not a section")
+        node[parts[-1]] = raw if literal else yaml.safe_load(raw)
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML run config (or start from defaults), apply overrides, validate."""
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, literal_overrides: list[str] | None = None
+) -> RunConfig:
+    """Read a YAML run config (or start from defaults), apply overrides (then literal ones), validate."""
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -145,6 +150,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     data = apply_overrides(data, overrides or [])
+    data = apply_overrides(data, literal_overrides or [], literal=True)
     source = str(path) if path else "<command line>"
     try:
         config = from_dict(RunConfig, data, "")
