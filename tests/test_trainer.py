@@ -212,3 +212,25 @@ def test_checkpoints_carry_a_format_version_and_a_checksum(tmp_path):
     assert header.startswith(b"dsd-seq-checkpoint ")
     fields = json.loads(header.split(b" ", 1)[1])
     assert fields["format"] == 2 and len(fields["sha256"]) == 64
+
+
+def test_nans_starting_mid_run_stop_it_with_advice_and_the_good_checkpoints_kept(tmp_path):
+    _trainer(tmp_path).run(stop_after_steps=20)  # into the sparse phase, all finite
+    folder = tmp_path / "exp" / "checkpoints"
+    good = load_safely(folder / "last.pt")
+    task = ToyTask()
+    task.nan_batches = set(range(64))  # from here on every loss is NaN
+    with pytest.raises(
+        TrainingError, match=r"3 consecutive steps.*train.grad_clip or lower the learning rate"
+    ):
+        _trainer(tmp_path, task=task, extra=["train.max_nonfinite_steps=3"]).run(resume=True)
+    after = load_safely(folder / "last.pt")
+    # two NaN steps were taken (skipped); the third, which stopped the run, is retried on resume
+    assert after["position"]["global_step"] == 22 and after["nonfinite_total"] == 3
+    for name, value in good["model"].items():
+        assert torch.equal(after["model"][name], value), name
+    assert torch.equal(
+        after["dsd"]["masks"][next(iter(good["dsd"]["masks"]))], next(iter(good["dsd"]["masks"].values()))
+    )
+    assert load_safely(folder / "step-000000020.pt")["position"] == good["position"]
+    assert load_safely(folder / "phase1-end.pt")["position"]["phase"] == 1
