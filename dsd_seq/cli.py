@@ -62,7 +62,7 @@ def _train(args: argparse.Namespace) -> int:
     torch.manual_seed(config.train.seed)
     task = build_task(config.task, config.task_args)
     trainer = Trainer(task, schedule, config, exp_dir)
-    if not (trainer.ckpt_dir / "last.pt").exists():  # a resumed run keeps the config it started with
+    if not trainer.checkpoints():  # a resumed run keeps the config it started with
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
     trainer.run(
