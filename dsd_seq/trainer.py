@@ -164,8 +164,6 @@ class Trainer:
 
     def _load_newest_valid(self) -> None:
         """Resume from the newest readable checkpoint; unreadable newer ones are renamed ``*.corrupt``."""
-        for stale in self.ckpt_dir.glob(".*.tmp"):  # a write cut short by a crash
-            stale.unlink(missing_ok=True)
         for path in self.checkpoints():
             try:
                 state = load_safely(path)
@@ -241,7 +239,9 @@ class Trainer:
         phases of another run's phase-end checkpoint; ``stop_after_steps`` checkpoints and returns after
         that many steps in this call (used to test exact resumption).
         """
-        existing = self.checkpoints() if self.ckpt_dir.is_dir() else []
+        for stale in self.ckpt_dir.glob(".*.tmp"):  # a write cut short by a crash
+            stale.unlink(missing_ok=True)
+        existing = self.checkpoints()
         if resume and existing:
             self._load_newest_valid()
         elif init_from is not None:
