@@ -242,14 +242,14 @@ class Trainer:
         for stale in self.ckpt_dir.glob(".*.tmp"):  # a write cut short by a crash
             stale.unlink(missing_ok=True)
         existing = self.checkpoints()
-        if resume and existing:
+        if existing:
+            if not resume:
+                raise TrainingError(
+                    f"{existing[0]} exists: pass --resume to continue that run, or choose a new experiment folder"
+                )
             self._load_newest_valid()
         elif init_from is not None:
             self.load(init_from, continue_schedule=True)
-        elif existing:
-            raise TrainingError(
-                f"{existing[0]} exists: pass --resume to continue that run, or choose a new experiment folder"
-            )
         t = self.config.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
