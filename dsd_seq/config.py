@@ -132,7 +132,13 @@ def apply_overrides(data: dict, overrides: list[str], literal: bool = False) -> 
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{option} {item!r}: {part!r} is not a section")
-        node[parts[-1]] = raw if literal else yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = raw if literal else yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({str(err).splitlines()[0]}); "
+                "use --set-str KEY=TEXT for a string such as a path with quotes or colons"
+            ) from None
     return data
 
 
