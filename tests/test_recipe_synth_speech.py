@@ -58,3 +58,6 @@ def test_recipe_runs_every_stage_and_writes_the_results_table(tmp_path):
     assert "done already" not in redo.stdout
     assert not (tmp_path / "data" / "corpus" / "half-written.wav").exists()
     assert len((tmp_path / "data" / "corpus" / "data" / "train" / "text").read_text().splitlines()) == 26
+    # the finished runs were trained on the old features: resuming them on the new ones is refused
+    stale = subprocess.run(bigger + ["--stage", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert stale.returncode == 1 and "was trained on other data" in stale.stderr

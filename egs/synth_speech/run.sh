@@ -3,7 +3,7 @@
 # Runs on a 2-core CPU in about 10 minutes. Stages (Kaldi style, each leaves its result on disk):
 #   0 corpus   1 features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results table
 # Re-running is safe: data stages with a .done marker holding the same parameters are skipped (others are
-# redone from scratch), training stages resume from their newest readable checkpoint.
+# redone from scratch); training stages resume from their newest readable checkpoint, on the same data.
 # Usage: egs/synth_speech/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--num-train N] [--num-dev N] [--num-test N] [--seed S] [--jobs J]
 set -euo pipefail
@@ -49,6 +49,16 @@ dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
 log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
 # done_with MARKER PARAMS: true if the stage finished with these parameters (MARKER written on success).
 done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+# same_data RUN: a training run resumes only on the features it started with (recorded in RUN/.data).
+same_data() {
+  local marker="$exp/$1/.data" want
+  want=$(cat "$data/feats/.done")
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
+    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
+    exit 1
+  fi
+  mkdir -p "$exp/$1" && echo "$want" > "$marker"
+}
 # The feature caches, set verbatim (--set-str): any character in $data is safe.
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
 
@@ -81,10 +91,12 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log 2 "dense training (phase 1) -> $exp/dsd"
+  same_data dsd
   dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  same_data dsd
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 3 "DSD phase $phase of $phases -> $exp/dsd"
@@ -94,6 +106,7 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
+  same_data llr
   dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
     --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
 fi
