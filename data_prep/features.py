@@ -21,7 +21,7 @@ import torch
 import torchaudio
 from tqdm import tqdm
 
-from data_prep.audio import AudioError, read_audio
+from data_prep.audio import AudioError, read_audio_with_rate
 from data_prep.kaldi_dir import read_data_dir
 from data_prep.vocab import CharVocab, OutOfVocabularyError
 from dsd_seq.checkpoint import save_atomic, write_atomic
@@ -142,6 +142,7 @@ class CacheReport:
     num_kept: int
     num_frames: int
     problems: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # kind -> [(utt_id, message)]
+    resampled: list[tuple[str, int]] = field(default_factory=list)  # kept, resampled from (utt_id, Hz)
 
     @property
     def num_bad(self) -> int:
@@ -162,6 +163,9 @@ class CacheReport:
             examples = ", ".join(utt for utt, _ in items[:MAX_EXAMPLES])
             lines.append(f"  {kind}: {len(items)} (e.g. {examples})")
             lines.append(f"    first: {items[0][1]}")
+        if self.resampled:
+            examples = ", ".join(f"{utt} ({rate} Hz)" for utt, rate in self.resampled[:MAX_EXAMPLES])
+            lines.append(f"  resampled, kept: {len(self.resampled)} (e.g. {examples})")
         if self.out_path is not None:
             lines.append(f"  cache: {self.out_path}; all problems: {problems_path(self.out_path)}")
         return "\n".join(lines)
@@ -185,8 +189,12 @@ def build_feature_cache(
     exceeds ``max_bad_fraction`` and DataQualityError is raised (then no cache is written).
     """
     data_dir, out_path = Path(data_dir), Path(out_path)
-    utterances = read_data_dir(data_dir)
+    duplicates: dict[str, str] = {}
+    utterances = read_data_dir(data_dir, duplicates=duplicates)
     problems: dict[str, list[tuple[str, str]]] = {}
+    resampled: list[tuple[str, int]] = []
+    if duplicates:
+        problems["duplicate_utt_id"] = sorted(duplicates.items())
     utt_ids: list[str] = []
     texts: list[str] = []
     features: list[torch.Tensor] = []
@@ -206,7 +214,7 @@ def build_feature_cache(
             skip("oov_transcript", utt.utt_id, f"{data_dir / 'text'}: {utt.utt_id}: {err}")
             continue
         try:
-            wave = read_audio(utt.wav_path, cfg.sample_rate)
+            wave, file_rate = read_audio_with_rate(utt.wav_path, cfg.sample_rate, allow_upsampling=False)
         except AudioError as err:
             skip(err.kind, utt.utt_id, f"{utt.utt_id}: {err}")
             continue
@@ -215,6 +223,16 @@ def build_feature_cache(
         except ValueError as err:
             skip("too_short_audio", utt.utt_id, f"{utt.utt_id}: {utt.wav_path}: {err}")
             continue
+        if len(ids) > feats.shape[0]:  # no CTC model can emit more labels than there are frames
+            skip(
+                "transcript_longer_than_audio",
+                utt.utt_id,
+                f"{utt.utt_id}: {len(ids)} characters for {feats.shape[0]} frames of {utt.wav_path}; "
+                "the transcript probably belongs to another recording",
+            )
+            continue
+        if file_rate != cfg.sample_rate:
+            resampled.append((utt.utt_id, file_rate))
         utt_ids.append(utt.utt_id)
         texts.append(text)
         features.append(feats)
@@ -223,10 +241,11 @@ def build_feature_cache(
     report = CacheReport(
         data_dir=data_dir,
         out_path=out_path,
-        num_utterances=len(utterances),
+        num_utterances=len(utterances) + len(duplicates),
         num_kept=len(utt_ids),
         num_frames=sum(f.shape[0] for f in features),
         problems=problems,
+        resampled=resampled,
     )
     problems_json = {
         kind: [{"utt_id": u, "message": m} for u, m in items] for kind, items in sorted(problems.items())
@@ -254,6 +273,7 @@ def build_feature_cache(
         "features": features,
         "labels": labels,
         "problems": {kind: [u for u, _ in items] for kind, items in sorted(problems.items())},
+        "resampled": [u for u, _ in resampled],
     }
     save_atomic(cache, out_path)
     return report

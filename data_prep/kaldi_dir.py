@@ -60,8 +60,11 @@ def write_data_dir(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     return out
 
 
-def _read_table(path: Path, value_required: bool) -> tuple[dict[str, str], dict[str, int]]:
-    """Map utt id -> value and utt id -> line number, rejecting duplicates and (if asked) empty values."""
+def _read_table(
+    path: Path, value_required: bool, duplicates: dict[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Map utt id -> value and utt id -> line number, rejecting (if asked) empty values and duplicates;
+    with a ``duplicates`` dict, a repeated id is recorded there (id -> message) instead of raised."""
     if not path.is_file():
         raise DataDirError(
             f"{path}: missing; a data dir needs {', '.join(REQUIRED_FILES)} (spk2utt optional). "
@@ -82,9 +85,13 @@ def _read_table(path: Path, value_required: bool) -> tuple[dict[str, str], dict[
                     "Fix or delete the line"
                 )
             if key in values:
-                raise DataDirError(
+                message = (
                     f"{path}:{lineno}: duplicate id {key!r} (first on line {lines[key]}); ids must be unique"
                 )
+                if duplicates is None:
+                    raise DataDirError(message)
+                duplicates.setdefault(key, message)
+                continue
             values[key] = value
             lines[key] = lineno
     return values, lines
@@ -105,19 +112,24 @@ def _check_same_ids(a_name: str, a: dict[str, int], b_name: str, b: dict[str, in
         )
 
 
-def read_data_dir(path: str | os.PathLike) -> list[Utterance]:
+def read_data_dir(path: str | os.PathLike, duplicates: dict[str, str] | None = None) -> list[Utterance]:
     """Read and validate a data dir; returns utterances sorted by id. Empty transcripts are kept as ''.
 
-    Relative wav paths resolve against the current working directory, as in Kaldi.
+    Relative wav paths resolve against the current working directory, as in Kaldi. A repeated utterance
+    id is an error, unless a ``duplicates`` dict is given: then every line of such an id is left out (which
+    one is right cannot be known) and the id is recorded there with a message naming file and line.
     """
     data_dir = Path(path)
     if not data_dir.is_dir():
         raise DataDirError(
             f"{data_dir}: not a directory; pass a Kaldi data dir holding wav.scp, text, utt2spk"
         )
-    wavs, wav_lines = _read_table(data_dir / "wav.scp", value_required=True)
-    texts, text_lines = _read_table(data_dir / "text", value_required=False)
-    spks, spk_lines = _read_table(data_dir / "utt2spk", value_required=True)
+    wavs, wav_lines = _read_table(data_dir / "wav.scp", value_required=True, duplicates=duplicates)
+    texts, text_lines = _read_table(data_dir / "text", value_required=False, duplicates=duplicates)
+    spks, spk_lines = _read_table(data_dir / "utt2spk", value_required=True, duplicates=duplicates)
+    for table in (wavs, wav_lines, texts, text_lines, spks, spk_lines):
+        for utt in duplicates or ():
+            table.pop(utt, None)
     for utt, wav in wavs.items():
         if wav.endswith("|"):
             raise DataDirError(
@@ -139,6 +151,8 @@ def read_data_dir(path: str | os.PathLike) -> list[Utterance]:
         seen: dict[str, str] = {}
         for spk, ids in listed.items():
             for utt in ids.split():
+                if duplicates and utt in duplicates:
+                    continue
                 where = f"{spk2utt_path}:{spk2utt_lines[spk]}"
                 fix = "regenerate spk2utt from utt2spk (utils/utt2spk_to_spk2utt.pl or write_data_dir)"
                 if utt in seen:

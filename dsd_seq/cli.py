@@ -48,15 +48,21 @@ def _train(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.schedule:
         overrides.append(f"schedule={args.schedule}")
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, args.set_str)
     schedule = Schedule.from_config(config.schedule)
     if args.baseline == "llr":
         schedule = schedule.llr()
+    elif not schedule.has_sparse_phase and not args.dense_only:
+        raise ConfigError(
+            f"{args.config}: schedule {schedule.compact()} has no sparse phase, so it is not DSD; add one "
+            "(e.g. S10@0.5:1e-3, sparsity in (0, 1)), or pass --dense-only if a dense-only run is intended "
+            "(--baseline llr runs the LLR baseline of a DSD schedule)"
+        )
     exp_dir = Path(args.exp_dir)
     torch.manual_seed(config.train.seed)
     task = build_task(config.task, config.task_args)
     trainer = Trainer(task, schedule, config, exp_dir, run_label="LLR" if args.baseline == "llr" else "DSD")
-    if not (trainer.ckpt_dir / "last.pt").exists():  # a resumed run keeps the config it started with
+    if not trainer.checkpoints():  # a resumed run keeps the config it started with
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
     trainer.run(
@@ -93,7 +99,7 @@ def _schedule(args: argparse.Namespace) -> int:
     schedule = (
         Schedule.parse(args.schedule)
         if args.schedule
-        else Schedule.from_config(load_config(args.config).schedule)
+        else Schedule.from_config(load_config(args.config, args.set, args.set_str).schedule)
     )
     if args.count:
         print(len(schedule))
@@ -118,7 +124,14 @@ def make_parser() -> argparse.ArgumentParser:
         "--schedule", help="compact schedule overriding the config, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4"
     )
     train.add_argument("--baseline", choices=["llr"], help="run the LLR baseline of the schedule instead")
-    train.add_argument("--resume", action="store_true", help="continue from EXP_DIR/checkpoints/last.pt")
+    train.add_argument(
+        "--dense-only", action="store_true", help="allow a schedule without a sparse phase (no pruning)"
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest readable checkpoint in EXP_DIR/checkpoints",
+    )
     train.add_argument(
         "--init-from", type=Path, help="start after the completed phases of this phase-end checkpoint"
     )
@@ -128,6 +141,9 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)
     train.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config field (YAML value)"
+    )
+    train.add_argument(
+        "--set-str", action="append", metavar="KEY=TEXT", help="set a config field to TEXT verbatim (paths)"
     )
     train.set_defaults(func=_train)
 
@@ -141,6 +157,9 @@ def make_parser() -> argparse.ArgumentParser:
     schedule.add_argument("schedule", nargs="?", help="compact schedule, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4")
     schedule.add_argument("--config", type=Path, help="read the schedule from this run config instead")
     schedule.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for train")
+    schedule.add_argument(
+        "--set-str", action="append", metavar="KEY=TEXT", help="verbatim override, as for train"
+    )
     schedule.add_argument("--count", action="store_true", help="print only the number of phases")
     schedule.set_defaults(func=_schedule)
     return parser

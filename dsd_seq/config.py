@@ -1,6 +1,8 @@
 """Typed run configuration, loaded from YAML; unknown keys and wrong types are errors.
 
-``--set section.key=value`` on the command line overrides any field (the value is parsed as YAML).
+``--set section.key=value`` on the command line overrides any field (the value is parsed as YAML);
+``--set-str section.key=text`` sets a string verbatim, so a path with spaces, quotes or colons needs no
+quoting beyond the shell's.
 The configuration that ran is saved beside the run as ``config.yaml``.
 """
 
@@ -48,6 +50,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     seed: int = 0
     checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0 = at epoch ends only
+    keep_checkpoints: int = 3  # recent step checkpoints kept (phase-end ones are always kept)
     max_nonfinite_steps: int = 20  # consecutive NaN/inf losses before the run stops
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda
@@ -116,24 +119,33 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {name}, got {value!r} ({type(value).__name__})")
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict."""
+def apply_overrides(data: dict, overrides: list[str], literal: bool = False) -> dict:
+    """Apply ``key.sub=value`` strings to a nested dict; values are parsed as YAML unless ``literal``."""
+    option = "--set-str" if literal else "--set"
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.seed=3")
+            raise ConfigError(f"{option} {item!r}: expected key=value, e.g. train.seed=3")
         key, raw = item.split("=", 1)
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+                raise ConfigError(f"{option} {item!r}: {part!r} is not a section")
+        try:
+            node[parts[-1]] = raw if literal else yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({str(err).splitlines()[0]}); "
+                "use --set-str KEY=TEXT for a string such as a path with quotes or colons"
+            ) from None
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML run config (or start from defaults), apply overrides, validate."""
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, literal_overrides: list[str] | None = None
+) -> RunConfig:
+    """Read a YAML run config (or start from defaults), apply overrides (then literal ones), validate."""
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -144,6 +156,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     data = apply_overrides(data, overrides or [])
+    data = apply_overrides(data, literal_overrides or [], literal=True)
     source = str(path) if path else "<command line>"
     try:
         config = from_dict(RunConfig, data, "")
@@ -175,6 +188,7 @@ def validate(config: RunConfig, source: str) -> None:
         ("weight_decay", 0),
         ("checkpoint_every_steps", 0),
         ("max_nonfinite_steps", 1),
+        ("keep_checkpoints", 1),
     ):
         if getattr(t, key) < minimum:
             raise ConfigError(f"{source}: train.{key}={getattr(t, key)} must be >= {minimum}")

@@ -14,6 +14,7 @@ With gradient clipping or a GradScaler, call ``dsd.mask_gradients()`` before cli
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 
 from dsd_seq.masks import LayerSparsity, MaskSet, measured_sparsity
 from dsd_seq.schedule import SPARSE, Phase
-from dsd_seq.selection import SelectionConfig, select_prunable
+from dsd_seq.selection import SelectionConfig, SelectionError, select_prunable
 
 
 class DSD:
@@ -42,6 +43,12 @@ class DSD:
         self.params = select_prunable(model, selection)
         if not self.params:
             raise ValueError("DSD: the model has no prunable parameter (no nn.Linear or recurrent matrix)")
+        for pattern in self.overrides:  # checked now, not when the first sparse phase starts days later
+            if not any(fnmatch.fnmatch(name, pattern) for name in self.params):
+                raise SelectionError(
+                    f"masking.overrides: pattern {pattern!r} matches no prunable parameter; "
+                    f"prunable: {list(self.params)}"
+                )
         self.masks: MaskSet | None = None
 
     @property

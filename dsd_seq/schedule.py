@@ -82,6 +82,10 @@ class Schedule:
         return self.phases[i]
 
     @property
+    def has_sparse_phase(self) -> bool:
+        return any(p.kind == SPARSE for p in self.phases)
+
+    @property
     def total_epochs(self) -> int:
         return sum(p.epochs for p in self.phases)
 

@@ -4,6 +4,12 @@ Every position in the run (phase, epoch, step) is checkpointed with the RNG stat
 order is drawn from a generator seeded by (seed, phase, epoch), so a resumed run continues exactly where
 it stopped. A NaN/inf loss or gradient skips the step (the weights and optimizer state stay as they were);
 too many in a row stop the run with the last good checkpoint on disk.
+
+Checkpoints on disk (``checkpoints/``): ``step-<global step>.pt`` (the newest ``train.keep_checkpoints``
+are kept), ``phaseN-end.pt`` (kept for good: the LLR baseline and reports start from them) and ``last.pt``
+(a hard link to the newest). ``--resume`` takes the newest one that passes its checksum and says which
+newer ones it skipped (they are renamed ``*.corrupt``), so a file torn by a crash or a full disk costs
+only the steps since the one before it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -25,7 +33,7 @@ from dsd_seq.checkpoint import (
     CheckpointError,
     load_safely,
     rng_state,
-    save_atomic,
+    save_checkpoint,
     set_rng_state,
     write_atomic,
 )
@@ -45,6 +53,7 @@ RESUMABLE_CHANGES = (
     "train.num_threads",
     "train.device",
     "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
     "train.max_nonfinite_steps",
     "train.eval_splits",
 )
@@ -119,6 +128,8 @@ class Trainer:
         self.position = Position()
         self.results: list[dict[str, Any]] = []
         self.nonfinite_total = 0
+        self.resumed_from: Path | None = None
+        self.skipped_checkpoints: list[tuple[Path, str]] = []  # (file, why) found unreadable on resume
         self._stop_requested = False
 
     # state ----------------------------------------------------------------------------------------
@@ -136,15 +147,52 @@ class Trainer:
             "nonfinite_total": self.nonfinite_total,
         }
 
-    def save(self, name: str = "last.pt") -> Path:
-        path = self.ckpt_dir / name
-        save_atomic(self.state_dict(), path)
+    def save(self, phase_end: int | None = None) -> Path:
+        """Write ``step-<global step>.pt``, link ``last.pt`` (and ``phase<N>-end.pt``) to it, drop old
+        step checkpoints. Every file is complete or absent whatever moment a crash comes."""
+        path = self.ckpt_dir / f"step-{self.position.global_step:09d}.pt"
+        save_checkpoint(self.state_dict(), path)
+        if phase_end is not None:
+            _link_atomic(path, self.ckpt_dir / f"phase{phase_end}-end.pt")
+        _link_atomic(path, self.ckpt_dir / "last.pt")
+        for old in _step_checkpoints(self.ckpt_dir)[self.config.train.keep_checkpoints :]:
+            old.unlink(missing_ok=True)
         return path
 
-    def load(self, path: str | Path, continue_schedule: bool = False) -> None:
+    def checkpoints(self) -> list[Path]:
+        """Every checkpoint of this run, newest first: step files, last.pt, then phase ends."""
+        phase_ends = sorted(self.ckpt_dir.glob("phase*-end.pt"), key=_number_in_name, reverse=True)
+        last = [self.ckpt_dir / "last.pt"] if (self.ckpt_dir / "last.pt").is_file() else []
+        return _step_checkpoints(self.ckpt_dir) + last + phase_ends
+
+    def _load_newest_valid(self) -> None:
+        """Resume from the newest readable checkpoint; unreadable newer ones are renamed ``*.corrupt``."""
+        for path in self.checkpoints():
+            try:
+                state = load_safely(path)
+            except CheckpointError as err:
+                self.skipped_checkpoints.append((path, str(err)))
+                tqdm.write(f"resume: skipping {path}: {err}")
+                path.rename(path.with_name(path.name + ".corrupt"))
+                continue
+            self.load(path, state=state)
+            self.resumed_from = path
+            if self.skipped_checkpoints:
+                tqdm.write(
+                    f"resume: continuing from {path} (step {self.position.global_step}); skipped "
+                    f"{len(self.skipped_checkpoints)} unreadable newer checkpoint(s), kept as *.corrupt"
+                )
+            return
+        if self.skipped_checkpoints:
+            raise CheckpointError(
+                f"{self.ckpt_dir}: no readable checkpoint; all {len(self.skipped_checkpoints)} were damaged "
+                f"(kept as *.corrupt). Start again in a new --exp-dir, or --init-from a phase-end checkpoint"
+            )
+
+    def load(self, path: str | Path, continue_schedule: bool = False, state: dict | None = None) -> None:
         """Restore a checkpoint. With ``continue_schedule`` the checkpoint may come from another schedule
         that shares this one's completed phases (e.g. the LLR baseline starting from DSD's dense phase)."""
-        state = load_safely(path)
+        state = load_safely(path) if state is None else state
         if state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(
                 f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}"
@@ -190,17 +238,19 @@ class Trainer:
     ) -> list[dict[str, Any]]:
         """Train through the schedule; returns one result row per phase.
 
-        ``resume`` continues from ``checkpoints/last.pt``; ``init_from`` starts after the completed
+        ``resume`` continues from the newest readable checkpoint; ``init_from`` starts after the completed
         phases of another run's phase-end checkpoint; ``stop_after_steps`` checkpoints and returns after
         that many steps in this call (used to test exact resumption).
         """
-        last = self.ckpt_dir / "last.pt"
-        if last.is_file():
+        for stale in self.ckpt_dir.glob(".*.tmp"):  # a write cut short by a crash
+            stale.unlink(missing_ok=True)
+        existing = self.checkpoints()
+        if existing:
             if not resume:
                 raise TrainingError(
-                    f"{last} exists: pass --resume to continue that run, or choose a new experiment folder"
+                    f"{existing[0]} exists: pass --resume to continue that run, or choose a new experiment folder"
                 )
-            self.load(last)
+            self._load_newest_valid()
         elif init_from is not None:
             self.load(init_from, continue_schedule=True)
         t = self.config.train
@@ -377,8 +427,7 @@ class Trainer:
             **_flatten(metrics),
         )
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
-        self.save(f"phase{pos.phase + 1}-end.pt")
-        self.save()
+        self.save(phase_end=pos.phase + 1)
         summary = {
             "run": self.run_label,
             "schedule": self.schedule.compact(),
@@ -410,6 +459,28 @@ class Trainer:
     @property
     def finished(self) -> bool:
         return self.position.phase >= len(self.schedule)
+
+
+def _step_checkpoints(folder: Path) -> list[Path]:
+    """``step-*.pt`` files, newest (highest global step) first."""
+    return sorted(folder.glob("step-*.pt"), key=_number_in_name, reverse=True)
+
+
+def _number_in_name(path: Path) -> int:
+    digits = "".join(c for c in path.name if c.isdigit())
+    return int(digits) if digits else -1
+
+
+def _link_atomic(source: Path, target: Path) -> None:
+    """Make ``target`` name the same file as ``source`` (a hard link: no copy, no extra disk), replacing
+    it atomically; copies where the file system has no hard links."""
+    tmp = target.with_name(f".{target.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def _restore(buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:

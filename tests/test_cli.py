@@ -1,5 +1,9 @@
 """The dsd-seq command: errors for people (exit 2, one message), schedules, and a train/report round trip."""
 
+import re
+
+import pytest
+
 from dsd_seq.cli import main
 
 
@@ -60,3 +64,36 @@ def test_train_in_stages_then_report(tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
     main(["train", "--config", path, *llr, "--resume"])  # finished: prints its table, baseline rows named LLR
     assert "| LLR | Dense (LLR) | 1 (2)" in capsys.readouterr().out
+
+
+TOY = "task: tests.toy_task:build_toy_task\ntrain: {progress: false, tensorboard: false}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--schedule", "D1:1e-3,S1@1.5:1e-3"], r"sparsity in \(0, 1\)"),
+        (["--schedule", "D1:1e-3,S1@0:1e-3"], r"sparsity in \(0, 1\)"),
+        (
+            ["--set", "masking.overrides={'fc.*': 1.0}"],
+            r"masking.overrides\['fc.\*'\]=1.0; sparsity must be in \[0, 1\)",
+        ),
+        (["--schedule", "D1:1e-3,D1:1e-4"], "has no sparse phase.*--dense-only"),
+        (["--set", "selection.include=['nothing.*']"], "selection.include: pattern 'nothing.*' matches no"),
+        (
+            ["--set", "masking.overrides={'nothing.*': 0.3}"],
+            "masking.overrides: pattern 'nothing.*' matches no",
+        ),
+        (["--set", "train.keep_checkpoints=0"], "train.keep_checkpoints=0 must be >= 1"),
+    ],
+)
+def test_invalid_settings_are_refused_before_any_training(tmp_path, capsys, extra, message):
+    path = _config(tmp_path, TOY + "schedule: D1:1e-3,S1@0.5:1e-3\n")
+    assert main(["train", "--config", path, "--exp-dir", str(tmp_path / "exp"), *extra]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "exp" / "checkpoints").exists()
+
+
+def test_a_dense_only_schedule_runs_when_asked_for(tmp_path, capsys):
+    path = _config(tmp_path, TOY + "schedule: D1:1e-3\n")
+    assert main(["train", "--config", path, "--exp-dir", str(tmp_path / "exp"), "--dense-only"]) == 0

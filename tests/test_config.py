@@ -36,3 +36,12 @@ def test_invalid_configs_name_the_key(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_set_str_takes_the_value_verbatim_where_set_would_parse_yaml(tmp_path):
+    path = _write(tmp_path, "task: m:f\nschedule: D1:1e-3\ntask_args: {data: {train: a.pt, dev: b.pt}}\n")
+    odd = '/data/it\'s a "run": {x}, [y] #z.pt'
+    config = load_config(path, literal_overrides=[f"task_args.data.train={odd}"])
+    assert config.task_args["data"] == {"train": odd, "dev": "b.pt"}
+    with pytest.raises(ConfigError, match="not valid YAML.*use --set-str"):
+        load_config(path, [f"task_args.data={{train: {odd}}}"])  # the YAML route cannot carry such a path

@@ -170,3 +170,17 @@ def test_empty_data_dir_is_an_error_not_an_empty_cache(tmp_path: Path):
     data_dir = write_data_dir(tmp_path / "data", [])
     with pytest.raises(DataQualityError, match="lists no utterances; re-run the stage"):
         build_feature_cache(data_dir, tmp_path / "f.pt", FeatureConfig(), CharVocab.default(), progress=False)
+
+
+def test_a_pickle_payload_feature_cache_is_refused_without_running_code(tmp_path: Path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "train.pt"
+    torch.save({"version": 1, "features": Payload()}, evil)  # what a tampered cache would hold
+    with pytest.raises(FeatureCacheError, match="unreadable feature cache"):
+        load_feature_cache(evil)
+    assert not marker.exists()

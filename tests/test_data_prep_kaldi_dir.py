@@ -79,3 +79,16 @@ def test_utterance_missing_from_spk2utt(data_dir: Path):
     _rewrite(data_dir / "spk2utt", ["spk1 u1 u2"])
     with pytest.raises(DataDirError, match=r"utt2spk:3: utterance 'u3' is not listed in spk2utt"):
         read_data_dir(data_dir)
+
+
+def test_duplicate_ids_are_an_error_unless_collected(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text("a /x/a.wav\nb /x/b.wav\nb /x/b2.wav\n")
+    (data / "text").write_text("a one\nb two\n")
+    (data / "utt2spk").write_text("a s\nb s\n")
+    with pytest.raises(DataDirError, match=r"wav.scp:3: duplicate id 'b'"):
+        read_data_dir(data)
+    duplicates = {}
+    assert [u.utt_id for u in read_data_dir(data, duplicates=duplicates)] == ["a"]
+    assert list(duplicates) == ["b"] and "wav.scp:3" in duplicates["b"]

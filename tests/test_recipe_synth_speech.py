@@ -1,4 +1,8 @@
-"""A tiny end-to-end run of egs/synth_speech/run.sh: every stage, the real scripts, a few utterances."""
+"""A tiny end-to-end run of egs/synth_speech/run.sh: every stage, the real scripts, a few utterances.
+
+Its data and exp folders have spaces, quotes, a colon, braces and a ``$(...)`` in their names: a recipe
+must pass paths through without the shell or the YAML parser reading anything into them.
+"""
 
 import json
 import os
@@ -14,6 +18,8 @@ RECIPE = Path(__file__).resolve().parents[1] / "egs" / "synth_speech"
 @pytest.mark.slow
 def test_recipe_runs_every_stage_and_writes_the_results_table(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(RECIPE.parents[1])}
+    tmp_path = tmp_path / 'it\'s a "run": {x} $(touch pwned)'
+    tmp_path.mkdir()
     command = [
         "bash", str(RECIPE / "run.sh"), "--config", str(RECIPE / "conf" / "tiny.yaml"),
         "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),
@@ -33,8 +39,25 @@ def test_recipe_runs_every_stage_and_writes_the_results_table(tmp_path):
     assert "| DSD | Sparse |" in markdown and "Dense (LLR)" in markdown
     assert "results table:" in done.stdout
     assert list((tmp_path / "exp" / "dsd" / "tensorboard").iterdir())
-    # re-running a finished stage is harmless: the trainer resumes at the end and does nothing
+    assert not list(Path.cwd().glob("pwned")) and not list(RECIPE.glob("pwned"))
+    # re-running is harmless: data stages are skipped, training stages resume at their end
+    weights = (tmp_path / "exp" / "dsd" / "checkpoints" / "last.pt").read_bytes()
     again = subprocess.run(
-        command + ["--stage", "2", "--stop-stage", "2"], env=env, capture_output=True, text=True
+        command + ["--stop-stage", "2"], env=env, capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "corpus done already" in again.stdout and "features done already" in again.stdout
+    assert (tmp_path / "exp" / "dsd" / "checkpoints" / "last.pt").read_bytes() == weights
+    # a changed parameter, or a stage left half-done, redoes the stage from scratch
+    (tmp_path / "data" / "corpus" / "half-written.wav").write_bytes(b"")
+    bigger = command[:-8] + ["--num-train", "26", "--num-dev", "6", "--num-test", "6", "--jobs", "1"]
+    redo = subprocess.run(
+        bigger + ["--stop-stage", "1"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert "done already" not in redo.stdout
+    assert not (tmp_path / "data" / "corpus" / "half-written.wav").exists()
+    assert len((tmp_path / "data" / "corpus" / "data" / "train" / "text").read_text().splitlines()) == 26
+    # the finished runs were trained on the old features: resuming them on the new ones is refused
+    stale = subprocess.run(bigger + ["--stage", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert stale.returncode == 1 and "was trained on other data" in stale.stderr

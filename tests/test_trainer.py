@@ -171,9 +171,66 @@ def test_a_pickle_payload_is_refused_without_running_code(tmp_path):
 
 
 def test_truncated_checkpoint_has_a_clear_message(tmp_path):
-    trainer = _trainer(tmp_path)
-    trainer.run(stop_after_steps=1)
+    _trainer(tmp_path).run(stop_after_steps=1)
     last = tmp_path / "exp" / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="truncated"):
+        load_safely(last)
+    with pytest.raises(CheckpointError, match="no readable checkpoint"):
         _trainer(tmp_path).run(resume=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip a byte"])
+def test_resume_skips_a_damaged_newest_checkpoint_and_uses_the_one_before(tmp_path, damage):
+    reference = _trainer(tmp_path, "uninterrupted")
+    reference.run()
+    extra = ["train.checkpoint_every_steps=3", "train.keep_checkpoints=2"]
+    _trainer(tmp_path, extra=extra).run(stop_after_steps=20)
+    folder = tmp_path / "exp" / "checkpoints"
+    assert sorted(p.name for p in folder.glob("step-*.pt")) == ["step-000000018.pt", "step-000000020.pt"]
+    assert (folder / "phase1-end.pt").is_file()
+    newest = folder / "step-000000020.pt"
+    data = bytearray(newest.read_bytes())
+    if damage == "truncate":
+        del data[len(data) // 2 :]
+    else:
+        data[-10] ^= 0xFF
+    newest.write_bytes(bytes(data))  # last.pt is the same file: damaged too
+    resumed = _trainer(tmp_path, extra=extra)
+    resumed.run(resume=True)
+    assert resumed.resumed_from == folder / "step-000000018.pt"
+    assert [p.name for p, _ in resumed.skipped_checkpoints] == ["step-000000020.pt"]
+    assert "truncated" in resumed.skipped_checkpoints[0][1] or "sha256" in resumed.skipped_checkpoints[0][1]
+    assert (folder / "step-000000020.pt.corrupt").is_file()
+    for name, value in _weights(reference).items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_checkpoints_carry_a_format_version_and_a_checksum(tmp_path):
+    _trainer(tmp_path).run(stop_after_steps=1)
+    header = (tmp_path / "exp" / "checkpoints" / "last.pt").read_bytes().split(b"\n", 1)[0]
+    assert header.startswith(b"dsd-seq-checkpoint ")
+    fields = json.loads(header.split(b" ", 1)[1])
+    assert fields["format"] == 2 and len(fields["sha256"]) == 64
+
+
+def test_nans_starting_mid_run_stop_it_with_advice_and_the_good_checkpoints_kept(tmp_path):
+    _trainer(tmp_path).run(stop_after_steps=20)  # into the sparse phase, all finite
+    folder = tmp_path / "exp" / "checkpoints"
+    good = load_safely(folder / "last.pt")
+    task = ToyTask()
+    task.nan_batches = set(range(64))  # from here on every loss is NaN
+    with pytest.raises(
+        TrainingError, match=r"3 consecutive steps.*train.grad_clip or lower the learning rate"
+    ):
+        _trainer(tmp_path, task=task, extra=["train.max_nonfinite_steps=3"]).run(resume=True)
+    after = load_safely(folder / "last.pt")
+    # two NaN steps were taken (skipped); the third, which stopped the run, is retried on resume
+    assert after["position"]["global_step"] == 22 and after["nonfinite_total"] == 3
+    for name, value in good["model"].items():
+        assert torch.equal(after["model"][name], value), name
+    assert torch.equal(
+        after["dsd"]["masks"][next(iter(good["dsd"]["masks"]))], next(iter(good["dsd"]["masks"].values()))
+    )
+    assert load_safely(folder / "step-000000020.pt")["position"] == good["position"]
+    assert load_safely(folder / "phase1-end.pt")["position"]["phase"] == 1

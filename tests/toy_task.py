@@ -3,6 +3,10 @@ the sign pattern of a few input features. Small enough to train in a second, rea
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -55,6 +59,10 @@ class ToyTask:
 
     def loss(self, batch, device):
         self.calls += 1
+        stall = os.environ.get("TOY_STALL_AFTER_CALLS")  # crash tests: hang here until SIGKILLed
+        if stall and self.calls > int(stall):
+            Path(os.environ["TOY_STALL_FILE"]).touch()
+            time.sleep(600)
         if self.calls == self.fail_at_call:
             raise RuntimeError("simulated failure while loading a batch")
         x = self.x[batch]

@@ -2,6 +2,8 @@
 # DSD on the built-in synthetic speech corpus (espeak-ng voices; test voices never heard in training).
 # Runs on a 2-core CPU in about 10 minutes. Stages (Kaldi style, each leaves its result on disk):
 #   0 corpus   1 features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results table
+# Re-running is safe: data stages with a .done marker holding the same parameters are skipped (others are
+# redone from scratch); training stages resume from their newest readable checkpoint, on the same data.
 # Usage: egs/synth_speech/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--num-train N] [--num-dev N] [--num-test N] [--seed S] [--jobs J]
 set -euo pipefail
@@ -45,28 +47,56 @@ cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
 log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
-# The feature caches and run folders named in the config are relative to this recipe folder.
-train_args+=(--set "task_args.data={train: $data/feats/train.pt, dev: $data/feats/dev.pt, test: $data/feats/test.pt}")
+# done_with MARKER PARAMS: true if the stage finished with these parameters (MARKER written on success).
+done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+# same_data RUN: a training run resumes only on the features it started with (recorded in RUN/.data).
+same_data() {
+  local marker="$exp/$1/.data" want
+  want=$(cat "$data/feats/.done")
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
+    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
+    exit 1
+  fi
+  mkdir -p "$exp/$1" && echo "$want" > "$marker"
+}
+# The feature caches, set verbatim (--set-str): any character in $data is safe.
+for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
 
+corpus_params="num_train=$num_train num_dev=$num_dev num_test=$num_test seed=$seed"
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  log 0 "synthesise the corpus into $data/corpus"
-  "$python" -m data_prep.synth_speech --out "$data/corpus" --num-train "$num_train" \
-    --num-dev "$num_dev" --num-test "$num_test" --seed "$seed" --jobs "$jobs"
+  if done_with "$data/corpus/.done" "$corpus_params"; then
+    log 0 "corpus done already ($data/corpus/.done)"
+  else
+    log 0 "synthesise the corpus into $data/corpus"
+    rm -rf "$data/corpus"  # an interrupted or differently sized earlier attempt
+    "$python" -m data_prep.synth_speech --out "$data/corpus" --num-train "$num_train" \
+      --num-dev "$num_dev" --num-test "$num_test" --seed "$seed" --jobs "$jobs"
+    echo "$corpus_params" > "$data/corpus/.done"
+  fi
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log 1 "fbank features into $data/feats"
-  for split in train dev test; do
-    "$python" -m data_prep.features --data-dir "$data/corpus/data/$split" --out "$data/feats/$split.pt"
-  done
+  feats_params="$(cat "$data/corpus/.done" 2>/dev/null || true) features=fbank40"
+  if done_with "$data/feats/.done" "$feats_params"; then
+    log 1 "features done already ($data/feats/.done)"
+  else
+    log 1 "fbank features into $data/feats"
+    rm -rf "$data/feats"
+    for split in train dev test; do
+      "$python" -m data_prep.features --data-dir "$data/corpus/data/$split" --out "$data/feats/$split.pt"
+    done
+    echo "$feats_params" > "$data/feats/.done"
+  fi
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log 2 "dense training (phase 1) -> $exp/dsd"
+  same_data dsd
   dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  same_data dsd
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 3 "DSD phase $phase of $phases -> $exp/dsd"
@@ -76,6 +106,7 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
+  same_data llr
   dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
     --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
 fi
