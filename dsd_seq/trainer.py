@@ -376,7 +376,12 @@ class Trainer:
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
         self.save(f"phase{pos.phase + 1}-end.pt")
         self.save()
-        summary = {"schedule": self.schedule.compact(), "metric": self.task.metric, "phases": self.results}
+        summary = {
+            "schedule": self.schedule.compact(),
+            "metric": self.task.metric,
+            "higher_is_better": bool(self.task.higher_is_better),
+            "phases": self.results,
+        }
         write_atomic(self.exp_dir / "results.json", (json.dumps(summary, indent=2) + "\n").encode())
 
     # signals ----------------------------------------------------------------------------------------
