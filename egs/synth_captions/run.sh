@@ -15,7 +15,7 @@ num_train=4000
 num_val=300
 num_test=500
 encoder_images=2000
-encoder_epochs=4
+encoder_epochs=6
 seed=0
 train_args=()
 
