@@ -35,7 +35,8 @@ def _metric_columns(rows: list[dict]) -> list[tuple[str, str]]:
 
 def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """Rows for the DSD run and (optionally) its LLR baseline, with the change against the first dense
-    phase on the main metric of the test split (e.g. test WER)."""
+    phase on the main metric of the test split (e.g. test WER). The change is ``value - dense``; its
+    column says whether higher (BLEU) or lower (WER) is better, from the task's ``higher_is_better``."""
     metric = dsd.get("metric", "")
     run = dsd.get("run", "DSD")
     rows = []
@@ -59,6 +60,7 @@ def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
         "schedule": dsd.get("schedule"),
         "baseline_schedule": baseline.get("schedule") if baseline else None,
         "metric": metric,
+        "higher_is_better": dsd.get("higher_is_better"),
         "main_split": main_split,
         "columns": [f"{split} {name}" for split, name in columns],
         "rows": rows,
@@ -69,7 +71,10 @@ def to_markdown(table: dict[str, Any]) -> str:
     columns = table["columns"]
     header = ["Run", "Phase", "Epochs (total)", "LR", "Sparsity", *columns]
     if table["metric"]:
-        header.append(f"{table['main_split']} {table['metric']} vs Dense")
+        direction = {True: " (higher is better)", False: " (lower is better)"}.get(
+            table.get("higher_is_better"), ""
+        )
+        header.append(f"{table['main_split']} {table['metric']} vs Dense{direction}")
     lines = [
         f"DSD schedule `{table['schedule']}`"
         + (f"; LLR baseline `{table['baseline_schedule']}`" if table["baseline_schedule"] else ""),

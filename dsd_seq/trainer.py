@@ -432,6 +432,7 @@ class Trainer:
             "run": self.run_label,
             "schedule": self.schedule.compact(),
             "metric": self.task.metric,
+            "higher_is_better": bool(self.task.higher_is_better),
             "phases": self.results,
         }
         write_atomic(self.exp_dir / "results.json", (json.dumps(summary, indent=2) + "\n").encode())

@@ -20,13 +20,15 @@ seed=0
 jobs=2
 train_args=()  # extra `dsd-seq train` arguments, e.g. --set train.seed=1
 
+# Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage="$2"; shift 2 ;;
     --stop-stage) stop_stage="$2"; shift 2 ;;
-    --config) config="$2"; shift 2 ;;
-    --exp) exp="$2"; shift 2 ;;
-    --data) data="$2"; shift 2 ;;
+    --config) config=$(absolute "$2"); shift 2 ;;
+    --exp) exp=$(absolute "$2"); shift 2 ;;
+    --data) data=$(absolute "$2"); shift 2 ;;
     --num-train) num_train="$2"; shift 2 ;;
     --num-dev) num_dev="$2"; shift 2 ;;
     --num-test) num_test="$2"; shift 2 ;;
@@ -38,11 +40,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
-[ "$config" = conf/train.yaml ] || config=$(absolute "$config")
-[ "$exp" = exp ] || exp=$(absolute "$exp")
-[ "$data" = data ] || data=$(absolute "$data")
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 dsd_seq() { "$python" -m dsd_seq.cli "$@"; }

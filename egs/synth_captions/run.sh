@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# DSD on the built-in synthetic captioning set (NeuralTalk on frozen small-CNN features; the paper's Sec. 4.3).
+# Stages (Kaldi style, each leaves its result on disk):
+#   0 corpus   1 encoder + features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results + examples
+# Usage: egs/synth_captions/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
+#        [--data data] [--num-train N] [--num-val N] [--num-test N] [--encoder-images N] [--encoder-epochs N]
+set -euo pipefail
+
+stage=0
+stop_stage=5
+config=conf/train.yaml
+exp=exp
+data=data
+num_train=4000
+num_val=300
+num_test=500
+encoder_images=2000
+encoder_epochs=6
+seed=0
+train_args=()
+
+# Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage="$2"; shift 2 ;;
+    --stop-stage) stop_stage="$2"; shift 2 ;;
+    --config) config=$(absolute "$2"); shift 2 ;;
+    --exp) exp=$(absolute "$2"); shift 2 ;;
+    --data) data=$(absolute "$2"); shift 2 ;;
+    --num-train) num_train="$2"; shift 2 ;;
+    --num-val) num_val="$2"; shift 2 ;;
+    --num-test) num_test="$2"; shift 2 ;;
+    --encoder-images) encoder_images="$2"; shift 2 ;;
+    --encoder-epochs) encoder_epochs="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
+    --set) train_args+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")"
+python=${PYTHON:-python3}
+dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
+log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
+# Paths set verbatim (--set-str): any character in $data is safe.
+train_args+=(--set-str "task_args.dataset=$data/corpus/dataset_synth.json" --set-str "task_args.features=$data/feats/small_cnn.pt")
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  log 0 "synthesise the captioning set into $data/corpus"
+  "$python" -m data_prep.synth_captions --out "$data/corpus" --num-train "$num_train" \
+    --num-val "$num_val" --num-test "$num_test" --seed "$seed"
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log 1 "pretrain the small CNN on per-cell shape/colour/size labels, freeze it, cache features in $data/feats"
+  "$python" -m models.small_cnn --out "$data/feats/encoder.pt" --num-images "$encoder_images" \
+    --epochs "$encoder_epochs" --seed "$seed" --threads 2
+  "$python" -m data_prep.image_features --dataset "$data/corpus/dataset_synth.json" \
+    --encoder small_cnn --encoder-checkpoint "$data/feats/encoder.pt" --out "$data/feats/small_cnn.pt" --threads 2
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log 2 "dense training (phase 1) -> $exp/dsd"
+  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
+  for ((phase = 2; phase <= phases; phase++)); do
+    log 3 "DSD phase $phase of $phases -> $exp/dsd"
+    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+  done
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
+  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log 5 "results table (BLEU-1..4 per phase, like Table 5) and example captions per phase"
+  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
+  labels=$("$python" -c "import json,sys; print(' '.join(r['label'].replace(' ', '_') for r in json.load(open(sys.argv[1]))['phases']))" "$exp/dsd/results.json")
+  checkpoints=()
+  phase=1
+  for label in $labels; do
+    checkpoints+=(--checkpoint "$label=$exp/dsd/checkpoints/phase$phase-end.pt"); phase=$((phase + 1))
+  done
+  checkpoints+=(--checkpoint "LLR=$exp/llr/checkpoints/phase$phases-end.pt")
+  "$python" -m models.caption_examples --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
+fi

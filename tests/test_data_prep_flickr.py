@@ -1,0 +1,66 @@
+"""Flickr8k preparation on a tiny archive in the real layout, and safe extraction of crafted archives."""
+
+import io
+import json
+import tarfile
+import zipfile
+
+import pytest
+from PIL import Image
+
+from data_prep.flickr import prepare
+from data_prep.karpathy import load_karpathy
+from data_prep.safe_extract import UnsafeArchiveError, extract, sha256
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_prepare_flickr8k_from_the_real_archive_layout(tmp_path):
+    images = tmp_path / "Flickr8k_Dataset.zip"
+    with zipfile.ZipFile(images, "w") as z:
+        for name in ("1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg"):
+            z.writestr(f"Flicker8k_Dataset/{name}", _jpeg())
+    dataset = {"dataset": "flickr8k", "images": [
+        {"filename": "1000268201_693b08cb0e.jpg", "imgid": 0, "split": "train", "sentids": [0],
+         "sentences": [{"tokens": ["a", "child", "in", "pink"], "raw": "A child in pink .", "imgid": 0, "sentid": 0}]},
+        {"filename": "1001773457_577c3a7d70.jpg", "imgid": 1, "split": "test", "sentids": [1],
+         "sentences": [{"tokens": ["a", "black", "dog"], "raw": "A black dog .", "imgid": 1, "sentid": 1}]},
+    ]}  # fmt: skip
+    captions = tmp_path / "caption_datasets.zip"
+    with zipfile.ZipFile(captions, "w") as z:
+        z.writestr("dataset_flickr8k.json", json.dumps(dataset))
+    path = prepare("flickr8k", images, captions, tmp_path / "out", images_sha256=sha256(images))
+    data = load_karpathy(path)
+    assert [im.path.is_file() for im in data.images] == [True, True]
+    with pytest.raises(UnsafeArchiveError, match="sha256"):
+        prepare("flickr8k", images, captions, tmp_path / "out2", images_sha256="0" * 64)
+
+
+@pytest.mark.parametrize("name", ["/etc/evil", "../evil", "a/../../evil"])
+def test_zip_with_path_outside_the_target_is_refused(tmp_path, name):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(zipfile.ZipInfo(name), b"x")
+    with pytest.raises(UnsafeArchiveError, match="unsafe"):
+        extract(archive, tmp_path / "target")
+    assert not (tmp_path / "evil").exists()
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink"])
+def test_tar_with_member_or_link_outside_the_target_is_refused(tmp_path, kind):
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as t:
+        info = tarfile.TarInfo({"absolute": "/tmp/evil", "dotdot": "../evil", "symlink": "link"}[kind])
+        if kind == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            t.addfile(info)
+        else:
+            info.size = 1
+            t.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(UnsafeArchiveError, match="unsafe"):
+        extract(archive, tmp_path / "target")
+    assert not (tmp_path / "evil").exists()

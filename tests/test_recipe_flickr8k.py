@@ -1,0 +1,121 @@
+"""A tiny end-to-end run of egs/flickr8k/run.sh on a fixture in the real Flickr8k download format.
+
+The fixture is what a user has after downloading: ``Flickr8k_Dataset.zip`` (``Flicker8k_Dataset/*.jpg``,
+the corpus's own misspelling, plus the ``__MACOSX/`` entries of the real zip and an image no split lists)
+and Karpathy's ``caption_datasets.zip`` holding ``dataset_flickr8k.json`` (and the other corpora's files).
+Images are drawn by the project's synthetic generator and saved as JPEG at a Flickr-like size; the small
+CNN stands in for VGG-16 so the test needs neither torchvision nor 528 MB of weights.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep import synth_captions as synth
+from data_prep.safe_extract import sha256
+from models import small_cnn
+
+RECIPE = Path(__file__).resolve().parents[1] / "egs" / "flickr8k"
+SPLITS = {"train": 24, "val": 4, "test": 4}
+
+
+def _flickr_name(index: int) -> str:
+    rng = np.random.default_rng([5, index])
+    return f"{1000268201 + 7919 * index}_{rng.bytes(5).hex()}.jpg"
+
+
+def write_flickr8k_archives(folder: Path, splits: dict[str, int] = SPLITS) -> tuple[Path, Path]:
+    """Flickr8k_Dataset.zip and caption_datasets.zip, laid out as the downloads are."""
+    folder.mkdir(parents=True, exist_ok=True)
+    held_out = synth.held_out_pairs(6, 0)
+    entries, sentid, index = [], 0, 0
+    images_zip = folder / "Flickr8k_Dataset.zip"
+    with zipfile.ZipFile(images_zip, "w") as z:
+        z.writestr("Flicker8k_Dataset/", b"")
+        for split, count in splits.items():
+            for _ in range(count):
+                rng = np.random.default_rng([0, index])
+                image, objects, background = synth.draw_scene(rng, held_out, split, 3)
+                name = _flickr_name(index)
+                with z.open(f"Flicker8k_Dataset/{name}", "w") as f:
+                    image.resize((250, 188)).save(f, format="JPEG", quality=90)
+                z.writestr(f"__MACOSX/Flicker8k_Dataset/._{name}", b"\x00\x05\x16\x07AppleDouble")
+                sentences = []
+                for raw in synth.candidate_captions(objects, background, rng)[:5]:
+                    raw = raw[0].upper() + raw[1:] + " ."
+                    tokens = [t for t in synth.tokenize(raw) if t != "."]
+                    sentences.append({"tokens": tokens, "raw": raw, "imgid": index, "sentid": sentid})
+                    sentid += 1
+                entries.append({"sentids": [s["sentid"] for s in sentences], "imgid": index, "split": split,
+                                "sentences": sentences, "filename": name})  # fmt: skip
+                index += 1
+        with z.open(f"Flicker8k_Dataset/{_flickr_name(index)}", "w") as f:  # in the archive, in no split
+            synth.draw_scene(np.random.default_rng([0, index]), held_out, "train", 3)[0].save(
+                f, format="JPEG"
+            )
+    captions_zip = folder / "caption_datasets.zip"
+    with zipfile.ZipFile(captions_zip, "w") as z:
+        z.writestr("dataset_flickr8k.json", json.dumps({"images": entries, "dataset": "flickr8k"}))
+        z.writestr("dataset_flickr30k.json", json.dumps({"images": [], "dataset": "flickr30k"}))
+    return images_zip, captions_zip
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(RECIPE.parents[1])}
+    return subprocess.run(["bash", str(RECIPE / "run.sh"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_recipe_runs_every_stage_on_the_real_flickr8k_layout(tmp_path):
+    images_zip, captions_zip = write_flickr8k_archives(tmp_path / "downloads")
+    encoder = tmp_path / "encoder.pt"
+    small_cnn.save(small_cnn.SmallCNN().eval(), encoder, small_cnn.PretrainConfig(num_images=0, epochs=0))
+    # relative paths, as a user types them: resolved from the caller's folder, not the recipe's
+    common = ["--config", str(RECIPE / "conf" / "tiny.yaml"), "--data", "data", "--exp", "exp"]
+    bad = _run(
+        [*common, "--archives", "downloads", "--stop-stage", "0", "--images-sha256", "0" * 64], tmp_path
+    )
+    assert bad.returncode != 0 and "differs from the expected" in bad.stderr
+    done = _run([*common, "--archives", "downloads", "--images-sha256", sha256(images_zip),
+                 "--captions-sha256", sha256(captions_zip), "--encoder", "small_cnn",
+                 "--encoder-checkpoint", str(encoder)], tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    corpus = tmp_path / "data" / "corpus"
+    assert (corpus / ".done").is_file() and (tmp_path / "data" / "feats" / "small_cnn.done").is_file()
+    assert len(list((corpus / "images").glob("*.jpg"))) >= sum(SPLITS.values())
+    summary = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert [(r["run"], r["label"]) for r in summary["rows"]] == [
+        ("DSD", "Dense"), ("DSD", "Sparse"), ("DSD", "Re-dense"), ("LLR", "Dense (LLR)"), ("LLR", "Dense (LLR)"),
+    ]  # fmt: skip
+    sparse = summary["rows"][1]
+    assert 0.78 <= sparse["measured_sparsity"] <= 0.82
+    assert not any(k.startswith("embed") for k in sparse["layer_sparsity"])
+    assert {f"test bleu{n}" for n in range(1, 5)} <= set(summary["columns"])
+    markdown = (tmp_path / "exp" / "results.md").read_text()
+    assert "| DSD | Sparse |" in markdown and "| LLR |" in markdown
+    assert (
+        "| # | image | Dense | Sparse | Re-dense | LLR | a reference |"
+        in (tmp_path / "exp" / "examples.md").read_text()
+    )
+    # a second run finds the .done markers and the finished checkpoints: nothing is redone
+    again = _run([*common, "--encoder", "small_cnn", "--encoder-checkpoint", str(encoder), "--stop-stage", "2"],
+                 tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "already prepared" in again.stdout and "features already cached" in again.stdout
+
+
+def test_missing_vgg16_weights_stop_the_recipe_before_any_work(tmp_path):
+    done = _run(["--archives", str(tmp_path / "nothing"), "--stage", "1", "--data", "data",
+                 "--encoder-checkpoint", str(tmp_path / "vgg16.pth")], tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    assert "vgg16" in done.stderr and (
+        "weights not found" in done.stderr or "needs torchvision" in done.stderr
+    )
+    assert not (tmp_path / "data").exists()
