@@ -1,4 +1,4 @@
-"""Run every benchmark in sequence: mask overhead, then the recipe's wall time.
+"""Run every benchmark in sequence: mask overhead, then the speech and captioning recipes' wall time.
 
 Run: python benchmarks/run_all.py
 """
@@ -10,6 +10,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    for script in ("mask_overhead.py", "recipe_walltime.py"):
+    for script in ("mask_overhead.py", "recipe_walltime.py", "captions_walltime.py"):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)
