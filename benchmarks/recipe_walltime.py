@@ -1,7 +1,8 @@
-"""Wall time of the built-in speech recipe, stage by stage, and the WER it reaches.
+"""Wall time of a built-in recipe, stage by stage, and the main metric of every phase it reaches.
 
-The budget (issue: engine and first speech recipe) is 10 minutes on the 2-core machine for the whole
-default recipe. Run: python benchmarks/recipe_walltime.py [--workdir DIR] [-- extra run.sh arguments]
+The budget (issues 2 and 3) is 10 minutes on the 2-core machine for each whole default recipe.
+Run: python benchmarks/recipe_walltime.py [--recipe synth_speech|synth_captions] [--workdir DIR]
+     [-- extra run.sh arguments]
 """
 
 from __future__ import annotations
@@ -14,29 +15,48 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE = Path(__file__).resolve().parents[1] / "egs" / "synth_speech"
-STAGES = ["corpus", "features", "dense", "sparse/re-dense", "LLR baseline", "report"]
+EGS = Path(__file__).resolve().parents[1] / "egs"
+STAGES = {
+    "synth_speech": ["corpus", "features", "dense", "sparse/re-dense", "LLR baseline", "report"],
+    "synth_captions": [
+        "corpus",
+        "encoder+features",
+        "dense",
+        "sparse/re-dense",
+        "LLR baseline",
+        "report+examples",
+    ],
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", choices=sorted(STAGES), default="synth_speech")
     parser.add_argument("--workdir", type=Path, help="where data/ and exp/ go (default: a temporary folder)")
     parser.add_argument("extra", nargs="*", help="arguments passed to run.sh, after --")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dsd-seq-recipe-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"dsd-seq-{args.recipe}-"))
     common = ["--data", str(workdir / "data"), "--exp", str(workdir / "exp"), *args.extra]
     seconds = []
-    for stage, name in enumerate(STAGES):
+    for stage, name in enumerate(STAGES[args.recipe]):
         start = time.perf_counter()
-        command = ["bash", str(RECIPE / "run.sh"), "--stage", str(stage), "--stop-stage", str(stage), *common]
-        subprocess.run(command, check=True, stdout=sys.stderr)
+        command = [
+            "bash",
+            str(EGS / args.recipe / "run.sh"),
+            "--stage",
+            str(stage),
+            "--stop-stage",
+            str(stage),
+        ]
+        subprocess.run([*command, *common], check=True, stdout=sys.stderr)
         seconds.append(time.perf_counter() - start)
-        print(f"stage {stage} {name:16s} {seconds[-1]:7.1f} s", flush=True)
+        print(f"stage {stage} {name:18s} {seconds[-1]:7.1f} s", flush=True)
     print(f"total {sum(seconds):7.1f} s ({sum(seconds) / 60:.1f} min) in {workdir}")
     table = json.loads((workdir / "exp" / "results.json").read_text())
     print((workdir / "exp" / "results.md").read_text())
-    final = [r for r in table["rows"] if r["run"] == "DSD"][-1]
-    print(f"final DSD model: test WER {final['metrics']['test']['wer']:.2f}%")
+    for row in table["rows"]:
+        value = row["metrics"][table["main_split"]][table["metric"]]
+        print(f"{row['run']:4s} {row['label']:12s} {table['main_split']} {table['metric']} {value:.2f}")
 
 
 if __name__ == "__main__":

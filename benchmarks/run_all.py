@@ -10,6 +10,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    for script in ("mask_overhead.py", "recipe_walltime.py", "captions_walltime.py"):
-        print(f"== {script}", flush=True)
-        subprocess.run([sys.executable, str(HERE / script)], check=True)
+    for script, *args in (
+        ("mask_overhead.py",),
+        ("recipe_walltime.py", "--recipe", "synth_speech"),
+        ("recipe_walltime.py", "--recipe", "synth_captions"),
+    ):
+        print(f"== {script} {' '.join(args)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *args], check=True)
