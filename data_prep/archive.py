@@ -33,6 +33,17 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def verify_sha256(path: str | os.PathLike, expected: str | None) -> str:
+    """The file's sha256; raises ArchiveError if ``expected`` is given and differs."""
+    actual = sha256_of(path)
+    if expected and actual != expected.lower():
+        raise ArchiveError(
+            f"{path}: sha256 {actual} differs from the expected {expected}; the download is incomplete or "
+            "not the official file: download it again"
+        )
+    return actual
+
+
 def _check_name(archive: Path, name: str) -> None:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):

@@ -3,7 +3,7 @@
 Inputs: the image archive (Flickr8k: ``Flickr8k_Dataset.zip`` with ``Flicker8k_Dataset/*.jpg``) and
 Karpathy's ``caption_datasets.zip`` (or the bare ``dataset_flickr8k.json``). Output, the layout the
 caption recipes read: ``OUT/dataset_<corpus>.json`` and ``OUT/images/<filename>``. Archives are verified
-against ``--sha256`` values when given and extracted safely (:mod:`data_prep.safe_extract`).
+against ``--sha256`` values when given and extracted safely (:mod:`data_prep.archive`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from data_prep.archive import extract_archive, verify_sha256
 from data_prep.karpathy import load_karpathy
-from data_prep.safe_extract import extract, verify
 
 CORPORA = ("flickr8k", "flickr30k", "coco")
 
@@ -28,18 +28,18 @@ def prepare(corpus: str, images_archive: Path, captions: Path, out: Path, images
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         tmp = Path(tmp)
-        verify(captions, captions_sha256)
+        verify_sha256(captions, captions_sha256)
         if captions.suffix == ".json":
             shutil.copy(captions, out / json_name)
         else:
-            found = list(extract(captions, tmp / "captions").rglob(json_name))
+            found = list(extract_archive(captions, tmp / "captions").rglob(json_name))
             if not found:
                 raise FileNotFoundError(
                     f"{captions} holds no {json_name}; is it Karpathy's caption_datasets.zip?"
                 )
             shutil.copy(found[0], out / json_name)
-        print(f"{images_archive}: sha256 {verify(images_archive, images_sha256)}")
-        extract(images_archive, tmp / "images")
+        print(f"{images_archive}: sha256 {verify_sha256(images_archive, images_sha256)}")
+        extract_archive(images_archive, tmp / "images")
         (out / "images").mkdir(exist_ok=True)
         for path in sorted((tmp / "images").rglob("*")):
             if path.is_file() and path.suffix.lower() in (".jpg", ".jpeg", ".png"):

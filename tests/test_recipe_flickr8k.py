@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from data_prep import synth_captions as synth
-from data_prep.safe_extract import sha256
+from data_prep.archive import sha256_of
 from models import small_cnn
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "flickr8k"
@@ -83,8 +83,8 @@ def test_recipe_runs_every_stage_on_the_real_flickr8k_layout(tmp_path):
         [*common, "--archives", "downloads", "--stop-stage", "0", "--images-sha256", "0" * 64], tmp_path
     )
     assert bad.returncode != 0 and "differs from the expected" in bad.stderr
-    done = _run([*common, "--archives", "downloads", "--images-sha256", sha256(images_zip),
-                 "--captions-sha256", sha256(captions_zip), "--encoder", "small_cnn",
+    done = _run([*common, "--archives", "downloads", "--images-sha256", sha256_of(images_zip),
+                 "--captions-sha256", sha256_of(captions_zip), "--encoder", "small_cnn",
                  "--encoder-checkpoint", str(encoder)], tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     corpus = tmp_path / "data" / "corpus"
