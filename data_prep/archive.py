@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
 
 CHUNK = 1 << 20
 
@@ -26,7 +27,12 @@ class ArchiveError(ValueError):
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
+    return digest_of(path, "sha256")
+
+
+def digest_of(path: str | os.PathLike, algorithm: str) -> str:
+    """Hex digest of a file (``sha256``, or ``md5`` where a corpus publishes only that, e.g. OpenSLR 31)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
@@ -110,16 +116,27 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> Pa
     return target
 
 
-def download_with_checksum(url: str, dest: str | os.PathLike, sha256: str) -> Path:
-    """Download ``url`` to ``dest`` and return it only if its sha256 is ``sha256``.
+def download_with_checksum(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    *,
+    md5: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Download ``url`` to ``dest`` and return it only if its sha256 (or, given instead, md5) matches.
 
     An existing ``dest`` with the right checksum is reused. The bytes go to ``<dest>.part`` first (resumed
     with an HTTP Range request when it exists and the server honours it) and are renamed into place only
-    after verification, so ``dest`` never holds an unverified file.
+    after verification, so ``dest`` never holds an unverified file. md5 is accepted only because some
+    corpora publish nothing else; it detects damaged downloads, not deliberate substitution.
     """
+    if (sha256 is None) == (md5 is None):
+        raise ValueError("download_with_checksum: give exactly one of sha256= and md5=")
+    algorithm, expected = ("sha256", sha256) if sha256 is not None else ("md5", md5)
+    expected = expected.lower()
     dest = Path(dest)
-    expected = sha256.lower()
-    if dest.is_file() and sha256_of(dest) == expected:
+    if dest.is_file() and digest_of(dest, algorithm) == expected:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -129,14 +146,21 @@ def download_with_checksum(url: str, dest: str | os.PathLike, sha256: str) -> Pa
         request.add_header("Range", f"bytes={offset}-")
     with urllib.request.urlopen(request, timeout=60) as response:
         resumed = offset and getattr(response, "status", None) == 206
-        with open(part, "ab" if resumed else "wb") as f:
-            shutil.copyfileobj(response, f, CHUNK)
-    actual = sha256_of(part)
+        size = response.headers.get("Content-Length")
+        with (
+            open(part, "ab" if resumed else "wb") as f,
+            tqdm(total=int(size) if size else None, initial=0, desc=dest.name, unit="B", unit_scale=True,
+                 disable=not progress) as bar,
+        ):  # fmt: skip
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                f.write(chunk)
+                bar.update(len(chunk))
+    actual = digest_of(part, algorithm)
     if actual != expected:
         part.unlink()
         raise ArchiveError(
-            f"{url}: downloaded file has sha256 {actual}, expected {expected}; it was deleted. Try again, "
-            "or check that the URL and the checksum in the recipe belong together"
+            f"{url}: downloaded file has {algorithm} {actual}, expected {expected}; it was deleted. Try "
+            "again, or check that the URL and the checksum in the recipe belong together"
         )
     os.replace(part, dest)
     return dest

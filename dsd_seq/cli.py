@@ -18,6 +18,7 @@ from dsd_seq.checkpoint import CheckpointError
 from dsd_seq.config import ConfigError, load_config, to_yaml
 from dsd_seq.report import build_table, load_results, to_markdown, write_report
 from dsd_seq.schedule import Schedule, ScheduleError
+from dsd_seq.score import MODES, score_files
 from dsd_seq.selection import SelectionError
 from dsd_seq.trainer import Trainer, TrainingError
 
@@ -93,6 +94,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    result = score_files(args.ref, args.hyp, args.mode, "char" if args.cer else "word")
+    print("\n".join(result.kaldi_lines()))
+    return 0
+
+
 def _schedule(args: argparse.Namespace) -> int:
     if (args.schedule is None) == (args.config is None):
         raise ConfigError("dsd-seq schedule: give a compact schedule or --config, not both")
@@ -152,6 +159,20 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", type=Path, help="the LLR baseline experiment folder")
     report.add_argument("--out", type=Path, required=True, help="output prefix: writes OUT.md and OUT.json")
     report.set_defaults(func=_report)
+
+    score = sub.add_parser(
+        "score", help="WER (or CER) of a hypothesis file against a reference file, as Kaldi's compute-wer"
+    )
+    score.add_argument("--ref", type=Path, required=True, help="reference text: '<utt-id> words...' lines")
+    score.add_argument("--hyp", type=Path, required=True, help="hypothesis text, the same format")
+    score.add_argument("--cer", action="store_true", help="score characters (spaces included), not words")
+    score.add_argument(
+        "--mode",
+        choices=MODES,
+        default="strict",
+        help="strict: the same ids in both files; present: only ids in HYP; all: a missing hyp is empty",
+    )
+    score.set_defaults(func=_score)
 
     schedule = sub.add_parser("schedule", help="explain a compact schedule and its LLR baseline")
     schedule.add_argument("schedule", nargs="?", help="compact schedule, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4")

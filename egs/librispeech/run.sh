@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# DSD for DeepSpeech 2 on LibriSpeech (OpenSLR 12), or on Mini LibriSpeech (OpenSLR 31) with --mini.
+# Downloads the archives (resumable, checked against the published checksums), extracts them safely and
+# trains Dense -> Sparse -> Re-dense with the LLR baseline, then decodes and scores dev and test.
+# Stages (Kaldi style, each leaves its result on disk; data stages leave a .done marker and are skipped
+#   when it holds the same parameters, training stages resume from their checkpoints):
+#   0 download+extract  1 data dirs  2 features  3 dense  4 sparse/re-dense  5 LLR  6 decode+score  7 results
+# Usage: egs/librispeech/run.sh [--mini] [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
+#        [--data data] [--train "train-clean-100 ..."] [--dev "dev-clean"] [--test "test-clean"]
+#        [--mirror URL] [--sha256 SUBSET=HEX] [--num-bins N] [--set key=value]
+set -euo pipefail
+
+stage=0
+stop_stage=7
+config=conf/train.yaml
+exp=exp
+data=data
+train_sets="train-clean-100"
+dev_sets="dev-clean"
+test_sets="test-clean"
+mirror=https://www.openslr.org
+num_bins=40
+sha256s=()    # SUBSET=HEX: check this sha256 instead of the published checksum (e.g. a re-packed mirror)
+train_args=()
+
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mini) train_sets="train-clean-5"; dev_sets="dev-clean-2"; test_sets="test-clean"; config=conf/mini.yaml; shift ;;
+    --stage) stage="$2"; shift 2 ;;
+    --stop-stage) stop_stage="$2"; shift 2 ;;
+    --config) config=$(absolute "$2"); shift 2 ;;
+    --exp) exp=$(absolute "$2"); shift 2 ;;
+    --data) data=$(absolute "$2"); shift 2 ;;
+    --train) train_sets="$2"; shift 2 ;;
+    --dev) dev_sets="$2"; shift 2 ;;
+    --test) test_sets="$2"; shift 2 ;;
+    --mirror) mirror="$2"; shift 2 ;;
+    --sha256) sha256s+=(--sha256 "$2"); shift 2 ;;
+    --num-bins) num_bins="$2"; shift 2 ;;
+    --set) train_args+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")"
+python=${PYTHON:-python3}
+dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
+log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
+done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+same_data() {  # a training run resumes only on the features it started with
+  local marker="$exp/$1/.data" want
+  want=$(cat "$data/feats/.done")
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
+    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
+    exit 1
+  fi
+  mkdir -p "$exp/$1" && echo "$want" > "$marker"
+}
+for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  log 0 "download $train_sets $dev_sets $test_sets from $mirror (checksums verified), extract into $data/corpus"
+  # shellcheck disable=SC2086  # one argument per subset
+  "$python" -m data_prep.librispeech fetch --subsets $train_sets $dev_sets $test_sets --dest "$data/downloads" \
+    --corpus "$data/corpus" --mirror "$mirror" "${sha256s[@]+"${sha256s[@]}"}"
+fi
+
+data_params="train=$train_sets dev=$dev_sets test=$test_sets"
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  if done_with "$data/kaldi/.done" "$data_params"; then
+    log 1 "data dirs done already ($data/kaldi/.done)"
+  else
+    log 1 "Kaldi data dirs ($data_params) into $data/kaldi"
+    rm -rf "$data/kaldi"
+    join() { echo "$*" | tr ' ' ','; }
+    # shellcheck disable=SC2086
+    "$python" -m data_prep.librispeech prepare --corpus "$data/corpus" --out "$data/kaldi" \
+      --split "train=$(join $train_sets)" --split "dev=$(join $dev_sets)" --split "test=$(join $test_sets)"
+    echo "$data_params" > "$data/kaldi/.done"
+  fi
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  feats_params="$(cat "$data/kaldi/.done" 2>/dev/null || true) features=fbank$num_bins"
+  if done_with "$data/feats/.done" "$feats_params"; then
+    log 2 "features done already ($data/feats/.done)"
+  else
+    log 2 "fbank features ($num_bins bins) into $data/feats"
+    rm -rf "$data/feats"
+    for split in train dev test; do
+      "$python" -m data_prep.features --data-dir "$data/kaldi/$split" --out "$data/feats/$split.pt" --num-bins "$num_bins"
+    done
+    echo "$feats_params" > "$data/feats/.done"
+  fi
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log 3 "dense training (phase 1) -> $exp/dsd"
+  same_data dsd
+  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  same_data dsd
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
+  for ((phase = 2; phase <= phases; phase++)); do
+    log 4 "DSD phase $phase of $phases -> $exp/dsd"
+    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+  done
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log 5 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
+  same_data llr
+  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
+  for run in dsd llr; do
+    log 6 "decode dev and test with $run's final model -> $exp/$run/decode_<split>/{ref,hyp}.txt, scored (wer.txt, cer.txt)"
+    "$python" -m models.speech_decode --config "$config" --checkpoint "$exp/$run/checkpoints/phase$phases-end.pt" \
+      --split dev --split test --out-dir "$exp/$run" "${train_args[@]}"
+  done
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  log 7 "results table"
+  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+fi

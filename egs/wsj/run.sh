@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# DSD on Wall Street Journal, the paper's speech setting (Sec. 4.4): train on si284, dev93 for
+# development, eval92 for test. The LDC corpora are licensed: give your copies with --wsj0 and --wsj1.
+# Configs: conf/ds1_table7.yaml (DeepSpeech 1, Table 7) and conf/ds2_table9.yaml (DeepSpeech 2, Table 9).
+# Stages (Kaldi style; data stages leave a .done marker and are skipped when it holds the same
+#   parameters, training stages resume from their checkpoints):
+#   0 audio + data dirs  1 features  2 dense  3 sparse/re-dense  4 LLR  5 dense baseline  6 decode+score  7 results
+# Stage 5 runs only with --baseline-schedule S: a dense-only run of S from scratch (e.g. the paper's
+# 150-epoch DeepSpeech 1 baseline); it is decoded and scored beside the others.
+# Usage: egs/wsj/run.sh --wsj0 DIR --wsj1 DIR [--config conf/ds1_table7.yaml] [--stage N] [--stop-stage M]
+#        [--exp exp] [--data data] [--num-bins 161] [--jobs J] [--baseline-schedule S] [--set key=value]
+set -euo pipefail
+
+stage=0
+stop_stage=7
+config=conf/ds1_table7.yaml
+exp=exp
+data=data
+wsj0=
+wsj1=
+num_bins=161
+jobs=4
+baseline_schedule=
+train_args=()
+
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage="$2"; shift 2 ;;
+    --stop-stage) stop_stage="$2"; shift 2 ;;
+    --config) config=$(absolute "$2"); shift 2 ;;
+    --exp) exp=$(absolute "$2"); shift 2 ;;
+    --data) data=$(absolute "$2"); shift 2 ;;
+    --wsj0) wsj0=$(absolute "$2"); shift 2 ;;
+    --wsj1) wsj1=$(absolute "$2"); shift 2 ;;
+    --num-bins) num_bins="$2"; shift 2 ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    --baseline-schedule) baseline_schedule="$2"; shift 2 ;;
+    --set) train_args+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")"
+python=${PYTHON:-python3}
+dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
+log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
+done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+same_data() {  # a training run resumes only on the features it started with
+  local marker="$exp/$1/.data" want
+  want=$(cat "$data/feats/.done")
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
+    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
+    exit 1
+  fi
+  mkdir -p "$exp/$1" && echo "$want" > "$marker"
+}
+# the sets of the paper's WSJ setting, under the split names the configs use
+declare -A sets=([train]=train_si284 [dev]=test_dev93 [test]=test_eval92)
+for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  params="wsj0=$wsj0 wsj1=$wsj1"
+  if done_with "$data/corpus/.done" "$params"; then
+    log 0 "audio and data dirs done already ($data/corpus/.done)"
+  else
+    [ -n "$wsj0" ] && [ -n "$wsj1" ] || { echo "run.sh: stage 0 needs --wsj0 DIR and --wsj1 DIR (your LDC93S6B and LDC94S13B copies)" >&2; exit 1; }
+    log 0 "convert si284, dev93, eval92 audio to wav and write data dirs into $data/corpus"
+    rm -f "$data/corpus/.done"  # converted files are kept: each was written atomically
+    "$python" -m data_prep.wsj --wsj0 "$wsj0" --wsj1 "$wsj1" --out "$data/corpus" --jobs "$jobs" \
+      --sets "${sets[train]}" "${sets[dev]}" "${sets[test]}"
+    echo "$params" > "$data/corpus/.done"
+  fi
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  feats_params="$(cat "$data/corpus/.done" 2>/dev/null || true) features=fbank$num_bins"
+  if done_with "$data/feats/.done" "$feats_params"; then
+    log 1 "features done already ($data/feats/.done)"
+  else
+    log 1 "fbank features ($num_bins bins) into $data/feats"
+    rm -rf "$data/feats"
+    for split in train dev test; do
+      "$python" -m data_prep.features --data-dir "$data/corpus/data/${sets[$split]}" --out "$data/feats/$split.pt" \
+        --num-bins "$num_bins"
+    done
+    echo "$feats_params" > "$data/feats/.done"
+  fi
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log 2 "dense training (phase 1) -> $exp/dsd"
+  same_data dsd
+  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  same_data dsd
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
+  for ((phase = 2; phase <= phases; phase++)); do
+    log 3 "DSD phase $phase of $phases -> $exp/dsd"
+    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+  done
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
+  same_data llr
+  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+fi
+
+runs=(dsd llr)
+if [ -n "$baseline_schedule" ]; then runs+=(dense); fi
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ -n "$baseline_schedule" ]; then
+  log 5 "dense baseline $baseline_schedule from scratch -> $exp/dense"
+  same_data dense
+  dsd_seq train --config "$config" --exp-dir "$exp/dense" --dense-only --schedule "$baseline_schedule" \
+    --resume "${train_args[@]}"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  for run in "${runs[@]}"; do
+    last=$(ls "$exp/$run/checkpoints"/phase*-end.pt | sort -V | tail -n 1)
+    log 6 "decode dev93 and eval92 with $last -> $exp/$run/decode_{dev,test}/ (ref.txt, hyp.txt, wer.txt, cer.txt)"
+    "$python" -m models.speech_decode --config "$config" --checkpoint "$last" --split dev --split test \
+      --out-dir "$exp/$run" "${train_args[@]}"
+  done
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  log 7 "results table"
+  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+  [ -z "$baseline_schedule" ] || echo "dense baseline ($baseline_schedule): $(cat "$exp/dense/decode_test/wer.txt" | head -n 1)"
+fi

@@ -1,0 +1,76 @@
+"""`dsd-seq score`: compute-wer's output and modes on small reference/hypothesis files."""
+
+import pytest
+
+from dsd_seq.cli import main
+from dsd_seq.score import ScoreError, score_files
+from models.scoring import cer, wer
+
+REF = {
+    "utt1": "the cat sat on the mat",
+    "utt2": "push the red cup",
+    "utt3": "seven three one",
+}
+# utt1: one substitution (cat->hat), one deletion (the); utt2: one insertion (now); utt3: correct
+HYP = {"utt1": "the hat sat on mat", "utt2": "push the red cup now", "utt3": "seven three one"}
+
+
+def _write(path, table):
+    path.write_text("".join(f"{utt} {text}\n" for utt, text in table.items()))
+    return path
+
+
+def test_counts_and_kaldi_lines_of_a_word_scoring(tmp_path, capsys):
+    ref, hyp = _write(tmp_path / "ref.txt", REF), _write(tmp_path / "hyp.txt", HYP)
+    result = score_files(ref, hyp)
+    assert (result.insertions, result.deletions, result.substitutions) == (1, 1, 1)
+    assert result.reference_length == 13 and result.sentence_errors == 2 and result.sentences == 3
+    assert result.rate == pytest.approx(wer(list(REF.values()), list(HYP.values())))
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "%WER 23.08 [ 3 / 13, 1 ins, 1 del, 1 sub ]",
+        "%SER 66.67 [ 2 / 3 ]",
+        "Scored 3 sentences, 0 not present in hyp.",
+    ]
+
+
+def test_cer_counts_characters_with_spaces(tmp_path, capsys):
+    ref, hyp = _write(tmp_path / "ref.txt", REF), _write(tmp_path / "hyp.txt", HYP)
+    result = score_files(ref, hyp, unit="char")
+    assert result.reference_length == sum(len(t) for t in REF.values())
+    assert result.rate == pytest.approx(cer(list(REF.values()), list(HYP.values())))
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp), "--cer"]) == 0
+    assert capsys.readouterr().out.startswith(f"%CER {result.rate:.2f} [ {result.errors} / ")
+
+
+def test_missing_hypotheses_per_mode(tmp_path, capsys):
+    ref = _write(tmp_path / "ref.txt", REF)
+    hyp = _write(tmp_path / "hyp.txt", {"utt1": HYP["utt1"], "utt3": HYP["utt3"]})
+    with pytest.raises(ScoreError, match=r"no hypothesis for 1 of 3 .*'utt2'.*--mode present"):
+        score_files(ref, hyp, "strict")
+    present = score_files(ref, hyp, "present")
+    assert (present.sentences, present.reference_length, present.errors, present.missing) == (2, 9, 2, 1)
+    every = score_files(ref, hyp, "all")  # utt2's four words count as deleted
+    assert (every.sentences, every.deletions, every.reference_length) == (3, 1 + 4, 13)
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp)]) == 2
+    assert "no hypothesis for 1 of 3" in capsys.readouterr().err
+
+
+def test_an_empty_hypothesis_line_is_all_deletions(tmp_path):
+    ref = _write(tmp_path / "ref.txt", {"a": "one two", "b": "three"})
+    (tmp_path / "hyp.txt").write_text("a\nb three\n")
+    result = score_files(ref, tmp_path / "hyp.txt")
+    assert (result.deletions, result.errors, result.sentence_errors) == (2, 2, 1)
+
+
+def test_extra_and_duplicate_ids_are_errors_naming_the_file(tmp_path):
+    ref = _write(tmp_path / "ref.txt", REF)
+    hyp = _write(tmp_path / "hyp.txt", {**HYP, "other": "words"})
+    with pytest.raises(ScoreError, match=r"hyp.txt: 1 utterance\(s\) not in .*ref.txt.*'other'"):
+        score_files(ref, hyp, "all")
+    (tmp_path / "dup.txt").write_text("utt1 a\nutt2 b\nutt1 c\n")
+    with pytest.raises(ScoreError, match=r"dup.txt:3: utterance 'utt1' appears twice \(first on line 1\)"):
+        score_files(ref, tmp_path / "dup.txt")
+    with pytest.raises(ScoreError, match="not found"):
+        score_files(ref, tmp_path / "absent.txt")

@@ -1,0 +1,78 @@
+"""egs/wsj: the paper's configs (Tables 7 and 9) and run.sh end to end on a fixture of the LDC disc layout."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dsd_seq.config import load_config
+from dsd_seq.schedule import Schedule
+from models.speech_task import build_model
+from tests.corpus_fixtures import synth_utterances, write_wsj_discs
+
+RECIPE = Path(__file__).resolve().parents[1] / "egs" / "wsj"
+
+
+def _phases(config_name):
+    config = load_config(RECIPE / "conf" / config_name)
+    schedule = Schedule.from_config(config.schedule)
+    return config, [(p.kind, p.epochs, p.lr, p.sparsity) for p in schedule]
+
+
+def test_ds1_config_has_table_7_schedule_and_table_6_sizes():
+    config, phases = _phases("ds1_table7.yaml")
+    assert phases == [
+        ("dense", 50, 8e-4, 0.0), ("sparse", 50, 5e-4, 0.5), ("dense", 50, 3e-4, 0.0),
+        ("sparse", 50, 1e-4, 0.25), ("dense", 50, 3e-5, 0.0),
+    ]  # fmt: skip
+    assert config.train.optimizer == "nesterov" and config.task_args["model"] == "deepspeech1"
+    model = build_model("deepspeech1", config.task_args["model_args"], num_features=161, num_classes=29)
+    assert sum(p.numel() for p in model.parameters()) == 1_814_528 + 3 * 1_049_600 + 3_146_752 + 29_725
+
+
+def test_ds2_config_has_table_9_schedule():
+    config, phases = _phases("ds2_table9.yaml")
+    assert phases == [
+        ("dense", 20, 3e-4, 0.0), ("sparse", 20, 3e-4, 0.5), ("dense", 20, 3e-5, 0.0),
+        ("sparse", 20, 3e-5, 0.25), ("dense", 20, 6e-6, 0.0),
+    ]  # fmt: skip
+    assert config.train.optimizer == "nesterov" and config.task_args["model"] == "deepspeech2"
+
+
+@pytest.mark.parametrize(("config_name", "baseline", "epochs"), [
+    ("ds1_table7.yaml", "D50:8e-4,D50:3e-4,D50:3e-5", 150), ("ds2_table9.yaml", "D20:3e-4,D20:3e-5,D20:6e-6", 60),
+])  # fmt: skip
+def test_the_dense_baseline_named_in_each_config_has_the_papers_epochs(config_name, baseline, epochs):
+    assert f"--baseline-schedule {baseline}" in (RECIPE / "conf" / config_name).read_text().replace(
+        "\n#   ", " "
+    )
+    schedule = Schedule.parse(baseline)
+    assert schedule.total_epochs == epochs and not schedule.has_sparse_phase
+
+
+@pytest.mark.slow
+def test_recipe_runs_end_to_end_on_the_ldc_disc_layout(tmp_path):
+    utts = synth_utterances(tmp_path / "synth", 16, 4, 4)
+    write_wsj_discs(tmp_path / "ldc", {"train_si284": utts["train"], "test_dev93": utts["dev"],
+                                       "test_eval92": utts["test"]})  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(RECIPE.parents[1])}
+    command = ["bash", str(RECIPE / "run.sh"), "--config", str(RECIPE / "conf" / "tiny.yaml"), "--data", "data",
+               "--exp", "exp", "--num-bins", "40", "--baseline-schedule", "D2:8e-4", "--jobs", "1"]  # fmt: skip
+    missing = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 1 and "needs --wsj0 DIR and --wsj1 DIR" in missing.stderr
+    command += ["--wsj0", "ldc/wsj0", "--wsj1", "ldc/wsj1"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = json.loads((tmp_path / "exp" / "results.json").read_text())
+    labels = [r["label"] for r in table["rows"] if r["run"] == "DSD"]
+    assert labels == ["Dense", "Sparse", "Re-dense"]
+    assert table["rows"][1]["measured_sparsity"] == pytest.approx(0.5, abs=0.03)
+    for run in ("dsd", "llr", "dense"):
+        for split, count in (("dev", 4), ("test", 4)):
+            decode = tmp_path / "exp" / run / f"decode_{split}"
+            assert len((decode / "hyp.txt").read_text().splitlines()) == count
+            assert (decode / "wer.txt").read_text().startswith("%WER ")
+    assert "dense baseline (D2:8e-4): %WER" in done.stdout
