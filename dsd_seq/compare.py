@@ -160,15 +160,22 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
                 ready = [r for r in pending if r.kind == "dense" or dense[r.seed].done]
                 waiting = [r for r in pending if r not in ready]
                 futures = {pool.submit(_train_in_subprocess, r): r for r in ready}
-                while futures:
-                    done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
-                    for future in done:
-                        run = futures.pop(future)
-                        finished(run, future.result())
-                        if run.kind == "dense" and run.done:
-                            for follow in [r for r in waiting if r.seed == run.seed]:
-                                waiting.remove(follow)
-                                futures[pool.submit(_train_in_subprocess, follow)] = follow
+                try:
+                    while futures:
+                        done, _ = concurrent.futures.wait(
+                            futures, return_when=concurrent.futures.FIRST_COMPLETED
+                        )
+                        for future in done:
+                            run = futures.pop(future)
+                            finished(run, future.result())
+                            if run.kind == "dense" and run.done:
+                                for follow in [r for r in waiting if r.seed == run.seed]:
+                                    waiting.remove(follow)
+                                    futures[pool.submit(_train_in_subprocess, follow)] = follow
+                except KeyboardInterrupt:
+                    # the running trainers got the Ctrl-C too: they save their position and exit
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    problems.append("compare was interrupted (Ctrl-C)")
     finally:
         bar.close()
     for run in runs:

@@ -7,6 +7,7 @@ import pytest
 
 from dsd_seq.cli import main
 from dsd_seq.figures import FigureError, weight_panels
+from dsd_seq.run_store import read_store
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = (
@@ -23,7 +24,7 @@ def exp(tmp_path_factory):
     config = exp.parent / "toy.yaml"
     config.write_text(TOY)
     train = ["train", "--config", str(config)]
-    assert main([*train, "--exp-dir", str(exp / "dsd")]) == 0
+    assert main([*train, "--exp-dir", str(exp / "dsd"), "--store", str(exp / "runs-of-train.jsonl")]) == 0
     init = ["--init-from", str(exp / "dsd" / "checkpoints" / "phase1-end.pt")]
     assert main([*train, "--exp-dir", str(exp / "llr"), "--baseline", "llr", *init]) == 0
     return exp
@@ -39,6 +40,16 @@ def test_report_of_a_recipe_exp_folder_writes_the_table_report_and_figures(exp, 
         png = (exp / "figures" / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000
         assert f"](figures/{name})" in report
+
+
+def test_train_appends_its_record_to_a_store_when_asked(exp):
+    (record,) = read_store(exp / "runs-of-train.jsonl")
+    assert (
+        record["kind"] == "dsd"
+        and record["seed"] == 0
+        and record["schedule"] == "D2:0.01,S1@0.5:0.01,D1:0.01"
+    )
+    assert [row["label"] for row in record["phases"]] == ["Dense", "Sparse", "Re-dense"]
 
 
 def test_report_of_a_single_run_folder(exp):
