@@ -1,4 +1,4 @@
-"""The ``dsd-seq`` command: train a schedule (or its LLR baseline), write the results table.
+"""The ``dsd-seq`` command: train a schedule (or a baseline), compare over seeds, write reports.
 
 The task (model family and data) is named in the config as ``module:factory``; this module imports it
 by that name, so the engine itself depends on no model or data package.
@@ -15,21 +15,24 @@ from pathlib import Path
 import torch
 
 from dsd_seq.checkpoint import CheckpointError
+from dsd_seq.compare import CompareError, execute, expected_hash, plan_runs, record_finished
 from dsd_seq.config import ConfigError, load_config, to_yaml
 from dsd_seq.report import build_table, load_results, to_markdown, write_report
+from dsd_seq.run_store import STORE_NAME, append_record, run_record
 from dsd_seq.schedule import Schedule, ScheduleError
 from dsd_seq.score import MODES, score_files
 from dsd_seq.selection import SelectionError
 from dsd_seq.trainer import Trainer, TrainingError
 
 # Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback). Tasks raise
-# ValueError/OSError subclasses for bad data, so those are included.
+# ValueError/OSError subclasses for bad data, so those are included (as are the report and figure errors).
 USER_ERRORS = (
     ConfigError,
     ScheduleError,
     SelectionError,
     CheckpointError,
     TrainingError,
+    CompareError,
     ValueError,
     OSError,
 )
@@ -53,6 +56,8 @@ def _train(args: argparse.Namespace) -> int:
     schedule = Schedule.from_config(config.schedule)
     if args.baseline == "llr":
         schedule = schedule.llr()
+    elif args.baseline == "finetune":
+        schedule = schedule.fine_tune()
     elif not schedule.has_sparse_phase and not args.dense_only:
         raise ConfigError(
             f"{args.config}: schedule {schedule.compact()} has no sparse phase, so it is not DSD; add one "
@@ -62,7 +67,8 @@ def _train(args: argparse.Namespace) -> int:
     exp_dir = Path(args.exp_dir)
     torch.manual_seed(config.train.seed)
     task = build_task(config.task, config.task_args)
-    trainer = Trainer(task, schedule, config, exp_dir, run_label="LLR" if args.baseline == "llr" else "DSD")
+    label = {"llr": "LLR", "finetune": "Fine-tune"}.get(args.baseline, "DSD")
+    trainer = Trainer(task, schedule, config, exp_dir, run_label=label)
     if not trainer.checkpoints():  # a resumed run keeps the config it started with
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
@@ -73,10 +79,14 @@ def _train(args: argparse.Namespace) -> int:
         until_phase=args.until_phase,
     )
     pos = trainer.position
-    if trainer.results:
+    if (
+        trainer.results and (exp_dir / "results.json").is_file()
+    ):  # a baseline stopped in its first phase has none
         print(to_markdown(build_table(load_results(exp_dir))))
     if trainer.finished:
         print(f"results: {exp_dir / 'results.json'}")
+        if args.store:
+            append_record(args.store, run_record(exp_dir, args.baseline or "dsd"))
     elif pos.epoch == 0 and pos.step == 0:
         print(f"{pos.phase} of {len(schedule)} phases done; the next continues with --resume")
     else:
@@ -88,6 +98,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.exp_dir is not None:
+        from dsd_seq.experiment_report import write_experiment_report  # matplotlib: only when drawing
+
+        path = write_experiment_report(args.exp_dir, layer=args.layer)
+        print(path.read_text())
+        print(f"report: {path}")
+        if (args.exp_dir / "results.md").is_file():
+            print(f"results table: {args.exp_dir / 'results.md'}")
+        return 0
+    if args.exp is None or args.out is None:
+        raise ConfigError("dsd-seq report: give EXP_DIR, or --exp and --out (with an optional --baseline)")
     md, js = write_report(args.exp, args.baseline, args.out)
     print(md.read_text())
     print(f"results table: {md} (and {js})")
@@ -97,6 +118,42 @@ def _report(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     result = score_files(args.ref, args.hyp, args.mode, "char" if args.cer else "word")
     print("\n".join(result.kaldi_lines()))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from dsd_seq.experiment_report import write_comparison_report  # scipy, matplotlib: only when reporting
+
+    out = args.out
+    overrides, literal = list(args.set or []), list(args.set_str or [])
+    wanted = None
+    if args.config is not None:
+        config = load_config(args.config, overrides, literal)
+        wanted = expected_hash(config)
+    if args.report_only:
+        md, _ = write_comparison_report(out, wanted, layer=args.layer)
+        print(md.read_text())
+        print(f"report: {md}")
+        return 0
+    if args.config is None:
+        raise ConfigError("dsd-seq compare: --config is needed to train (or pass --report-only)")
+    if args.seeds < 1 or args.jobs < 1:
+        raise ConfigError("dsd-seq compare: --seeds and --jobs must be at least 1")
+    schedule = Schedule.from_config(config.schedule)
+    runs = plan_runs(args.config, schedule, list(range(args.seeds)), out, overrides, literal)
+    for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Fine-tune", schedule.fine_tune())):
+        print(f"{label:9s} {s.compact()} ({s.total_epochs} epochs)")
+    print(f"{args.seeds} seeds x (1 shared dense phase + 3 continuations) -> {out}; store {out / STORE_NAME}")
+    problems = execute(runs, args.jobs, out / STORE_NAME)
+    record_finished(runs, out / STORE_NAME)
+    if problems:
+        raise CompareError(
+            "; ".join(problems) + ". Finished runs are kept: run the same command again to continue "
+            "(it skips finished runs and resumes interrupted ones)"
+        )
+    md, _ = write_comparison_report(out, wanted, layer=args.layer)
+    print(md.read_text())
+    print(f"report: {md}")
     return 0
 
 
@@ -111,7 +168,11 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.count:
         print(len(schedule))
         return 0
-    for label, s in (("DSD", schedule), ("LLR baseline", schedule.llr())):
+    for label, s in (
+        ("DSD", schedule),
+        ("LLR baseline", schedule.llr()),
+        ("Fine-tune baseline", schedule.fine_tune()),
+    ):
         print(f"{label}: {s.compact()} ({s.total_epochs} epochs)")
         for i, phase in enumerate(s):
             print(
@@ -130,7 +191,12 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--schedule", help="compact schedule overriding the config, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4"
     )
-    train.add_argument("--baseline", choices=["llr"], help="run the LLR baseline of the schedule instead")
+    train.add_argument(
+        "--baseline",
+        choices=["llr", "finetune"],
+        help="run a baseline of the schedule instead: llr (same epochs and learning rates, no pruning) or "
+        "finetune (dense phase, then dense training at the final learning rate for the same epochs)",
+    )
     train.add_argument(
         "--dense-only", action="store_true", help="allow a schedule without a sparse phase (no pruning)"
     )
@@ -152,12 +218,25 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--set-str", action="append", metavar="KEY=TEXT", help="set a config field to TEXT verbatim (paths)"
     )
+    train.add_argument("--store", type=Path, help="append this run's record to a run store (JSON lines)")
     train.set_defaults(func=_train)
 
-    report = sub.add_parser("report", help="write the per-phase results table (markdown and JSON)")
-    report.add_argument("--exp", type=Path, required=True, help="the DSD experiment folder")
-    report.add_argument("--baseline", type=Path, help="the LLR baseline experiment folder")
-    report.add_argument("--out", type=Path, required=True, help="output prefix: writes OUT.md and OUT.json")
+    report = sub.add_parser(
+        "report", help="write the report of a finished experiment (tables and figures) or one results table"
+    )
+    report.add_argument(
+        "exp_dir",
+        nargs="?",
+        type=Path,
+        help="a compare --out folder, a recipe's exp folder (dsd/, llr/) or a run folder: writes "
+        "EXP_DIR/report.md and EXP_DIR/figures/",
+    )
+    report.add_argument("--exp", type=Path, help="(table only) the DSD experiment folder")
+    report.add_argument("--baseline", type=Path, help="(table only) the LLR baseline experiment folder")
+    report.add_argument("--out", type=Path, help="(table only) output prefix: writes OUT.md and OUT.json")
+    report.add_argument(
+        "--layer", help="name glob of the layer for Figure 2 (default: largest recurrent matrix)"
+    )
     report.set_defaults(func=_report)
 
     score = sub.add_parser(
@@ -173,6 +252,26 @@ def make_parser() -> argparse.ArgumentParser:
         help="strict: the same ids in both files; present: only ids in HYP; all: a missing hyp is empty",
     )
     score.set_defaults(func=_score)
+    compare = sub.add_parser(
+        "compare", help="run a schedule, its LLR and fine-tune baselines over seeds; t-test report"
+    )
+    compare.add_argument("--config", type=Path, help="YAML run config (needed unless --report-only)")
+    compare.add_argument("--seeds", type=int, default=5, help="number of seeds: 0 .. N-1 (default 5)")
+    compare.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process (default 1)")
+    compare.add_argument(
+        "--out", type=Path, required=True, help="folder for the runs, runs.jsonl and the report"
+    )
+    compare.add_argument(
+        "--report-only", action="store_true", help="rebuild the report from OUT/runs.jsonl without training"
+    )
+    compare.add_argument(
+        "--layer", help="name glob of the layer for Figure 2 (default: largest recurrent matrix)"
+    )
+    compare.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for train")
+    compare.add_argument(
+        "--set-str", action="append", metavar="KEY=TEXT", help="verbatim override, as for train"
+    )
+    compare.set_defaults(func=_compare)
 
     schedule = sub.add_parser("schedule", help="explain a compact schedule and its LLR baseline")
     schedule.add_argument("schedule", nargs="?", help="compact schedule, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4")

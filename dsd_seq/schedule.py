@@ -104,6 +104,16 @@ class Schedule:
         """The LLR baseline (Sec. 5.2): the same epochs and learning rates, no pruning."""
         return Schedule(tuple(replace(p, kind=DENSE, sparsity=0.0) for p in self.phases))
 
+    def fine_tune(self) -> Schedule:
+        """Plain fine-tuning at equal epochs (the paper's Appendix A control): after the first (dense)
+        phase, keep training the dense model without pruning for the same epochs as the remaining phases,
+        all at the schedule's final learning rate (no decay). Phase boundaries are kept, so every DSD row
+        has a fine-tuning row at the same cumulative epochs."""
+        first, *rest = self.phases
+        final_lr = self.phases[-1].lr
+        tail = (Phase(kind=DENSE, epochs=p.epochs, lr=final_lr) for p in rest)
+        return Schedule((first, *tail))
+
     def to_list(self) -> list[dict]:
         return [asdict(p) for p in self.phases]
 

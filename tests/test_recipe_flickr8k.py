@@ -104,6 +104,8 @@ def test_recipe_runs_every_stage_on_the_real_flickr8k_layout(tmp_path):
         "| # | image | Dense | Sparse | Re-dense | LLR | a reference |"
         in (tmp_path / "exp" / "examples.md").read_text()
     )
+    for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
+        assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000
     # a second run finds the .done markers and the finished checkpoints: nothing is redone
     again = _run([*common, "--encoder", "small_cnn", "--encoder-checkpoint", str(encoder), "--stop-stage", "2"],
                  tmp_path)  # fmt: skip

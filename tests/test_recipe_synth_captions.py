@@ -33,3 +33,5 @@ def test_recipe_runs_every_stage_and_writes_table_5_and_example_pages(tmp_path):
     examples = (tmp_path / "exp" / "examples.md").read_text()
     assert "| # | image | Dense | Sparse | Re-dense | LLR | a reference |" in examples
     assert (tmp_path / "exp" / "examples.png").is_file()
+    for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
+        assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000

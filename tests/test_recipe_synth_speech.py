@@ -38,6 +38,9 @@ def test_recipe_runs_every_stage_and_writes_the_results_table(tmp_path):
     markdown = (tmp_path / "exp" / "results.md").read_text()
     assert "| DSD | Sparse |" in markdown and "Dense (LLR)" in markdown
     assert "results table:" in done.stdout
+    assert "![Weight distribution" in (tmp_path / "exp" / "report.md").read_text()
+    for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
+        assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000
     assert list((tmp_path / "exp" / "dsd" / "tensorboard").iterdir())
     assert not list(Path.cwd().glob("pwned")) and not list(RECIPE.glob("pwned"))
     # re-running is harmless: data stages are skipped, training stages resume at their end

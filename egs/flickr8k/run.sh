@@ -5,7 +5,7 @@
 # caption_datasets.zip (or dataset_flickr8k.json) in --archives DIR; torchvision and the VGG-16 weights.
 # Stages (Kaldi style, each leaves its result on disk; 0 and 1 leave a .done marker and are skipped when
 #   it is there, training stages resume from their checkpoints):
-#   0 prepare (checksums, safe extraction)  1 image features  2 dense  3 sparse/re-dense  4 LLR  5 results
+#   0 prepare (checksums, safe extraction)  1 image features  2 dense  3 sparse/re-dense  4 LLR  5 results + figures
 # Usage: egs/flickr8k/run.sh --archives DIR [--stage N] [--stop-stage M] [--config conf/train.yaml]
 #        [--exp exp] [--data data] [--images-archive FILE] [--captions FILE] [--images-sha256 HEX]
 #        [--captions-sha256 HEX] [--encoder vgg16|resnet50|small_cnn] [--encoder-checkpoint FILE]
@@ -153,7 +153,7 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log 5 "results table (BLEU-1..4 per phase, like Table 5) and example captions per phase"
-  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+  dsd_seq report "$exp"  # results.md/json, report.md and figures/
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   labels=$("$python" -c "import json,sys; print(' '.join(r['label'].replace(' ', '_') for r in json.load(open(sys.argv[1]))['phases']))" "$exp/dsd/results.json")
   checkpoints=()

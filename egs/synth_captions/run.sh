@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DSD on the built-in synthetic captioning set (NeuralTalk on frozen small-CNN features; the paper's Sec. 4.3).
 # Stages (Kaldi style, each leaves its result on disk):
-#   0 corpus   1 encoder + features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results + examples
+#   0 corpus   1 encoder + features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results, figures + examples
 # Usage: egs/synth_captions/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--data data] [--num-train N] [--num-val N] [--num-test N] [--encoder-images N] [--encoder-epochs N]
 set -euo pipefail
@@ -82,7 +82,7 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log 5 "results table (BLEU-1..4 per phase, like Table 5) and example captions per phase"
-  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+  dsd_seq report "$exp"  # results.md/json, report.md and figures/
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   labels=$("$python" -c "import json,sys; print(' '.join(r['label'].replace(' ', '_') for r in json.load(open(sys.argv[1]))['phases']))" "$exp/dsd/results.json")
   checkpoints=()

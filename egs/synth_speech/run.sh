@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # DSD on the built-in synthetic speech corpus (espeak-ng voices; test voices never heard in training).
 # Runs on a 2-core CPU in about 10 minutes. Stages (Kaldi style, each leaves its result on disk):
-#   0 corpus   1 features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results table
+#   0 corpus   1 features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results table + figures
+#   6 (only when asked: --stage 6 --stop-stage 6) DSD vs LLR vs fine-tuning over --seeds N seeds, t-tests
 # Re-running is safe: data stages with a .done marker holding the same parameters are skipped (others are
 # redone from scratch); training stages resume from their newest readable checkpoint, on the same data.
 # Usage: egs/synth_speech/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
-#        [--num-train N] [--num-dev N] [--num-test N] [--seed S] [--jobs J]
+#        [--num-train N] [--num-dev N] [--num-test N] [--seed S] [--jobs J] [--seeds N]
 set -euo pipefail
 
 stage=0
@@ -18,6 +19,7 @@ num_dev=200
 num_test=300
 seed=0
 jobs=2
+seeds=5
 train_args=()  # extra `dsd-seq train` arguments, e.g. --set train.seed=1
 
 # Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
@@ -34,8 +36,9 @@ while [ $# -gt 0 ]; do
     --num-test) num_test="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
+    --seeds) seeds="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -109,6 +112,11 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log 5 "results table"
-  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+  log 5 "results table, report and figures"
+  dsd_seq report "$exp"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log 6 "DSD, LLR and fine-tuning over $seeds seeds (resumable) -> $exp/compare"
+  dsd_seq compare --config "$config" --seeds "$seeds" --out "$exp/compare" "${train_args[@]}"
 fi

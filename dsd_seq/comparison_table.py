@@ -1,0 +1,193 @@
+"""DSD against its equal-epoch baselines over seeds, in the shape of the paper's Table 10 (Appendix A).
+
+Built from run-store records (see ``run_store``) of one configuration: per stage the mean and standard
+deviation over seeds of the main metric (e.g. test WER) for DSD, LLR and fine-tuning; then DSD's final
+model against each baseline and against the dense model, and the sparse model alone against the dense
+model, with absolute and relative improvement and Welch's unpaired t-test (``significance``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsd_seq.schedule import SPARSE
+from dsd_seq.significance import Comparison, Sample, compare
+
+#: Run kinds in the store and how tables name them.
+KIND_LABELS = {"dsd": "DSD", "llr": "LLR", "finetune": "Fine-tune"}
+
+
+class ComparisonError(ValueError):
+    """Records that cannot be compared (none, several configurations, no DSD run)."""
+
+
+def select_experiment(records: list[dict[str, Any]], wanted_hash: str | None = None) -> list[dict[str, Any]]:
+    """The records of one configuration: ``wanted_hash``, or the only one in the store."""
+    hashes = sorted({r["config_hash"] for r in records})
+    if wanted_hash is None:
+        if len(hashes) > 1:
+            raise ComparisonError(
+                f"the run store holds {len(hashes)} configurations ({', '.join(hashes)}); pass --config "
+                "(and the same --set options) to choose one"
+            )
+        wanted_hash = hashes[0] if hashes else None
+    chosen = [r for r in records if r["config_hash"] == wanted_hash]
+    if not chosen:
+        raise ComparisonError(
+            f"no finished run of configuration {wanted_hash} in the store (it holds {hashes or 'nothing'})"
+        )
+    return chosen
+
+
+def _main_split(record: dict[str, Any]) -> str:
+    splits = list(record["phases"][0]["metrics"])
+    return "test" if "test" in splits else splits[-1]
+
+
+def _value(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
+    phases = record["phases"]
+    if phase >= len(phases):
+        return None
+    return phases[phase]["metrics"].get(split, {}).get(metric)
+
+
+def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The comparison tables (a JSON-able dict) from the records of one configuration."""
+    by_kind: dict[str, list[dict]] = {kind: [] for kind in KIND_LABELS}
+    for record in sorted(records, key=lambda r: r["seed"]):
+        by_kind.setdefault(record["kind"], []).append(record)
+    dsd_runs = by_kind["dsd"]
+    if not dsd_runs:
+        raise ComparisonError("no finished DSD run among the records; nothing to compare")
+    reference = dsd_runs[0]
+    metric, higher = reference["metric"], bool(reference["higher_is_better"])
+    split = _main_split(reference)
+    phases = reference["phases"]
+    sparse_phases = [i for i, row in enumerate(phases) if row["kind"] == SPARSE]
+
+    def values(kind: str, phase: int) -> list[float]:
+        found = (_value(r, phase, split, metric) for r in by_kind.get(kind, []))
+        return [v for v in found if v is not None]
+
+    stages = []
+    for i, row in enumerate(phases):
+        cells = {}
+        for kind, label in KIND_LABELS.items():
+            sample = Sample(tuple(values(kind, i)))
+            cells[label] = {"mean": sample.mean, "std": sample.std, "n": sample.n}
+        stages.append({"label": row["label"], "cumulative_epochs": row["cumulative_epochs"], **cells})
+
+    last = len(phases) - 1
+    final, dense = values("dsd", last), values("dsd", 0)
+    comparisons: list[tuple[Comparison, bool]] = [
+        (compare("DSD", final, "LLR", values("llr", last), higher), True),
+        (compare("DSD", final, "Fine-tune", values("finetune", last), higher), True),
+        (compare("DSD", final, "Dense", dense, higher), False),
+    ]
+    if sparse_phases:
+        sparse = values("dsd", sparse_phases[-1])
+        comparisons.append((compare("Sparse alone", sparse, "Dense", dense, higher), False))
+    per_seed = sorted({r["seed"] for r in records})
+    runs = {
+        seed: {
+            "Dense": _value(_run(by_kind, "dsd", seed), 0, split, metric),
+            **({"Sparse": _value(_run(by_kind, "dsd", seed), sparse_phases[-1], split, metric)} if sparse_phases else {}),
+            **{label: _value(_run(by_kind, kind, seed), last, split, metric) for kind, label in KIND_LABELS.items()},
+        }
+        for seed in per_seed
+    }  # fmt: skip
+    return {
+        "config_hash": reference["config_hash"],
+        "metric": metric,
+        "split": split,
+        "higher_is_better": higher,
+        "schedules": {
+            KIND_LABELS[kind]: by_kind[kind][0]["schedule"] for kind in KIND_LABELS if by_kind.get(kind)
+        },
+        "seeds": per_seed,
+        "stages": stages,
+        "comparisons": [{**c.to_dict(), "equal_epochs": equal} for c, equal in comparisons],
+        "runs": {str(seed): row for seed, row in runs.items()},
+        "environment": {
+            key: reference.get(key) for key in ("versions", "git_commit", "git_dirty") if key in reference
+        },
+    }
+
+
+def _run(by_kind: dict[str, list[dict]], kind: str, seed: int) -> dict[str, Any]:
+    return next((r for r in by_kind.get(kind, []) if r["seed"] == seed), {"phases": []})
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) -> str:
+    """The tables as markdown: per stage, then Table 10, then each seed's numbers."""
+    direction = "higher is better" if table["higher_is_better"] else "lower is better"
+    name = f"{table['split']} {table['metric']}"
+    labels = list(KIND_LABELS.values())
+    lines = [
+        f"# DSD against equal-epoch baselines over {len(table['seeds'])} seeds: {name} ({direction})",
+        "",
+        f"Configuration `{table['config_hash']}`; seeds {', '.join(map(str, table['seeds']))}. Schedules: "
+        + "; ".join(f"{label} `{s}`" for label, s in table["schedules"].items())
+        + ".",
+        "",
+        f"## {name} per stage (mean ± standard deviation over seeds)",
+        "",
+        "| Stage | Epochs (total) | " + " | ".join(labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
+    for stage in table["stages"]:
+        cells = [_mean_std(stage[label]["mean"], stage[label]["std"]) for label in labels]
+        lines.append(f"| {stage['label']} | {stage['cumulative_epochs']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## DSD against its baselines (the shape of the paper's Table 10)",
+        "",
+        "| Comparison | Equal epochs | Mean ± std | Baseline mean ± std | n | Abs. improvement "
+        "| Rel. improvement | t | df | p-value |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in table["comparisons"]:
+        rel = c["relative_improvement"]
+        lines.append(
+            f"| {c['method']} vs {c['baseline']} | {'yes' if c['equal_epochs'] else 'no'} "
+            f"| {_mean_std(c['method_mean'], c['method_std'])} "
+            f"| {_mean_std(c['baseline_mean'], c['baseline_std'])} | {c['method_n']} / {c['baseline_n']} "
+            f"| {_number(c['improvement'], '+.2f')} | {'–' if rel is None else f'{100 * rel:+.2f}%'} "
+            f"| {_number(c['t'], '.3f')} | {_number(c['df'], '.1f')} | {_number(c['p_value'], '.4f')} |"
+        )
+    lines += [
+        "",
+        f"Improvement is positive when the first model is better ({direction} for {table['metric']}); relative "
+        "improvement is divided by the baseline's mean. t, df and p: Welch's unpaired two-sided t-test "
+        "(`scipy.stats.ttest_ind(equal_var=False)`); – where a side has fewer than two seeds or no spread. "
+        "Only the equal-epoch rows separate DSD from more epochs at a lower learning rate.",
+        "",
+        "## Per seed",
+        "",
+    ]
+    columns = list(next(iter(table["runs"].values())).keys()) if table["runs"] else []
+    lines += ["| Seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for seed, row in table["runs"].items():
+        lines.append(f"| {seed} | " + " | ".join(_number(row[c], ".2f") for c in columns) + " |")
+    env = table.get("environment", {})
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+    commit = env.get("git_commit")
+    lines += [
+        "",
+        f"Versions: {versions or 'not recorded'}; git commit {commit[:12] if commit else 'unknown'}"
+        + (" (with uncommitted changes)" if env.get("git_dirty") else "")
+        + ".",
+    ]
+    if regenerate:
+        lines += ["", f"Regenerate this report without training: `{regenerate}`"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,100 @@
+"""``dsd-seq report EXP_DIR``: the markdown report (tables and figures) of a finished experiment.
+
+Three layouts are recognised, all built from files on disk only:
+- a comparison (``dsd-seq compare --out EXP_DIR``): ``runs.jsonl`` and ``seed<S>/{dsd,llr,finetune}``;
+  writes ``report.md`` and ``report.json`` (the Table-10 comparison) and figures of the first seed;
+- a recipe's ``exp/`` with ``dsd/`` and optionally ``llr/`` and ``finetune/``: writes the per-phase
+  table ``results.md``/``results.json`` as before, figures, and ``report.md`` holding both;
+- a single run folder (``results.json``, ``checkpoints/``): ``report.md`` with its table and figures.
+Figures go to ``EXP_DIR/figures/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dsd_seq.comparison_table import KIND_LABELS, build_comparison, comparison_markdown, select_experiment
+from dsd_seq.figures import (
+    CURVES_FIGURE,
+    SPARSITY_FIGURE,
+    WEIGHT_FIGURE,
+    FigureError,
+    layer_sparsity_figure,
+    training_curves_figure,
+    weight_distribution_figure,
+)
+from dsd_seq.report import build_table, load_results, to_markdown, write_report
+from dsd_seq.run_store import STORE_NAME, latest_records, read_store
+
+
+def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = None) -> list[str]:
+    """The three figures for a DSD run (``runs["DSD"]``) and its baselines; returns markdown lines
+    (an image each, or why it is missing)."""
+    dsd = runs["DSD"]
+    lines = []
+    makers = [
+        ("Weight distribution of one layer through DSD (the paper's Figure 2)", WEIGHT_FIGURE,
+         lambda out: weight_distribution_figure(dsd, out, layer)),
+        ("Training curves with the phase boundaries", CURVES_FIGURE, lambda out: training_curves_figure(runs, out)),
+        ("Per-layer sparsity", SPARSITY_FIGURE, lambda out: layer_sparsity_figure(dsd, out)),
+    ]  # fmt: skip
+    for caption, name, make in makers:
+        try:
+            path = make(figures_dir / name)
+        except (FigureError, FileNotFoundError, OSError) as err:
+            lines += [f"*{caption}: not drawn ({err}).*", ""]
+            continue
+        lines += [f"![{caption}]({path.relative_to(figures_dir.parent).as_posix()})", ""]
+    return lines
+
+
+def _runs_in(folder: Path) -> dict[str, Path]:
+    """Label -> run folder for the DSD run and the baselines present (finished or not)."""
+    return {label: folder / kind for kind, label in KIND_LABELS.items() if (folder / kind / "results.json").is_file()}  # fmt: skip
+
+
+def write_comparison_report(
+    out: str | Path, wanted_hash: str | None = None, layer: str | None = None
+) -> tuple[Path, Path]:
+    """``report.md`` and ``report.json`` of a comparison, from its run store (no training)."""
+    out = Path(out)
+    records = select_experiment(latest_records(read_store(out / STORE_NAME)), wanted_hash)
+    table = build_comparison(records)
+    md = comparison_markdown(table, regenerate=f"dsd-seq report {out}")
+    first = min(table["seeds"])
+    runs = _runs_in(out / f"seed{first}")
+    if "DSD" in runs:
+        md += f"\n## Figures (seed {first})\n\n" + "\n".join(write_figures(runs, out / "figures", layer))
+    md_path, json_path = out / "report.md", out / "report.json"
+    md_path.write_text(md)
+    json_path.write_text(json.dumps(table, indent=2) + "\n")
+    return md_path, json_path
+
+
+def write_experiment_report(exp_dir: str | Path, layer: str | None = None) -> Path:
+    """``report.md`` for any of the three layouts (see the module docstring); returns its path."""
+    exp_dir = Path(exp_dir)
+    if (exp_dir / STORE_NAME).is_file():
+        return write_comparison_report(exp_dir, layer=layer)[0]
+    runs = _runs_in(exp_dir)
+    if "DSD" in runs:
+        baseline = runs.get("LLR")
+        table_md, _ = write_report(runs["DSD"], baseline, exp_dir / "results")
+        parts = [table_md.read_text()]
+        if "Fine-tune" in runs:
+            parts.append(to_markdown(build_table(load_results(runs["Fine-tune"]))))
+    elif (exp_dir / "results.json").is_file():
+        runs = {"DSD": exp_dir}
+        parts = [to_markdown(build_table(load_results(exp_dir)))]
+    else:
+        raise FileNotFoundError(
+            f"{exp_dir} holds no finished run: expected {STORE_NAME} (dsd-seq compare), dsd/results.json "
+            "(a recipe's exp folder) or results.json (a run folder)"
+        )
+    md = f"# DSD report: {exp_dir}\n\n" + "\n".join(parts) + "\n## Figures\n\n"
+    md += "\n".join(write_figures(runs, exp_dir / "figures", layer))
+    md += f"\nRegenerate: `dsd-seq report {exp_dir}`\n"
+    path = exp_dir / "report.md"
+    path.write_text(md)
+    return path

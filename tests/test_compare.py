@@ -1,0 +1,119 @@
+"""dsd-seq compare end to end on the toy task: one dense phase per seed shared by DSD, LLR and fine-tuning,
+the run store, the Table-10 report checked against scipy on the runs' own results, resume and skip."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from dsd_seq.cli import main
+from dsd_seq.metrics_log import read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = (
+    "task: tests.toy_task:build_toy_task\nschedule: D2:1e-2,S1@0.5:1e-2,D1:1e-3\n"
+    "train: {progress: false, tensorboard: false, eval_splits: [test], num_threads: 1}\n"
+)
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the toy task is imported as tests.toy_task, in this process and in children
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    path = tmp_path / "toy.yaml"
+    path.write_text(TOY)
+    return str(path)
+
+
+def _final(run_dir: Path) -> float:
+    return json.loads((run_dir / "results.json").read_text())["phases"][-1]["metrics"]["test"]["error"]
+
+
+def test_compare_over_two_seeds_writes_store_report_and_figures(config, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--config", config, "--seeds", "2", "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted((r["seed"], r["kind"]) for r in records) == [
+        (s, k) for s in (0, 1) for k in ("dsd", "finetune", "llr")
+    ]
+    assert len({r["config_hash"] for r in records}) == 1
+    assert all(r["versions"]["torch"] and "git_commit" in r and len(r["phases"]) == 3 for r in records)
+    for seed in (0, 1):  # the three share the dense phase: same phase-1 result, separate folders after it
+        dense = {k: json.loads((out / f"seed{seed}" / k / "results.json").read_text())["phases"][0]["metrics"]
+                 for k in ("dsd", "llr", "finetune")}  # fmt: skip
+        assert dense["dsd"] == dense["llr"] == dense["finetune"]
+        assert not (out / f"seed{seed}" / "llr" / "checkpoints" / "phase1-end.pt").exists()
+    schedules = json.loads((out / "report.json").read_text())["schedules"]
+    assert schedules == {
+        "DSD": "D2:0.01,S1@0.5:0.01,D1:0.001",
+        "LLR": "D2:0.01,D1:0.01,D1:0.001",
+        "Fine-tune": "D2:0.01,D1:0.001,D1:0.001",
+    }
+    report = json.loads((out / "report.json").read_text())
+    dsd = [_final(out / f"seed{s}" / "dsd") for s in (0, 1)]
+    llr = [_final(out / f"seed{s}" / "llr") for s in (0, 1)]
+    row = next(c for c in report["comparisons"] if c["baseline"] == "LLR")
+    expected = stats.ttest_ind(dsd, llr, equal_var=False)
+    if len(set(dsd)) > 1 or len(set(llr)) > 1:
+        assert row["t"] == pytest.approx(expected.statistic) and row["p_value"] == pytest.approx(
+            expected.pvalue
+        )
+    assert row["improvement"] == pytest.approx(sum(llr) / 2 - sum(dsd) / 2)  # error: lower is better
+    markdown = (out / "report.md").read_text()
+    assert "| DSD vs LLR | yes |" in markdown and "| DSD vs Fine-tune | yes |" in markdown
+    assert "| Sparse alone vs Dense | no |" in markdown and "Welch" in markdown
+    for name in ("weight_distribution.png", "training_curves.png", "layer_sparsity.png"):
+        png = (out / "figures" / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+        assert f"(figures/{name})" in markdown
+    # the report comes back from the store alone, without the run folders
+    before = (out / "report.json").read_text()
+    for seed in (0, 1):
+        os.rename(out / f"seed{seed}", tmp_path / f"moved{seed}")
+    assert main(["compare", "--report-only", "--out", str(out)]) == 0
+    assert (out / "report.json").read_text() == before
+    assert "not drawn" not in capsys.readouterr().out  # no seed folder: the figures section is left out
+
+
+def test_rerun_in_parallel_processes_resumes_an_interrupted_run_and_skips_finished_ones(
+    config, tmp_path, capsys
+):
+    out = tmp_path / "cmp"
+    seed0 = out / "seed0"
+    # an earlier compare that finished fine-tuning (but died before recording it) and stopped inside
+    # the LLR run, as a crash or Ctrl-C would leave them
+    dense = ["train", "--config", config, "--set=train.seed=0", "--resume"]
+    assert main([*dense, "--exp-dir", str(seed0 / "dsd"), "--until-phase", "1"]) == 0
+    init = ["--init-from", str(seed0 / "dsd" / "checkpoints" / "phase1-end.pt")]
+    assert main([*dense, "--exp-dir", str(seed0 / "finetune"), "--baseline", "finetune", *init]) == 0
+    llr = [*dense, "--exp-dir", str(seed0 / "llr"), "--baseline", "llr", *init, "--stop-after-steps", "3"]
+    assert main(llr) == 0
+    assert main(["compare", "--config", config, "--seeds", "1", "--jobs", "2", "--out", str(out)]) == 0
+    assert "--baseline llr" in (seed0 / "llr" / "train.log").read_text()  # trained by a child process
+    assert not (seed0 / "finetune" / "train.log").exists()
+    llr_log = read_metrics(seed0 / "llr" / "metrics.jsonl")
+    assert sum(r["event"] == "data" for r in llr_log) == 2  # started once, resumed once: not restarted
+    assert sum(r["event"] == "data" for r in read_metrics(seed0 / "dsd" / "metrics.jsonl")) == 2
+    assert sum(r["event"] == "data" for r in read_metrics(seed0 / "finetune" / "metrics.jsonl")) == 1
+    store = (out / "runs.jsonl").read_text()
+    assert len(store.splitlines()) == 3
+    logs = {p: p.read_text() for p in out.glob("seed0/*/metrics.jsonl")}
+    capsys.readouterr()
+    assert main(["compare", "--config", config, "--seeds", "1", "--out", str(out)]) == 0
+    assert (out / "runs.jsonl").read_text() == store  # nothing trained, nothing recorded twice
+    assert {p: p.read_text() for p in out.glob("seed0/*/metrics.jsonl")} == logs
+    assert "p-value" in capsys.readouterr().out
+
+
+def test_a_store_with_two_configurations_needs_the_config_to_choose(config, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--config", config, "--seeds", "1", "--out", str(out)]) == 0
+    record = json.loads((out / "runs.jsonl").read_text().splitlines()[0])
+    with (out / "runs.jsonl").open("a") as f:
+        f.write(json.dumps({**record, "config_hash": "0123456789ab"}) + "\n")
+    capsys.readouterr()
+    assert main(["compare", "--report-only", "--out", str(out)]) == 2
+    assert "2 configurations" in capsys.readouterr().err
+    assert main(["compare", "--report-only", "--out", str(out), "--config", config]) == 0
