@@ -1,6 +1,6 @@
 """How a CTC model's output becomes words: greedy (the paper's max decoding), prefix beam search, or beam
-search with an n-gram language model. Chosen in ``task_args.decoding`` or at evaluation
-(``python -m models.speech_decode --decoding beam``); greedy is the default, as the paper scores it.
+search with an n-gram language model. Chosen in ``task_args.decoding`` or per call of
+``SpeechTask.evaluate(split, device, decoding)``; greedy is the default, as the paper scores it.
 """
 
 from __future__ import annotations
