@@ -31,7 +31,9 @@ def _arpa_sections(path):
 def test_bigram_arpa_is_normalised(tmp_path):
     sections = _arpa_sections(write_bigram_arpa(TEXTS, tmp_path / "lm.arpa"))
     unigrams = {row[1]: row for row in sections[1]}
-    assert math.fsum(10 ** float(r[0]) for w, r in unigrams.items() if w != "<s>") == pytest.approx(1.0, abs=1e-4)
+    assert math.fsum(10 ** float(r[0]) for w, r in unigrams.items() if w != "<s>") == pytest.approx(
+        1.0, abs=1e-4
+    )
     mass = defaultdict(float)
     for logp, pair in sections[2]:
         mass[pair.split()[0]] += 10 ** float(logp)

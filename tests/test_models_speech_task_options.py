@@ -16,14 +16,8 @@ from dsd_seq.schedule import Schedule
 from dsd_seq.trainer import Trainer
 from models.speech_decoding import DecodingConfig, ctc_text_decoder
 from models.speech_task import SpeechDataError, build_task
+from tests.test_models_speech_task import TINY_DS2
 
-TINY_DS2 = {
-    "conv_channels": [4],
-    "conv_kernels": [[5, 11]],
-    "conv_strides": [[2, 2]],
-    "rnn_layers": 1,
-    "rnn_hidden": 24,
-}
 TINY_TRANSDUCER = {"encoder": TINY_DS2, "embed_dim": 8, "predictor_hidden": 16, "joiner_dim": 16}
 
 
