@@ -12,6 +12,7 @@ HERE = Path(__file__).resolve().parent
 if __name__ == "__main__":
     for script, *args in (
         ("mask_overhead.py",),
+        ("decoding_and_transducer_loss.py",),
         ("recipe_walltime.py", "--recipe", "synth_speech"),
         ("recipe_walltime.py", "--recipe", "synth_captions"),
     ):

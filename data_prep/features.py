@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from data_prep.audio import AudioError, read_audio_with_rate
 from data_prep.kaldi_dir import read_data_dir
+from data_prep.speed_perturb import parse_speed_factors, perturbed_utt_id, speed_perturb
 from data_prep.vocab import CharVocab, OutOfVocabularyError
 from dsd_seq.checkpoint import save_atomic, write_atomic
 
@@ -182,11 +183,13 @@ def build_feature_cache(
     vocab: CharVocab,
     max_bad_fraction: float = 0.1,
     progress: bool = True,
+    speed_factors: tuple[float, ...] = (),
 ) -> CacheReport:
     """Features and label ids of every usable utterance of ``data_dir``, saved atomically to ``out_path``.
 
     Also writes ``<out_path>.problems.json`` (kind -> [{utt_id, message}]), even when the bad fraction
     exceeds ``max_bad_fraction`` and DataQualityError is raised (then no cache is written).
+    ``speed_factors`` (e.g. (0.9, 1.1), training data only) add a speed-perturbed copy of every utterance.
     """
     data_dir, out_path = Path(data_dir), Path(out_path)
     duplicates: dict[str, str] = {}
@@ -218,30 +221,35 @@ def build_feature_cache(
         except AudioError as err:
             skip(err.kind, utt.utt_id, f"{utt.utt_id}: {err}")
             continue
-        try:
-            feats = compute_features(wave, cfg)
-        except ValueError as err:
-            skip("too_short_audio", utt.utt_id, f"{utt.utt_id}: {utt.wav_path}: {err}")
-            continue
-        if len(ids) > feats.shape[0]:  # no CTC model can emit more labels than there are frames
-            skip(
-                "transcript_longer_than_audio",
-                utt.utt_id,
-                f"{utt.utt_id}: {len(ids)} characters for {feats.shape[0]} frames of {utt.wav_path}; "
-                "the transcript probably belongs to another recording",
-            )
-            continue
-        if file_rate != cfg.sample_rate:
-            resampled.append((utt.utt_id, file_rate))
-        utt_ids.append(utt.utt_id)
-        texts.append(text)
-        features.append(feats)
-        labels.append(torch.tensor(ids, dtype=torch.int64))
+        copies = [(utt.utt_id, wave)]
+        copies += [
+            (perturbed_utt_id(utt.utt_id, f), speed_perturb(wave, cfg.sample_rate, f)) for f in speed_factors
+        ]
+        for utt_id, copy in copies:
+            try:
+                feats = compute_features(copy, cfg)
+            except ValueError as err:
+                skip("too_short_audio", utt_id, f"{utt_id}: {utt.wav_path}: {err}")
+                continue
+            if len(ids) > feats.shape[0]:  # no CTC model can emit more labels than there are frames
+                skip(
+                    "transcript_longer_than_audio",
+                    utt_id,
+                    f"{utt_id}: {len(ids)} characters for {feats.shape[0]} frames of {utt.wav_path}; "
+                    "the transcript probably belongs to another recording",
+                )
+                continue
+            if utt_id == utt.utt_id and file_rate != cfg.sample_rate:
+                resampled.append((utt_id, file_rate))
+            utt_ids.append(utt_id)
+            texts.append(text)
+            features.append(feats)
+            labels.append(torch.tensor(ids, dtype=torch.int64))
 
     report = CacheReport(
         data_dir=data_dir,
         out_path=out_path,
-        num_utterances=len(utterances) + len(duplicates),
+        num_utterances=(len(utterances) + len(duplicates)) * (1 + len(speed_factors)),  # copies count
         num_kept=len(utt_ids),
         num_frames=sum(f.shape[0] for f in features),
         problems=problems,
@@ -267,6 +275,7 @@ def build_feature_cache(
     cache = {
         "version": CACHE_VERSION,
         "feature_config": cfg.to_dict(),
+        "speed_factors": list(speed_factors),
         "vocab": vocab.to_dict(),
         "utt_ids": utt_ids,
         "texts": texts,
@@ -315,10 +324,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-bad-fraction", type=float, default=0.1, help="fail above this unusable fraction"
     )
+    parser.add_argument(
+        "--speed-perturb",
+        default="",
+        help="extra copies at these speeds, e.g. '0.9,1.1' (training data only; ids sp0.9-<utt>)",
+    )
     args = parser.parse_args(argv)
     cfg = FeatureConfig(kind=args.kind, num_bins=args.num_bins, normalize=args.normalize)
     try:
-        report = build_feature_cache(args.data_dir, args.out, cfg, CharVocab.default(), args.max_bad_fraction)
+        report = build_feature_cache(
+            args.data_dir,
+            args.out,
+            cfg,
+            CharVocab.default(),
+            args.max_bad_fraction,
+            speed_factors=parse_speed_factors(args.speed_perturb),
+        )
     except (DataQualityError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -21,7 +21,12 @@ class Task(Protocol):
     higher_is_better: bool
 
     def train_batches(self, generator: torch.Generator) -> Sequence[Any]:
-        """All training batches of one epoch, in an order drawn from ``generator`` (for exact resume)."""
+        """All training batches of one epoch, in an order drawn from ``generator`` (for exact resume).
+
+        A task may also accept a keyword ``epoch``, the epoch's index counted from the run's start over all
+        phases (e.g. to present the first epoch in length order, DeepSpeech 2's SortaGrad); the order must
+        stay a function of ``generator`` and ``epoch`` alone.
+        """
 
     def loss(self, batch: Any, device: torch.device) -> torch.Tensor:
         """Scalar training loss of one batch."""

@@ -15,6 +15,7 @@ only the steps since the one before it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -312,7 +313,8 @@ class Trainer:
         pos = self.position
         phase = self.schedule[pos.phase]
         generator = torch.Generator().manual_seed(_epoch_seed(self.config.train.seed, pos.phase, pos.epoch))
-        batches = self.task.train_batches(generator)
+        epochs_before = sum(p.epochs for p in self.schedule.phases[: pos.phase])
+        batches = _train_batches(self.task, generator, epochs_before + pos.epoch)
         self.model.train()
         bar = tqdm(
             total=len(batches),
@@ -488,6 +490,13 @@ def _restore(buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     with torch.no_grad():
         for buffer, saved in buffers:
             buffer.copy_(saved)
+
+
+def _train_batches(task: Task, generator: torch.Generator, epoch: int) -> Any:
+    """The epoch's batches; ``epoch`` (counted from the run's start) only for tasks that take it."""
+    if "epoch" in inspect.signature(task.train_batches).parameters:
+        return task.train_batches(generator, epoch=epoch)
+    return task.train_batches(generator)
 
 
 def _epoch_seed(seed: int, phase: int, epoch: int) -> int:

@@ -37,7 +37,7 @@ class DeepSpeech2Config:
     rnn_hidden: int = 512  # per direction
     bidirectional: bool = True
     bidirectional_merge: str = "sum"  # "sum" keeps the next layer's input at rnn_hidden, "concat" doubles it
-    num_classes: int = 29  # blank + 28 characters
+    num_classes: int = 29  # blank + 28 characters; 0: no output layer (an encoder, e.g. for a transducer)
     dropout: float = 0.0  # after each recurrent layer
 
     def __post_init__(self) -> None:
@@ -47,8 +47,8 @@ class DeepSpeech2Config:
         for field in ("num_features", "rnn_layers", "rnn_hidden"):
             if getattr(self, field) < 1:
                 fail(field, "must be >= 1")
-        if self.num_classes < 2:
-            fail("num_classes", "must be >= 2 (blank + at least one label)")
+        if self.num_classes < 2 and self.num_classes != 0:
+            fail("num_classes", "must be >= 2 (blank + at least one label), or 0 for an encoder alone")
         if not 0.0 <= self.dropout < 1.0:
             fail("dropout", "must be in [0, 1)")
         if self.rnn_type not in _RNN_TYPES:
@@ -165,7 +165,9 @@ class DeepSpeech2(nn.Module):
             RecurrentLayer(size, config, batch_norm=i > 0) for i, size in enumerate(sizes)
         )
         self.final_norm = nn.BatchNorm1d(config.rnn_output_features)
-        self.output = nn.Linear(config.rnn_output_features, config.num_classes)
+        self.output = (
+            nn.Linear(config.rnn_output_features, config.num_classes) if config.num_classes else None
+        )
 
     def output_lengths(self, feature_lengths: Tensor) -> Tensor:
         """``ceil(frames / time_stride)`` through each conv layer; pure arithmetic, no forward pass."""
@@ -174,11 +176,8 @@ class DeepSpeech2(nn.Module):
             lengths = conv.output_lengths(lengths)
         return lengths
 
-    def forward(self, features: Tensor, feature_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """``features[B, T, num_features]``, ``feature_lengths[B]`` -> ``(log_probs[B, T', C], lengths[B])``.
-
-        Frames past an utterance's output length hold log-probability 0 and must be ignored (CTC does).
-        """
+    def _encode_packed(self, features: Tensor, feature_lengths: Tensor) -> tuple[PackedSequence, Tensor, int]:
+        """Convolutions, recurrent stack and final norm on the valid frames; ``(packed, lengths, frames)``."""
         if features.dim() != 3 or features.shape[-1] != self.config.num_features:
             expected = f"[B, T, {self.config.num_features}]"
             raise ValueError(f"DeepSpeech2 expects features {expected}, got {tuple(features.shape)}")
@@ -193,8 +192,25 @@ class DeepSpeech2(nn.Module):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         for rnn in self.rnns:
             packed = rnn(packed)
-        log_probs = F.log_softmax(self.output(self.final_norm(packed.data)), dim=-1)
+        return packed._replace(data=self.final_norm(packed.data)), lengths.to(feature_lengths.device), frames
+
+    def encode(self, features: Tensor, feature_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The top recurrent layer's normalised output ``[B, T', rnn_output_features]`` (zero on padding)
+        and the output lengths; what a transducer's joiner reads."""
+        packed, lengths, frames = self._encode_packed(features, feature_lengths)
+        hidden, _ = pad_packed_sequence(packed, batch_first=True, total_length=frames)
+        return hidden, lengths
+
+    def forward(self, features: Tensor, feature_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``features[B, T, num_features]``, ``feature_lengths[B]`` -> ``(log_probs[B, T', C], lengths[B])``.
+
+        Frames past an utterance's output length hold log-probability 0 and must be ignored (CTC does).
+        """
+        if self.output is None:
+            raise ValueError("DeepSpeech2 built with num_classes=0 is an encoder: call encode()")
+        packed, lengths, frames = self._encode_packed(features, feature_lengths)
+        log_probs = F.log_softmax(self.output(packed.data), dim=-1)
         log_probs, _ = pad_packed_sequence(
             packed._replace(data=log_probs), batch_first=True, total_length=frames
         )
-        return log_probs, lengths.to(feature_lengths.device)
+        return log_probs, lengths

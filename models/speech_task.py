@@ -1,4 +1,8 @@
-"""The CTC speech-recognition task for the DSD trainer: feature caches in, WER/CER out.
+"""The speech-recognition task for the DSD trainer (CTC or transducer): feature caches in, WER/CER out.
+
+Output units are the cache's characters or, with ``task_args.units`` naming a SentencePiece model, subword
+pieces (labels re-encoded from the cached transcripts); WER is always scored on the decoded words. The
+units are recorded in the model's checkpoints (``models.units_guard``), so resuming with other units fails.
 
 Utterances whose labels CTC cannot align at the model's output frame rate are never dropped silently:
 they are counted, named in the log, and the run stops if more than ``max_bad_fraction`` of a split is
@@ -14,16 +18,27 @@ from typing import Any
 import torch
 from torch import nn
 
+from data_prep.bucketing import frame_budget_batches
 from data_prep.features import load_feature_cache
 from data_prep.speech_dataset import FeatureDataset, SpeechBatch, collate_speech, length_sorted_batches
+from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
 from dsd_seq.config import from_dict
-from models.ctc import ctc_loss, greedy_decode, infeasible_utterances
+from models.ctc import ctc_loss, infeasible_utterances
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 from models.scoring import cer, wer
+from models.spec_augment import SpecAugmentConfig, spec_augment
+from models.speech_decoding import DecodingConfig, ctc_text_decoder
+from models.transducer import Transducer, TransducerConfig
+from models.transducer_loss import loss_backend, transducer_loss
+from models.units_guard import attach_units
 
-MODELS = {"deepspeech1": (DeepSpeech1, DeepSpeech1Config), "deepspeech2": (DeepSpeech2, DeepSpeech2Config)}
+MODELS = {
+    "deepspeech1": (DeepSpeech1, DeepSpeech1Config),
+    "deepspeech2": (DeepSpeech2, DeepSpeech2Config),
+    "transducer": (Transducer, TransducerConfig),
+}
 
 
 class SpeechDataError(ValueError):
@@ -35,9 +50,15 @@ class SpeechTaskConfig:
     data: dict[str, str]  # split name -> feature cache path (data_prep.features); needs "train"
     model: str = "deepspeech2"
     model_args: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 16
+    batch_size: int = 16  # utterances per training batch (when batch_frames is 0)
+    batch_frames: int = 0  # >0: training batches hold at most this many padded frames, from length buckets
+    num_buckets: int = 8  # with batch_frames: utterances are shuffled within this many length buckets
+    sorta_grad: bool = False  # the run's first epoch in increasing length (DeepSpeech 2, Sec. 3.1)
     eval_batch_size: int = 64
     max_bad_fraction: float = 0.05
+    units: str = "char"  # "char" (the cache's characters) or a SentencePiece .model file
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training only; off
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
 
 
 def build_model(name: str, model_args: dict[str, Any], num_features: int, num_classes: int) -> nn.Module:
@@ -58,6 +79,12 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
+def _relabel(cache: dict, vocab: SentencePieceVocab) -> dict:
+    """The cache with labels re-encoded from its transcripts in ``vocab``'s units."""
+    labels = [torch.tensor(vocab.encode(text), dtype=torch.int64) for text in cache["texts"]]
+    return {**cache, "labels": labels}
+
+
 class SpeechTask:
     metric = "wer"
     higher_is_better = False
@@ -67,21 +94,35 @@ class SpeechTask:
             raise ValueError("task_args.data must name a 'train' feature cache")
         self.config = config
         caches = {split: load_feature_cache(path) for split, path in config.data.items()}
-        self.vocab = CharVocab.from_dict(caches["train"]["vocab"])
+        chars = CharVocab.from_dict(caches["train"]["vocab"])
         for split, cache in caches.items():
-            if CharVocab.from_dict(cache["vocab"]).to_dict() != self.vocab.to_dict():
+            if CharVocab.from_dict(cache["vocab"]).to_dict() != chars.to_dict():
                 raise ValueError(
                     f"{config.data[split]}: its vocabulary differs from the train cache's; rebuild it"
                 )
+        self.vocab: CharVocab | SentencePieceVocab = chars
+        if config.units != "char":
+            self.vocab = SentencePieceVocab.load(config.units)
+            caches = {split: _relabel(cache, self.vocab) for split, cache in caches.items()}
         datasets = {split: FeatureDataset(cache) for split, cache in caches.items()}
         self.model = build_model(
             config.model, config.model_args, datasets["train"].feature_dim, len(self.vocab)
         )
+        attach_units(self.model, list(self.vocab.symbols))
+        self.transducer = isinstance(self.model, Transducer)
+        if self.transducer and config.decoding.mode != "greedy":
+            raise ValueError(
+                f"task_args.decoding.mode={config.decoding.mode!r}: the transducer decodes greedily only"
+            )
         self.problems: dict[str, dict[str, Any]] = {
             split: {"cache_problems": {k: len(v) for k, v in cache.get("problems", {}).items()}}
             for split, cache in caches.items()
         }
-        self._infeasible = {split: self._count_infeasible(split, ds) for split, ds in datasets.items()}
+        # A transducer may emit several labels on one frame: only CTC has labels too long for the audio.
+        self._infeasible = {
+            split: [] if self.transducer else self._count_infeasible(split, ds)
+            for split, ds in datasets.items()
+        }
         # Only training drops what CTC cannot align; held-out splits keep every utterance, so their WER
         # counts the errors such utterances must have.
         train = datasets["train"]
@@ -89,6 +130,20 @@ class SpeechTask:
         datasets["train"] = train.subset([i for i, utt in enumerate(train.utt_ids) if utt not in dropped])
         self.datasets = datasets
         self.splits = tuple(datasets)
+        self._check_frame_budget()
+
+    def _check_frame_budget(self) -> None:
+        data = self.datasets["train"]
+        if not self.config.batch_frames or not len(data):
+            return
+        lengths = data.frame_lengths()
+        longest = max(range(len(lengths)), key=lengths.__getitem__)
+        if lengths[longest] > self.config.batch_frames:
+            raise SpeechDataError(
+                f"{self.config.data['train']}: utterance {data.utt_ids[longest]} has {lengths[longest]} frames, "
+                f"more than task_args.batch_frames={self.config.batch_frames}; raise batch_frames to at least "
+                "the longest training utterance"
+            )
 
     def _count_infeasible(self, split: str, dataset: FeatureDataset) -> list[str]:
         frames = self.model.output_lengths(torch.tensor(dataset.frame_lengths(), dtype=torch.int64)).tolist()
@@ -106,41 +161,75 @@ class SpeechTask:
         return dropped
 
     # Task interface -----------------------------------------------------------------------------------
-    def train_batches(self, generator: torch.Generator) -> list[SpeechBatch]:
+    def train_batches(self, generator: torch.Generator, epoch: int | None = None) -> list[SpeechBatch]:
+        """Batches by utterance count or frame budget; SortaGrad presents the run's epoch 0 in length order."""
         data = self.datasets["train"]
-        order = length_sorted_batches(data.frame_lengths(), self.config.batch_size, generator)
+        lengths = data.frame_lengths()
+        order_from = None if self.config.sorta_grad and epoch == 0 else generator
+        if self.config.batch_frames:
+            order = frame_budget_batches(
+                lengths, self.config.batch_frames, order_from, self.config.num_buckets
+            )
+        else:
+            order = length_sorted_batches(lengths, self.config.batch_size, order_from)
         return [collate_speech([data[i] for i in batch]) for batch in order]
 
     def loss(self, batch: SpeechBatch, device: torch.device) -> torch.Tensor:
         batch = batch.to(device)
-        log_probs, lengths = self.model(batch.features, batch.feature_lengths)
+        features = batch.features
+        if self.model.training:
+            features = spec_augment(features, batch.feature_lengths, self.config.spec_augment)
+        if self.transducer:
+            logits, lengths = self.model(features, batch.feature_lengths, batch.labels)
+            return transducer_loss(logits, lengths, batch.labels, batch.label_lengths)
+        log_probs, lengths = self.model(features, batch.feature_lengths)
         return ctc_loss(log_probs, lengths, batch.labels, batch.label_lengths, utt_ids=batch.utt_ids)
 
-    def transcribe(self, split: str, device: torch.device) -> tuple[list[str], list[str], list[str]]:
-        """Greedy (max) decoding as in the paper; returns utt ids, references, hypotheses."""
+    def transcribe(
+        self, split: str, device: torch.device, decoding: DecodingConfig | None = None
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Utt ids, references and hypotheses of ``split``; ``decoding`` overrides task_args.decoding."""
+        decoding = decoding or self.config.decoding
         data = self.datasets[split]
+        if not self.transducer:
+            words = (w for text in self.datasets["train"].texts for w in text.split())
+            decode = ctc_text_decoder(decoding, self.vocab, words)
         ids, refs, hyps = [], [], []
         for batch_ids in length_sorted_batches(data.frame_lengths(), self.config.eval_batch_size):
             batch = collate_speech([data[i] for i in batch_ids]).to(device)
-            log_probs, lengths = self.model(batch.features, batch.feature_lengths)
             ids += batch.utt_ids
             refs += batch.texts
-            hyps += [self.vocab.decode(seq) for seq in greedy_decode(log_probs, lengths)]
+            if self.transducer:
+                sequences = self.model.greedy_decode(batch.features, batch.feature_lengths)
+                hyps += [self.vocab.decode(seq) for seq in sequences]
+            else:
+                hyps += decode(*self.model(batch.features, batch.feature_lengths))
         return ids, refs, hyps
 
-    def evaluate(self, split: str, device: torch.device) -> dict[str, float]:
+    def evaluate(
+        self, split: str, device: torch.device, decoding: DecodingConfig | None = None
+    ) -> dict[str, float]:
         if split not in self.datasets:
             raise ValueError(
                 f"train.eval_splits names {split!r}, but task_args.data has only {sorted(self.datasets)}"
             )
-        _, refs, hyps = self.transcribe(split, device)
+        _, refs, hyps = self.transcribe(split, device, decoding)
         return {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}
 
     def data_summary(self) -> dict[str, Any]:
-        return {
+        device = next(self.model.parameters()).device
+        summary = {
             "utterances": {split: len(ds) for split, ds in self.datasets.items()},
             "problems": self.problems,
+            "units": "char" if self.config.units == "char" else f"sentencepiece:{self.config.units}",
+            "num_classes": len(self.vocab),
+            "objective": "transducer" if self.transducer else "ctc",
+            "decoding": self.config.decoding.mode,
+            "spec_augment": self.config.spec_augment.enabled,
         }
+        if self.transducer:
+            summary["transducer_loss"] = loss_backend(device)
+        return summary
 
 
 def build_task(**task_args: Any) -> SpeechTask:

@@ -7,6 +7,7 @@
 # redone from scratch); training stages resume from their newest readable checkpoint, on the same data.
 # Usage: egs/synth_speech/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--num-train N] [--num-dev N] [--num-test N] [--seed S] [--jobs J] [--seeds N]
+#        [--units char|bpe|unigram] [--vocab-size N] [--speed-perturb "0.9,1.1"]
 set -euo pipefail
 
 stage=0
@@ -20,6 +21,9 @@ num_test=300
 seed=0
 jobs=2
 seeds=5
+units=char          # output units; bpe|unigram train SentencePiece on the training transcripts in stage 1
+vocab_size=100      # SentencePiece pieces (with --units bpe|unigram)
+speed_perturb=""    # e.g. "0.9,1.1": speed-perturbed copies of the training utterances (stage 1)
 train_args=()  # extra `dsd-seq train` arguments, e.g. --set train.seed=1
 
 # Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
@@ -37,8 +41,11 @@ while [ $# -gt 0 ]; do
     --seed) seed="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --seeds) seeds="$2"; shift 2 ;;
+    --units) units="$2"; shift 2 ;;
+    --vocab-size) vocab_size="$2"; shift 2 ;;
+    --speed-perturb) speed_perturb="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -61,6 +68,11 @@ same_data() {
 }
 # The feature caches, set verbatim (--set-str): any character in $data is safe.
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+case "$units" in
+  char) ;;
+  bpe|unigram) train_args+=(--set-str "task_args.units=$data/lang_${units}${vocab_size}/units.model") ;;
+  *) echo "run.sh: --units '$units': accepted char, bpe, unigram" >&2; exit 2 ;;
+esac
 
 corpus_params="num_train=$num_train num_dev=$num_dev num_test=$num_test seed=$seed"
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -76,16 +88,30 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  feats_params="$(cat "$data/corpus/.done" 2>/dev/null || true) features=fbank40"
+  feats_params="$(cat "$data/corpus/.done" 2>/dev/null || true) features=fbank40${speed_perturb:+ speed_perturb=$speed_perturb}"
   if done_with "$data/feats/.done" "$feats_params"; then
     log 1 "features done already ($data/feats/.done)"
   else
     log 1 "fbank features into $data/feats"
     rm -rf "$data/feats"
-    for split in train dev test; do
+    "$python" -m data_prep.features --data-dir "$data/corpus/data/train" --out "$data/feats/train.pt" \
+      --speed-perturb "$speed_perturb"
+    for split in dev test; do
       "$python" -m data_prep.features --data-dir "$data/corpus/data/$split" --out "$data/feats/$split.pt"
     done
     echo "$feats_params" > "$data/feats/.done"
+  fi
+  lang="$data/lang_${units}${vocab_size}"
+  if [ "$units" != char ]; then
+    if done_with "$lang/.done" "$(cat "$data/feats/.done")"; then
+      log 1 "$units units done already ($lang)"
+    else
+      log 1 "SentencePiece $units units ($vocab_size) from the training transcripts into $lang"
+      rm -rf "$lang" && mkdir -p "$lang"
+      "$python" -m data_prep.subword_units --cache "$data/feats/train.pt" --type "$units" \
+        --vocab-size "$vocab_size" --out "$lang/units.model"
+      cat "$data/feats/.done" > "$lang/.done"
+    fi
   fi
 fi
 
