@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from dsd_seq import distributed
 from dsd_seq.checkpoint import CheckpointError
 from dsd_seq.config import ConfigError, load_config, to_yaml
 from dsd_seq.report import build_table, load_results, to_markdown, write_report
@@ -29,6 +30,7 @@ USER_ERRORS = (
     SelectionError,
     CheckpointError,
     TrainingError,
+    distributed.RankMismatchError,
     ValueError,
     OSError,
 )
@@ -61,16 +63,24 @@ def _train(args: argparse.Namespace) -> int:
     exp_dir = Path(args.exp_dir)
     torch.manual_seed(config.train.seed)
     task = build_task(config.task, config.task_args)
-    trainer = Trainer(task, schedule, config, exp_dir, run_label="LLR" if args.baseline == "llr" else "DSD")
-    if not trainer.checkpoints():  # a resumed run keeps the config it started with
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
-    trainer.run(
-        resume=args.resume,
-        init_from=args.init_from,
-        stop_after_steps=args.stop_after_steps,
-        until_phase=args.until_phase,
-    )
+    try:
+        trainer = Trainer(
+            task, schedule, config, exp_dir, run_label="LLR" if args.baseline == "llr" else "DSD"
+        )
+        # a resumed run keeps the config it started with; under torchrun rank 0 writes it
+        if trainer.is_main and not trainer.checkpoints():
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
+        trainer.run(
+            resume=args.resume,
+            init_from=args.init_from,
+            stop_after_steps=args.stop_after_steps,
+            until_phase=args.until_phase,
+        )
+    finally:
+        distributed.destroy()
+    if not trainer.is_main:
+        return 0
     pos = trainer.position
     if trainer.results:
         print(to_markdown(build_table(load_results(exp_dir))))

@@ -85,3 +85,24 @@ class ToyTask:
 
 def build_toy_task(**kwargs) -> ToyTask:
     return ToyTask(**kwargs)
+
+
+def toy_trainer(exp_dir: Path, schedule, extra=(), task: ToyTask | None = None):
+    """A Trainer on the toy task (seed 0, Nesterov, clip 1.0, no TensorBoard); ``extra``: more --set options."""
+    from dsd_seq.config import load_config
+    from dsd_seq.trainer import Trainer
+
+    torch.manual_seed(0)
+    config = load_config(
+        None,
+        [
+            "task=tests.toy_task:build_toy_task",
+            "schedule=D1:1e-3",
+            "train.tensorboard=false",
+            "train.progress=false",
+            "train.optimizer=nesterov",
+            "train.grad_clip=1.0",
+            *extra,
+        ],
+    )
+    return Trainer(task or ToyTask(), schedule, config, exp_dir)
