@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from dsd_seq import distributed
+from dsd_seq import distributed, launch
 from dsd_seq.checkpoint import CheckpointError
 from dsd_seq.config import ConfigError, load_config, to_yaml
 from dsd_seq.report import build_table, load_results, to_markdown, write_report
@@ -47,6 +47,10 @@ def build_task(spec: str, task_args: dict):
 
 
 def _train(args: argparse.Namespace) -> int:
+    if launch.needs_torchrun(args.nproc_per_node, args.nnodes):
+        launch.relaunch(
+            args.argv, args.nproc_per_node, args.nnodes, args.node_rank, args.master_addr, args.master_port
+        )
     overrides = list(args.set or [])
     if args.schedule:
         overrides.append(f"schedule={args.schedule}")
@@ -155,6 +159,14 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--set-str", action="append", metavar="KEY=TEXT", help="set a config field to TEXT verbatim (paths)"
     )
+    group = train.add_argument_group("several processes (torchrun; see dsd_seq.launch)")
+    group.add_argument(
+        "--nproc-per-node", type=int, default=1, help="processes on this node: one per GPU (gloo on a CPU)"
+    )
+    group.add_argument("--nnodes", type=int, default=1, help="number of nodes taking part")
+    group.add_argument("--node-rank", type=int, default=0, help="this node's index, 0 .. nnodes-1")
+    group.add_argument("--master-addr", default="", help="address of node 0 (needed with --nnodes > 1)")
+    group.add_argument("--master-port", type=int, default=29500, help="port node 0 listens on")
     train.set_defaults(func=_train)
 
     report = sub.add_parser("report", help="write the per-phase results table (markdown and JSON)")
@@ -176,7 +188,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.argv = argv  # relaunched under torchrun as given
     try:
         return args.func(args)
     except USER_ERRORS as err:

@@ -1,7 +1,7 @@
 """Two gloo processes on the CPU train the toy task with DDP (DESIGN.md invariant 6): masks and weights
 are identical on both ranks, pruned weights are zero on both, only rank 0 writes checkpoints, a run
-stopped mid-phase and resumed by both ranks ends bit-identical to an uninterrupted one, and the
-``dsd-seq`` command runs under torchrun."""
+stopped mid-phase and resumed by both ranks ends bit-identical to an uninterrupted one, and
+``dsd-seq train --nproc-per-node 2`` runs through torchrun."""
 
 import os
 import socket
@@ -17,6 +17,7 @@ import dsd_seq.trainer as trainer_module
 from dsd_seq import distributed
 from dsd_seq.checkpoint import load_safely
 from dsd_seq.config import load_config
+from dsd_seq.launch import relaunch, strip_launch_options, torchrun_command
 from dsd_seq.metrics_log import read_metrics
 from dsd_seq.schedule import Schedule
 from dsd_seq.trainer import Trainer
@@ -149,29 +150,15 @@ def test_resume_under_another_process_count_is_refused(two_ranks):
         _trainer(tmp / "b", "fp32").run(resume=True)
 
 
-def test_dsd_seq_train_under_torchrun(tmp_path):
+def test_dsd_seq_train_with_two_processes_relaunches_through_torchrun(tmp_path):
     config = tmp_path / "toy.yaml"
     config.write_text(
         "\n".join(o.replace("=", ": ", 1) for o in OPTIONS if not o.startswith("train."))
         + "\ntrain: {optimizer: adam, num_threads: 1, progress: false, tensorboard: false, eval_splits: [test]}\n"
         + "task_args: {batch_size: 4}\n"
     )
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        str(_free_port()),
-        "-m",
-        "dsd_seq.cli",
-        "train",
-        "--config",
-        str(config),
-        "--exp-dir",
-        str(tmp_path / "exp"),
-    ]
+    command = [sys.executable, "-m", "dsd_seq.cli", "train", "--config", str(config), "--exp-dir"]
+    command += [str(tmp_path / "exp"), "--nproc-per-node", "2"]  # relaunches itself through torchrun
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -179,3 +166,27 @@ def test_dsd_seq_train_under_torchrun(tmp_path):
     state = load_safely(tmp_path / "exp" / "checkpoints" / "phase3-end.pt")
     assert state["world_size"] == 2 and state["position"]["global_step"] == 48
     assert (tmp_path / "exp" / "config.yaml").is_file()
+
+
+def test_launch_command_for_one_and_several_nodes():
+    argv = [
+        "train",
+        "--config",
+        "c.yaml",
+        "--nproc-per-node",
+        "4",
+        "--nnodes=2",
+        "--node-rank",
+        "1",
+        "--resume",
+    ]
+    assert strip_launch_options(argv) == ["train", "--config", "c.yaml", "--resume"]
+    single = torchrun_command(["train"], 4, 1, 0, "", 29500)
+    assert "--standalone" in single and "--master-addr" not in single
+    multi = torchrun_command(["train"], 4, 2, 1, "10.0.0.1", 29400)
+    assert (
+        multi[multi.index("--node-rank") + 1] == "1" and multi[multi.index("--master-addr") + 1] == "10.0.0.1"
+    )
+    assert multi[-3:] == ["-m", "dsd_seq.cli", "train"]
+    with pytest.raises(ValueError, match="--master-addr"):
+        relaunch(argv, 4, 2, 1, "", 29500)
