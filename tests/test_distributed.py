@@ -45,9 +45,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _trainer(exp: Path, precision: str) -> Trainer:
+def _trainer(exp: Path, precision: str, device: str = "cpu") -> Trainer:
     torch.manual_seed(0)
-    config = load_config(None, [*OPTIONS, f"train.precision={precision}"])
+    config = load_config(None, [*OPTIONS, f"train.precision={precision}", f"train.device={device}"])
     return Trainer(ToyTask(batch_size=4), Schedule.parse(SCHEDULE), config, exp)
 
 
@@ -59,7 +59,8 @@ def _snapshot(trainer: Trainer, masks: dict) -> dict:
     }
 
 
-def _worker(rank: int, world: int, port: int, tmp: Path, precision: str) -> None:
+def _worker(rank: int, world: int, port: int, tmp: Path, precision: str, device: str = "cpu") -> None:
+    """One rank: an uninterrupted run (a) and a run stopped and resumed (b); saves what it ended with."""
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world),
@@ -72,14 +73,14 @@ def _worker(rank: int, world: int, port: int, tmp: Path, precision: str) -> None
     trainer_module.save_checkpoint = lambda state, path: (writes.append(str(path)), real_save(state, path))
     out = {}
     # a: uninterrupted. The sparse phase's masks are read at its end (re-dense lifts them afterwards).
-    full = _trainer(tmp / "a", precision)
+    full = _trainer(tmp / "a", precision, device)
     full.run(until_phase=2)
     sparse_masks = {n: m.clone() for n, m in full.dsd.masks.masks.items()}
     full.run(resume=True)
     out["a"] = _snapshot(full, sparse_masks)
     # b: stopped after 21 steps (mid sparse phase), then resumed by a new trainer on every rank
-    _trainer(tmp / "b", precision).run(stop_after_steps=21)
-    resumed = _trainer(tmp / "b", precision)
+    _trainer(tmp / "b", precision, device).run(stop_after_steps=21)
+    resumed = _trainer(tmp / "b", precision, device)
     resumed.run(resume=True, until_phase=2)
     out["b_resumed_from"] = str(resumed.resumed_from)
     sparse_masks = {n: m.clone() for n, m in resumed.dsd.masks.masks.items()}
@@ -90,15 +91,13 @@ def _worker(rank: int, world: int, port: int, tmp: Path, precision: str) -> None
     distributed.destroy()
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, _free_port(), tmp, "fp32"), nprocs=2, join=True)
-    return tmp, [torch.load(tmp / f"rank{r}.pt", weights_only=True) for r in range(2)]
+def run_two_ranks(tmp: Path, precision: str = "fp32", device: str = "cpu") -> list[dict]:
+    """Both ranks' results (tests/test_gpu.py runs the same on two GPUs with NCCL)."""
+    mp.spawn(_worker, args=(2, _free_port(), tmp, precision, device), nprocs=2, join=True)
+    return [torch.load(tmp / f"rank{r}.pt", weights_only=True, map_location="cpu") for r in range(2)]
 
 
-def test_masks_and_weights_are_identical_on_both_ranks(two_ranks):
-    _, (r0, r1) = two_ranks
+def assert_ranks_identical(r0: dict, r1: dict) -> None:
     for run in ("a", "b"):
         assert r0[run]["masks"].keys() == r1[run]["masks"].keys()
         for name, mask in r0[run]["masks"].items():
@@ -111,6 +110,16 @@ def test_masks_and_weights_are_identical_on_both_ranks(two_ranks):
             [{k: v for k, v in row.items() if k != "seconds"} for row in r[run]["results"]] for r in (r0, r1)
         ]
         assert untimed[0] == untimed[1] and len(untimed[0]) == 3
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp")
+    return tmp, run_two_ranks(tmp)
+
+
+def test_masks_and_weights_are_identical_on_both_ranks(two_ranks):
+    assert_ranks_identical(*two_ranks[1])
 
 
 def test_pruned_weights_are_zero_on_both_ranks_in_the_sparse_phase(two_ranks):
