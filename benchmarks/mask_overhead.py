@@ -1,11 +1,12 @@
-"""Cost of DSD's mask enforcement: a masked training step against the same step dense.
+"""Cost of DSD's mask enforcement: a masked training step against the same step dense, in one run.
 
-Measured in one run on one model, interleaving the variants so machine load affects them alike:
-  dense   -- forward, CTC loss, backward, Adam step
-  dsd     -- the same plus masked gradients and in-place re-masking of all pruned tensors (dsd_seq)
-  prune   -- the same model pruned with torch.nn.utils.prune (forward pre-hooks), the usual alternative
-Also times the threshold computation (one kthvalue per layer) for a large DeepSpeech 2.
-Run: python benchmarks/mask_overhead.py [--steps 20] [--hidden 256]
+Three copies of one model, their steps interleaved so that machine load affects them alike:
+  dense   forward, loss, backward, clip, Adam step
+  dsd     the same plus masked gradients and in-place re-masking of every pruned tensor (dsd_seq)
+  prune   the model pruned with torch.nn.utils.prune (forward pre-hooks), the usual alternative
+The goal is dsd/dense <= 1.02. Sizes: DeepSpeech 2 (BiGRU, CTC) and NeuralTalk (LSTM captioner).
+Run: python benchmarks/mask_overhead.py [--model ds2|neuraltalk] [--hidden 512] [--layers 3]
+     [--device cpu|cuda] [--precision fp32|bf16|fp16] [--markdown RESULTS.md]
 """
 
 from __future__ import annotations
@@ -13,102 +14,76 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 
 import torch
-from torch.nn.utils import prune
-
-from dsd_seq import DSD, MaskSet, select_prunable
-from models.ctc import ctc_loss
-from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
+import workloads as w
 
 
-def _model(hidden: int, layers: int) -> DeepSpeech2:
-    torch.manual_seed(0)
-    return DeepSpeech2(
-        DeepSpeech2Config(num_features=40, rnn_hidden=hidden, rnn_layers=layers, conv_channels=(16, 16))
-    )
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    """Median seconds per step of each variant."""
+    device = torch.device(args.device)
+    if args.model == "ds2":
+        batch = w.speech_batch(args.batch, args.frames, device)
+        build, loss_fn, sparsity = (lambda: w.deepspeech2(args.hidden, args.layers)), w.speech_loss, 0.5
+    else:
+        batch = w.caption_batch(args.batch, args.frames, 2538, 4096, device)
+        build, loss_fn, sparsity = (lambda: w.neuraltalk(args.hidden)), w.caption_loss, 0.8  # Table 5: 80%
+    variants = w.variants(build, loss_fn, batch, args.precision, sparsity, device)
+    times: dict[str, list[float]] = {v.name: [] for v in variants}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # prune's hooks make cuDNN warn about non-contiguous weights
+        for v in variants:  # warm-up (cuDNN plans, allocator)
+            v.step()
+            v.step()
+        for _ in range(args.steps):
+            for v in variants:
+                w.synchronize(device)
+                start = time.perf_counter()
+                v.step()
+                w.synchronize(device)
+                times[v.name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _batch(batch: int, frames: int):
-    g = torch.Generator().manual_seed(0)
-    feats = torch.randn(batch, frames, 40, generator=g)
-    lengths = torch.full((batch,), frames, dtype=torch.int64)
-    labels = torch.randint(1, 29, (batch, frames // 8), generator=g)
-    return feats, lengths, labels, torch.full((batch,), frames // 8, dtype=torch.int64)
-
-
-def _step_fn(model, optimizer, batch, dsd: DSD | None):
-    feats, lengths, labels, label_lengths = batch
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        log_probs, out_lengths = model(feats, lengths)
-        ctc_loss(log_probs, out_lengths, labels, label_lengths).backward()
-        if dsd is not None:
-            dsd.step()
-        else:
-            optimizer.step()
-
-    return step
+def describe(args: argparse.Namespace) -> str:
+    if args.model == "ds2":
+        size = f"DeepSpeech 2, {args.layers} x BiGRU {args.hidden}, 50% sparse"
+        return f"{size}, batch {args.batch} x {args.frames} frames"
+    return f"NeuralTalk, LSTM {args.hidden}, 4096-d image, 2538 words, 80% sparse, batch {args.batch} x {args.frames} words"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--model", choices=["ds2", "neuraltalk"], default="ds2")
     parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=3, help="BiGRU layers (DeepSpeech 2)")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--frames", type=int, default=300, help="frames (DeepSpeech 2) or words (NeuralTalk)")
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--markdown", help="append the result as a markdown table to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    batch = tuple(t.to(device) for t in _batch(args.batch, args.frames))
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    steps = {}
-    dense_model = _model(args.hidden, args.layers).to(device)
-    steps["dense"] = _step_fn(dense_model, torch.optim.Adam(dense_model.parameters(), 1e-4), batch, None)
-    dsd_model = _model(args.hidden, args.layers).to(device)
-    dsd_opt = torch.optim.Adam(dsd_model.parameters(), 1e-4)
-    dsd = DSD(dsd_model, dsd_opt)
-    dsd.prune(0.5)
-    steps["dsd"] = _step_fn(dsd_model, dsd_opt, batch, dsd)
-    prune_model = _model(args.hidden, args.layers).to(device)
-    for name in select_prunable(prune_model):
-        module_name, _, param = name.rpartition(".")
-        prune.l1_unstructured(prune_model.get_submodule(module_name), param, amount=0.5)
-    steps["prune"] = _step_fn(prune_model, torch.optim.Adam(prune_model.parameters(), 1e-4), batch, None)
-
-    times = {k: [] for k in steps}
-    for step in steps.values():  # warm-up
-        step()
-    for _ in range(args.steps):
-        for name, step in steps.items():
-            sync()
-            start = time.perf_counter()
-            step()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = measure(args)
+    what = describe(args)
     print(
-        f"{device.type}: DeepSpeech 2, hidden {args.hidden} x {args.layers} BiGRU, batch {args.batch} x {args.frames} frames, "
-        f"{args.threads} threads, {args.steps} steps each (median):"
+        f"{w.machine(torch.device(args.device))}\n{what}, {args.precision}, {args.steps} steps each (median):"
     )
-    for name in steps:
-        print(f"  {name:6s} {1000 * med[name]:8.1f} ms/step   ratio to dense {med[name] / med['dense']:.3f}")
-
-    big = _model(896, 7).to(device)  # 7 BiGRU layers, about 67M parameters
-    params = select_prunable(big)
-    n = sum(p.numel() for p in big.parameters())
-    sync()
-    start = time.perf_counter()
-    MaskSet.from_magnitude(params, 0.5)
-    sync()
-    print(
-        f"threshold + masks for a {n / 1e6:.0f}M-parameter DeepSpeech 2: {time.perf_counter() - start:.2f} s"
-    )
+    for name, seconds in med.items():
+        print(f"  {name:6s} {1000 * seconds:8.1f} ms/step   ratio to dense {seconds / med['dense']:.3f}")
+    row = [
+        what,
+        args.device,
+        args.precision,
+        f"{1000 * med['dense']:.1f}",
+        f"{med['dsd'] / med['dense']:.3f}",
+        f"{med['prune'] / med['dense']:.3f}",
+    ]
+    header = ["model", "device", "precision", "dense ms/step", "DSD / dense", "nn.utils.prune / dense"]
+    w.append_markdown(args.markdown, f"Mask overhead: {w.machine(torch.device(args.device))}", header, [row])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The budget (issues 2 and 3) is 10 minutes on the 2-core machine for each whole default recipe.
 Run: python benchmarks/recipe_walltime.py [--recipe synth_speech|synth_captions] [--workdir DIR]
-     [-- extra run.sh arguments]
+     [--markdown RESULTS.md] [-- extra run.sh arguments]
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 EGS = Path(__file__).resolve().parents[1] / "egs"
 STAGES = {
@@ -33,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", choices=sorted(STAGES), default="synth_speech")
     parser.add_argument("--workdir", type=Path, help="where data/ and exp/ go (default: a temporary folder)")
+    parser.add_argument("--markdown", help="append the stage times as a markdown table to this file")
     parser.add_argument("extra", nargs="*", help="arguments passed to run.sh, after --")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"dsd-seq-{args.recipe}-"))
@@ -54,9 +57,21 @@ def main() -> None:
     print(f"total {sum(seconds):7.1f} s ({sum(seconds) / 60:.1f} min) in {workdir}")
     table = json.loads((workdir / "exp" / "results.json").read_text())
     print((workdir / "exp" / "results.md").read_text())
+    scores = []
     for row in table["rows"]:
         value = row["metrics"][table["main_split"]][table["metric"]]
         print(f"{row['run']:4s} {row['label']:12s} {table['main_split']} {table['metric']} {value:.2f}")
+        scores.append(f"{row['run']} {row['label']} {value:.2f}")
+    rows = [
+        [f"{stage} {name}", f"{s:.1f}"]
+        for stage, (name, s) in enumerate(zip(STAGES[args.recipe], seconds, strict=True))
+    ]
+    rows.append(["**total**", f"**{sum(seconds):.0f} ({sum(seconds) / 60:.1f} min)**"])
+    title = f"Recipe {args.recipe} end to end ({table['main_split']} {table['metric']}: {'; '.join(scores)})"
+    if args.markdown:
+        from workloads import append_markdown, machine
+
+        append_markdown(args.markdown, f"{title}: {machine(torch.device('cpu'))}", ["stage", "seconds"], rows)
 
 
 if __name__ == "__main__":

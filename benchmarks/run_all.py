@@ -1,20 +1,43 @@
-"""Run every benchmark in sequence: mask overhead, then the speech and captioning recipes' wall time.
+"""Run the CPU benchmarks in sequence and collect their tables in one markdown file.
 
-Run: python benchmarks/run_all.py
+Mask overhead (DeepSpeech 2 and NeuralTalk), thresholds for the 67M DeepSpeech 2, CPU training throughput
+at a small size, then (unless --skip-recipes) both built-in recipes end to end. The GPU figures come from
+benchmarks/gpu_suite.sh.
+Run: python benchmarks/run_all.py [--out benchmarks/RESULTS-cpu.md] [--skip-recipes]
 """
 
+import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+CPU_RUNS = (
+    ("mask_overhead.py", "--model", "ds2", "--hidden", "256", "--layers", "3", "--batch", "16", "--frames", "300"),
+    ("mask_overhead.py", "--model", "neuraltalk", "--hidden", "256", "--batch", "100", "--frames", "16"),
+    ("thresholds.py",),
+    ("decoding_and_transducer_loss.py",),
+    ("throughput.py", "--hidden", "192", "--layers", "3", "--batch", "16", "--min-seconds", "1",
+     "--max-seconds", "4", "--steps", "10", "--precision", "fp32,bf16"),
+)  # fmt: skip
+RECIPE_RUNS = (
+    ("recipe_walltime.py", "--recipe", "synth_speech"),
+    ("recipe_walltime.py", "--recipe", "synth_captions"),
+)
 
 if __name__ == "__main__":
-    for script, *args in (
-        ("mask_overhead.py",),
-        ("decoding_and_transducer_loss.py",),
-        ("recipe_walltime.py", "--recipe", "synth_speech"),
-        ("recipe_walltime.py", "--recipe", "synth_captions"),
-    ):
-        print(f"== {script} {' '.join(args)}", flush=True)
-        subprocess.run([sys.executable, str(HERE / script), *args], check=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS-cpu.md")
+    parser.add_argument("--skip-recipes", action="store_true", help="only the short benchmarks")
+    args = parser.parse_args()
+    args.out.write_text(
+        f"# CPU results, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+        "Command: `python benchmarks/run_all.py`. Ratios are medians measured in one run, variants interleaved.\n\n"
+    )
+    for script, *options in CPU_RUNS + (() if args.skip_recipes else RECIPE_RUNS):
+        print(f"== {script} {' '.join(options)}", flush=True)
+        subprocess.run(
+            [sys.executable, str(HERE / script), *options, "--markdown", str(args.out)], check=True
+        )
+    print(f"results: {args.out}")

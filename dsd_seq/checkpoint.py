@@ -142,8 +142,10 @@ def rng_state() -> dict:
             "gauss": float(np_state[4]),
         },
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # this process's device only: under torchrun each rank owns one GPU, and reading every device's
+        # state would open a CUDA context on all of them from every rank
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -156,4 +158,7 @@ def set_rng_state(state: dict) -> None:
         ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
     )
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        if isinstance(state["cuda"], list):  # checkpoints before torchrun support: every device's state
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:
+            torch.cuda.set_rng_state(state["cuda"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from dsd_seq import distributed, launch
 from dsd_seq.checkpoint import CheckpointError
 from dsd_seq.compare import CompareError, execute, expected_hash, plan_runs, record_finished
 from dsd_seq.config import ConfigError, load_config, to_yaml
@@ -33,6 +34,7 @@ USER_ERRORS = (
     CheckpointError,
     TrainingError,
     CompareError,
+    distributed.RankMismatchError,
     ValueError,
     OSError,
 )
@@ -49,6 +51,10 @@ def build_task(spec: str, task_args: dict):
 
 
 def _train(args: argparse.Namespace) -> int:
+    if launch.needs_torchrun(args.nproc_per_node, args.nnodes):
+        launch.relaunch(
+            args.argv, args.nproc_per_node, args.nnodes, args.node_rank, args.master_addr, args.master_port
+        )
     overrides = list(args.set or [])
     if args.schedule:
         overrides.append(f"schedule={args.schedule}")
@@ -68,16 +74,22 @@ def _train(args: argparse.Namespace) -> int:
     torch.manual_seed(config.train.seed)
     task = build_task(config.task, config.task_args)
     label = {"llr": "LLR", "finetune": "Fine-tune"}.get(args.baseline, "DSD")
-    trainer = Trainer(task, schedule, config, exp_dir, run_label=label)
-    if not trainer.checkpoints():  # a resumed run keeps the config it started with
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
-    trainer.run(
-        resume=args.resume,
-        init_from=args.init_from,
-        stop_after_steps=args.stop_after_steps,
-        until_phase=args.until_phase,
-    )
+    try:
+        trainer = Trainer(task, schedule, config, exp_dir, run_label=label)
+        # a resumed run keeps the config it started with; under torchrun rank 0 writes it
+        if trainer.is_main and not trainer.checkpoints():
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
+        trainer.run(
+            resume=args.resume,
+            init_from=args.init_from,
+            stop_after_steps=args.stop_after_steps,
+            until_phase=args.until_phase,
+        )
+    finally:
+        distributed.destroy()
+    if not trainer.is_main:
+        return 0
     pos = trainer.position
     if (
         trainer.results and (exp_dir / "results.json").is_file()
@@ -219,6 +231,14 @@ def make_parser() -> argparse.ArgumentParser:
         "--set-str", action="append", metavar="KEY=TEXT", help="set a config field to TEXT verbatim (paths)"
     )
     train.add_argument("--store", type=Path, help="append this run's record to a run store (JSON lines)")
+    group = train.add_argument_group("several processes (torchrun; see dsd_seq.launch)")
+    group.add_argument(
+        "--nproc-per-node", type=int, default=1, help="processes on this node: one per GPU (gloo on a CPU)"
+    )
+    group.add_argument("--nnodes", type=int, default=1, help="number of nodes taking part")
+    group.add_argument("--node-rank", type=int, default=0, help="this node's index, 0 .. nnodes-1")
+    group.add_argument("--master-addr", default="", help="address of node 0 (needed with --nnodes > 1)")
+    group.add_argument("--master-port", type=int, default=29500, help="port node 0 listens on")
     train.set_defaults(func=_train)
 
     report = sub.add_parser(
@@ -286,7 +306,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.argv = argv  # relaunched under torchrun as given
     try:
         return args.func(args)
     except USER_ERRORS as err:

@@ -53,7 +53,8 @@ class TrainConfig:
     keep_checkpoints: int = 3  # recent step checkpoints kept (phase-end ones are always kept)
     max_nonfinite_steps: int = 20  # consecutive NaN/inf losses before the run stops
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast forward; fp16 with a gradient scaler)
     eval_splits: list[str] = field(default_factory=lambda: ["dev", "test"])
     tensorboard: bool = True
     progress: bool = True
@@ -70,6 +71,7 @@ class RunConfig:
 
 
 _OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
+_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def from_dict(cls: type, data: Any, where: str) -> Any:
@@ -172,6 +174,8 @@ def validate(config: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: train.optimizer={t.optimizer!r}; accepted: {list(_OPTIMIZERS)}")
     if t.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{source}: train.device={t.device!r}; accepted: auto, cpu, cuda")
+    if t.precision not in _PRECISIONS:
+        raise ConfigError(f"{source}: train.precision={t.precision!r}; accepted: {', '.join(_PRECISIONS)}")
     if config.masking.scope not in ("layer", "global"):
         raise ConfigError(f"{source}: masking.scope={config.masking.scope!r}; accepted: layer, global")
     for pattern, value in config.masking.overrides.items():

@@ -10,10 +10,17 @@ are kept), ``phaseN-end.pt`` (kept for good: the LLR baseline and reports start 
 (a hard link to the newest). ``--resume`` takes the newest one that passes its checksum and says which
 newer ones it skipped (they are renamed ``*.corrupt``), so a file torn by a crash or a full disk costs
 only the steps since the one before it.
+
+Under ``torchrun`` (see :mod:`dsd_seq.distributed`) every rank runs this same loop on its share of each
+epoch's batches, with the model wrapped in DistributedDataParallel. Rank 0 alone writes checkpoints,
+metrics and progress bars and runs the evaluation (the others wait for its result); every decision that
+changes the weights (skip a NaN step, stop on a signal) is agreed by all ranks in the same step, and masks
+and weights are verified identical across ranks when pruning, after resuming and at every phase end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -28,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from dsd_seq import distributed
 from dsd_seq.checkpoint import (
     CheckpointError,
     load_safely,
@@ -41,6 +50,7 @@ from dsd_seq.checkpoint import (
 from dsd_seq.config import RunConfig
 from dsd_seq.dsd import DSD
 from dsd_seq.metrics_log import MetricsLog
+from dsd_seq.precision import Precision
 from dsd_seq.schedule import SPARSE, Schedule
 from dsd_seq.task import Task
 
@@ -74,6 +84,15 @@ class Position:
     global_step: int = 0
     entered: bool = False
     phase_seconds: float = 0.0  # training time spent in this phase, across resumptions
+
+
+@dataclass
+class StepResult:
+    """What one training step did. ``loss`` is None when the step was skipped without an update."""
+
+    loss: float | None
+    overflow: bool = False  # fp16: the gradient scaler skipped the step (inf/NaN at the current scale)
+    stop: bool = False  # under torchrun: some rank was asked to stop (SIGINT/SIGTERM), so all stop here
 
 
 def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
@@ -112,8 +131,18 @@ class Trainer:
         self.config = config
         self.exp_dir = Path(exp_dir)
         self.ckpt_dir = self.exp_dir / "checkpoints"
-        self.device = resolve_device(config.train.device)
+        self.device = distributed.init_from_env(resolve_device(config.train.device))
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.is_main = self.rank == 0
         self.model = task.model.to(self.device)
+        self.ddp_model = None
+        if self.world_size > 1:
+            # DDP copies rank 0's weights to every rank here; each rank then draws its own dropout noise.
+            self.ddp_model = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+            torch.manual_seed(config.train.seed + self.rank)
+        self.precision = Precision(config.train.precision, self.device)
         self.optimizer = build_optimizer(self.model, config)
         self.dsd = DSD(
             self.model,
@@ -146,13 +175,25 @@ class Trainer:
             "schedule": self.schedule.to_list(),
             "config": dataclasses.asdict(self.config),
             "nonfinite_total": self.nonfinite_total,
+            "precision": self.precision.state_dict(),
+            "world_size": self.world_size,
         }
 
-    def save(self, phase_end: int | None = None) -> Path:
+    def save(self, phase_end: int | None = None, collective: bool = True) -> Path:
         """Write ``step-<global step>.pt``, link ``last.pt`` (and ``phase<N>-end.pt``) to it, drop old
-        step checkpoints. Every file is complete or absent whatever moment a crash comes."""
+        step checkpoints. Every file is complete or absent whatever moment a crash comes.
+
+        Under torchrun every rank calls this (``collective``): the ranks' RNG states are gathered so that
+        a resumed run continues each rank's random stream; rank 0 alone writes. A save after a failed
+        step is not collective (the other ranks may be blocked elsewhere) and keeps rank 0's RNG only."""
         path = self.ckpt_dir / f"step-{self.position.global_step:09d}.pt"
-        save_checkpoint(self.state_dict(), path)
+        rngs = distributed.gather_objects(rng_state()) if collective and self.world_size > 1 else None
+        if not self.is_main:
+            return path
+        state = self.state_dict()
+        if rngs is not None:
+            state["rng_ranks"] = rngs
+        save_checkpoint(state, path)
         if phase_end is not None:
             _link_atomic(path, self.ckpt_dir / f"phase{phase_end}-end.pt")
         _link_atomic(path, self.ckpt_dir / "last.pt")
@@ -173,12 +214,13 @@ class Trainer:
                 state = load_safely(path)
             except CheckpointError as err:
                 self.skipped_checkpoints.append((path, str(err)))
-                tqdm.write(f"resume: skipping {path}: {err}")
-                path.rename(path.with_name(path.name + ".corrupt"))
+                if self.is_main:  # the other ranks look only after rank 0 has renamed what it found
+                    tqdm.write(f"resume: skipping {path}: {err}")
+                    path.rename(path.with_name(path.name + ".corrupt"))
                 continue
             self.load(path, state=state)
             self.resumed_from = path
-            if self.skipped_checkpoints:
+            if self.skipped_checkpoints and self.is_main:
                 tqdm.write(
                     f"resume: continuing from {path} (step {self.position.global_step}); skipped "
                     f"{len(self.skipped_checkpoints)} unreadable newer checkpoint(s), kept as *.corrupt"
@@ -200,6 +242,14 @@ class Trainer:
             )
         position = Position(**state["position"])
         done = position.phase
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world_size and not continue_schedule:
+            raise CheckpointError(
+                f"{path} was written by a run of {saved_world} process(es), this one has {self.world_size}: "
+                f"each process's share of an epoch depends on their number. Resume with {saved_world} "
+                "(torchrun --nnodes x --nproc-per-node), or start a new experiment folder with --init-from "
+                "a phaseN-end.pt"
+            )
         if continue_schedule:
             mine, theirs = self.schedule.to_list()[:done], state["schedule"][:done]
             if mine != theirs or position.epoch or position.step:
@@ -222,9 +272,16 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.dsd.load_state_dict(state["dsd"])
+            self.precision.load_state_dict(state.get("precision", {}))
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{path} does not fit this model: {str(err).splitlines()[0]}") from err
-        set_rng_state(state["rng"])
+        rngs = state.get("rng_ranks")
+        if rngs is not None and len(rngs) == self.world_size:
+            set_rng_state(rngs[self.rank])
+        else:
+            set_rng_state(state["rng"])
+            if self.world_size > 1:  # a phase-end start under another process count: fresh per-rank streams
+                torch.manual_seed(self.config.train.seed + self.rank)
         self.position = position
         self.results = list(state["results"])[:done] if continue_schedule else list(state["results"])
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
@@ -243,22 +300,29 @@ class Trainer:
         phases of another run's phase-end checkpoint; ``stop_after_steps`` checkpoints and returns after
         that many steps in this call (used to test exact resumption).
         """
-        for stale in self.ckpt_dir.glob(".*.tmp"):  # a write cut short by a crash
-            stale.unlink(missing_ok=True)
+        if self.is_main:
+            for stale in self.ckpt_dir.glob(".*.tmp"):  # a write cut short by a crash
+                stale.unlink(missing_ok=True)
         existing = self.checkpoints()
         if existing:
             if not resume:
                 raise TrainingError(
                     f"{existing[0]} exists: pass --resume to continue that run, or choose a new experiment folder"
                 )
+            if not self.is_main:
+                distributed.barrier()  # rank 0 first: it renames damaged checkpoints out of the way
             self._load_newest_valid()
+            if self.is_main:
+                distributed.barrier()
         elif init_from is not None:
             self.load(init_from, continue_schedule=True)
+        self._check_ranks_agree()
         t = self.config.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
-        self.exp_dir.mkdir(parents=True, exist_ok=True)
-        log = MetricsLog(self.exp_dir, tensorboard=t.tensorboard)
+        if self.is_main:
+            self.exp_dir.mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(self.exp_dir, tensorboard=t.tensorboard, enabled=self.is_main)
         log.log("data", self.position.global_step, **self.task.data_summary())
         steps_this_call = 0
         previous_handlers = self._install_signal_handlers()
@@ -289,10 +353,26 @@ class Trainer:
             self._restore_signal_handlers(previous_handlers)
             log.close()
 
+    def _check_ranks_agree(self) -> None:
+        """Under torchrun: every rank starts from the same checkpoint, weights and masks, or none runs."""
+        if self.world_size == 1:
+            return
+        starts = distributed.gather_objects((str(self.resumed_from), self.position.global_step))
+        if any(start != starts[0] for start in starts):
+            raise TrainingError(
+                f"the ranks start from different checkpoints (rank: (file, step) = {dict(enumerate(starts))}); "
+                "the experiment folder must be one folder on a file system every node shares"
+            )
+        distributed.check_identical(dict(self.model.named_parameters()), "weights at the start")
+        if self.dsd.masks is not None:
+            distributed.check_identical(self.dsd.masks.masks, "masks at the start")
+
     def _enter_phase(self, log: MetricsLog) -> None:
         pos = self.position
         phase = self.schedule[pos.phase]
         self.dsd.enter(phase)
+        if self.dsd.masks is not None:  # computed on every rank from identical weights: verify they agree
+            distributed.check_identical(self.dsd.masks.masks, f"masks of phase {pos.phase + 1}")
         pos.entered = True
         layers, total = self.dsd.sparsity()
         log.log(
@@ -315,13 +395,14 @@ class Trainer:
         generator = torch.Generator().manual_seed(_epoch_seed(self.config.train.seed, pos.phase, pos.epoch))
         epochs_before = sum(p.epochs for p in self.schedule.phases[: pos.phase])
         batches = _train_batches(self.task, generator, epochs_before + pos.epoch)
+        batches = distributed.shard(batches, self.rank, self.world_size)
         self.model.train()
         bar = tqdm(
             total=len(batches),
             initial=pos.step,
             desc=f"phase {pos.phase + 1}/{len(self.schedule)} {self.schedule.label(pos.phase)} "
             f"epoch {pos.epoch + 1}/{phase.epochs}",
-            disable=not self.config.train.progress,
+            disable=not self.config.train.progress or not self.is_main,
             leave=False,
             dynamic_ncols=True,
         )
@@ -330,10 +411,10 @@ class Trainer:
         try:
             for index in range(pos.step, len(batches)):
                 try:
-                    loss_value = self._train_step(batches[index])
+                    result = self._train_step(batches[index])
                 except Exception as err:
                     # The weights are as after the last completed step: keep them, so that nothing is lost.
-                    self.save()
+                    self.save(collective=False)
                     log.log(
                         "error",
                         pos.global_step,
@@ -346,7 +427,9 @@ class Trainer:
                         f"step failed; {self.ckpt_dir / 'last.pt'} holds the state before it (--resume)"
                     )
                     raise
-                if loss_value is None:
+                if result.overflow and not self.precision.gradient_is_broken():
+                    log.log("overflow", pos.global_step, phase=pos.phase, scale=self.precision.scale)
+                elif result.loss is None:
                     consecutive_bad += 1
                     self.nonfinite_total += 1
                     log.log("nonfinite", pos.global_step, phase=pos.phase, epoch=pos.epoch, batch=index)
@@ -362,48 +445,87 @@ class Trainer:
                 else:
                     consecutive_bad = 0
                     log.log(
-                        "train", pos.global_step, loss=loss_value, lr=self.optimizer.param_groups[0]["lr"]
+                        "train", pos.global_step, loss=result.loss, lr=self.optimizer.param_groups[0]["lr"]
                     )
-                    bar.set_postfix(loss=f"{loss_value:.3f}")
+                    bar.set_postfix(loss=f"{result.loss:.3f}")
                 pos.step, pos.global_step = index + 1, pos.global_step + 1
                 steps_this_call += 1
                 bar.update(1)
                 if every and pos.global_step % every == 0 and pos.step < len(batches):
                     self.save()
-                if self._stop_requested or (stop_after is not None and steps_this_call >= stop_after):
+                stop = result.stop if self.world_size > 1 else self._stop_requested
+                if stop or (stop_after is not None and steps_this_call >= stop_after):
                     return True, steps_this_call
         finally:
             bar.close()
         return False, steps_this_call
 
-    def _train_step(self, batch: Any) -> float | None:
-        """One optimizer step under the DSD constraint; None (and no update) if the loss or grads are not finite."""
+    def _train_step(self, batch: Any) -> StepResult:
+        """One optimizer step under the DSD constraint; no update if the loss or the gradients are not
+        finite (``loss`` None), or if fp16's gradient scaler skips it (``overflow``).
+
+        Order (see :mod:`dsd_seq.precision`): forward under autocast -> (scaled) backward -> mask
+        gradients -> unscale -> clip -> step -> re-apply the masks. Under DDP the backward pass averages
+        the gradients over the ranks, so every later decision is the same on every rank; only the loss
+        differs per rank, so its finiteness (and any stop request) is agreed first."""
         self.optimizer.zero_grad(set_to_none=True)
         buffers = [(b, b.detach().clone()) for b in self.model.buffers()]  # e.g. batch-norm statistics
-        loss = self.task.loss(batch, self.device)
-        if not torch.isfinite(loss):
+        with self._model_for_training(), self.precision.autocast():
+            loss = self.task.loss(batch, self.device)
+        finite, stop = bool(torch.isfinite(loss)), False
+        loss_value = float(loss.detach()) if finite else None
+        if self.world_size > 1:
+            local = torch.tensor([loss_value or 0.0, float(not finite), float(self._stop_requested)])
+            total = distributed.all_reduce_sum(local)
+            finite, stop = bool(total[1] == 0), bool(total[2] > 0)
+            loss_value = float(total[0]) / self.world_size if finite else None
+        if not finite:
             _restore(buffers)
-            return None
-        loss.backward()
+            return StepResult(None, stop=stop)
+        self.precision.backward(loss)
         self.dsd.mask_gradients()
+        self.precision.unscale_(self.optimizer)
         clip = self.config.train.grad_clip or math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        if not torch.isfinite(norm):
+        if self.precision.scaler is None and not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             _restore(buffers)
-            return None
-        self.optimizer.step()
+            return StepResult(None, stop=stop)
+        if not self.precision.step(self.optimizer):  # fp16: the scaler found inf/NaN and skipped the step
+            self.optimizer.zero_grad(set_to_none=True)
+            _restore(buffers)
+            return StepResult(None, overflow=True, stop=stop)
         self.dsd.apply_masks()
-        return float(loss.detach())
+        return StepResult(loss_value, stop=stop)
+
+    @contextlib.contextmanager
+    def _model_for_training(self):
+        """Under DDP, the task's loss runs through the DDP wrapper (which averages the gradients over the
+        ranks in backward); evaluation and everything else use the plain model."""
+        if self.ddp_model is None:
+            yield
+            return
+        self.task.model = self.ddp_model
+        try:
+            yield
+        finally:
+            self.task.model = self.model
 
     def _evaluate(self, splits: list[str]) -> dict[str, dict[str, float]]:
-        self.model.eval()
-        with torch.no_grad():
-            return {split: self.task.evaluate(split, self.device) for split in splits}
+        """Scores on rank 0 (the weights are the same on every rank); the others receive its result."""
+        metrics = None
+        if self.is_main:
+            self.model.eval()
+            with torch.no_grad():
+                metrics = {split: self.task.evaluate(split, self.device) for split in splits}
+        return distributed.broadcast_object(metrics)
 
     def _finish_phase(self, log: MetricsLog) -> None:
         pos = self.position
         phase = self.schedule[pos.phase]
+        distributed.check_identical(
+            dict(self.model.named_parameters()), f"weights after phase {pos.phase + 1}"
+        )
         metrics = self._evaluate(self.config.train.eval_splits)
         first = self.config.train.eval_splits[0]
         self._log_epoch(log, {first: metrics[first]})
@@ -437,7 +559,8 @@ class Trainer:
             "higher_is_better": bool(self.task.higher_is_better),
             "phases": self.results,
         }
-        write_atomic(self.exp_dir / "results.json", (json.dumps(summary, indent=2) + "\n").encode())
+        if self.is_main:
+            write_atomic(self.exp_dir / "results.json", (json.dumps(summary, indent=2) + "\n").encode())
 
     # signals ----------------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict:

@@ -45,3 +45,36 @@ def test_cudnn_gru_keeps_flat_weights_and_pruned_weights_stay_zero(optimizer):
     assert [w.data_ptr() for w in rnn._flat_weights] == ptrs
     _, total = dsd.sparsity()
     assert total == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_trainer_steps_under_amp_on_cuda_keep_flat_weights_and_pruned_weights_zero(tmp_path, precision):
+    pytest.importorskip("yaml")  # the trainer's config; the GPU machine may lack it
+    pytest.importorskip("tqdm")
+    from dsd_seq.schedule import Schedule
+    from tests.toy_task import toy_trainer
+
+    schedule = Schedule.parse("D1:0.01,S1@0.5:0.01")
+    trainer = toy_trainer(tmp_path, schedule, ["train.device=cuda", f"train.precision={precision}"])
+    gru = trainer.model.gru
+    ptrs = [w.data_ptr() for w in gru._flat_weights]
+    trainer.dsd.enter(schedule[1])
+    taken = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "weights are not part of single contiguous chunk" re-flattening
+        for batch in trainer.task.train_batches(torch.Generator().manual_seed(0)):
+            result = trainer._train_step(batch)
+            taken += result.loss is not None
+            for name, p in trainer.dsd.params.items():
+                assert torch.all(p.detach()[~trainer.dsd.masks.masks[name]] == 0), name
+    assert taken >= 6, f"only {taken} of 8 steps updated the weights"
+    assert [w.data_ptr() for w in gru._flat_weights] == ptrs
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP with NCCL needs two GPUs")
+def test_ddp_with_nccl_on_two_gpus_keeps_masks_and_weights_identical(tmp_path):
+    pytest.importorskip("yaml")
+    pytest.importorskip("tqdm")
+    from tests.test_distributed import assert_ranks_identical, run_two_ranks
+
+    assert_ranks_identical(*run_two_ranks(tmp_path, precision="bf16", device="cuda"))

@@ -101,3 +101,25 @@ def test_mask_state_round_trip_is_boolean():
     assert all(v.dtype == torch.bool for v in state.values())
     again = MaskSet(params, state)
     assert all(torch.equal(again.masks[n], masks.masks[n]) for n in params)
+
+
+def test_top_k_mask_matches_a_stable_sort_with_ties_negatives_and_zeros():
+    """The radix select keeps exactly the entries a stable descending sort puts first (ties: lower index)."""
+    g = torch.Generator().manual_seed(0)
+    cases = [
+        torch.randn(1000, generator=g),
+        torch.randn(999, generator=g).abs(),
+        torch.randint(-3, 4, (777,), generator=g).float(),  # many ties, negatives, +0.0 and -0.0
+        torch.tensor([0.0, -0.0, 0.0, -0.0, 1e-40, -1e-40, float("inf"), 3.0]),  # denormals, inf
+        torch.randn(300, generator=g, dtype=torch.float64),
+        torch.randn(64, 48, generator=g).to(torch.bfloat16),
+    ]
+    for scores in cases:
+        flat = scores.reshape(-1).double()
+        order = torch.sort(-flat, stable=True).indices
+        for k in (0, 1, 2, flat.numel() // 3, flat.numel() // 2, flat.numel() - 1, flat.numel()):
+            expected = torch.zeros(flat.numel(), dtype=torch.bool)
+            expected[order[:k]] = True
+            assert torch.equal(top_k_mask(scores, k).reshape(-1), expected), (scores.dtype, k)
+            if bool((scores >= 0).all()):
+                assert torch.equal(top_k_mask(scores, k, nonnegative=True).reshape(-1), expected)

@@ -7,30 +7,16 @@ import pytest
 import torch
 
 from dsd_seq.checkpoint import CheckpointError, load_safely
-from dsd_seq.config import load_config
 from dsd_seq.metrics_log import read_metrics
 from dsd_seq.schedule import Schedule
-from dsd_seq.trainer import Trainer, TrainingError
-from tests.toy_task import ToyTask
+from dsd_seq.trainer import TrainingError
+from tests.toy_task import ToyTask, toy_trainer
 
 SCHEDULE = Schedule.parse("D2:0.01,S2@0.5:0.01,D2:0.001")
 
 
 def _trainer(tmp_path, name="exp", schedule=SCHEDULE, extra=(), task=None):
-    torch.manual_seed(0)
-    config = load_config(
-        None,
-        [
-            "task=tests.toy_task:build_toy_task",
-            "schedule=D1:1e-3",
-            "train.tensorboard=false",
-            "train.progress=false",
-            "train.optimizer=nesterov",
-            "train.grad_clip=1.0",
-            *extra,
-        ],
-    )
-    return Trainer(task or ToyTask(), schedule, config, tmp_path / name)
+    return toy_trainer(tmp_path / name, schedule, extra, task)
 
 
 def _weights(trainer):

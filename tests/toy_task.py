@@ -65,18 +65,19 @@ class ToyTask:
             time.sleep(600)
         if self.calls == self.fail_at_call:
             raise RuntimeError("simulated failure while loading a batch")
-        x = self.x[batch]
+        x = self.x[batch].to(device)
         if self.dropout_noise:  # consumes the global RNG, as dropout would
             x = x + 0.01 * torch.randn_like(x)
         if any(int(i) in self.nan_batches for i in batch):
             x = x * float("nan")
-        loss = nn.functional.cross_entropy(self.model(x, self.tokens[batch]), self.y[batch])
+        logits = self.model(x, self.tokens[batch].to(device))
+        loss = nn.functional.cross_entropy(logits, self.y[batch].to(device))
         if any(int(i) in self.nan_gradient_batches for i in batch):
             loss = loss + (0 * self.model.out.weight.sum()).abs().sqrt()  # value 0, gradient inf * 0 = NaN
         return loss
 
     def evaluate(self, split, device):
-        pred = self.model(self.x, self.tokens).argmax(1)
+        pred = self.model(self.x.to(device), self.tokens.to(device)).argmax(1).cpu()
         return {"error": float((pred != self.y).float().mean() * 100)}
 
     def data_summary(self):
@@ -85,3 +86,24 @@ class ToyTask:
 
 def build_toy_task(**kwargs) -> ToyTask:
     return ToyTask(**kwargs)
+
+
+def toy_trainer(exp_dir: Path, schedule, extra=(), task: ToyTask | None = None):
+    """A Trainer on the toy task (seed 0, Nesterov, clip 1.0, no TensorBoard); ``extra``: more --set options."""
+    from dsd_seq.config import load_config
+    from dsd_seq.trainer import Trainer
+
+    torch.manual_seed(0)
+    config = load_config(
+        None,
+        [
+            "task=tests.toy_task:build_toy_task",
+            "schedule=D1:1e-3",
+            "train.tensorboard=false",
+            "train.progress=false",
+            "train.optimizer=nesterov",
+            "train.grad_clip=1.0",
+            *extra,
+        ],
+    )
+    return Trainer(task or ToyTask(), schedule, config, exp_dir)

@@ -10,6 +10,7 @@
 #        [--exp exp] [--data data] [--images-archive FILE] [--captions FILE] [--images-sha256 HEX]
 #        [--captions-sha256 HEX] [--encoder vgg16|resnet50|small_cnn] [--encoder-checkpoint FILE]
 #        [--threads N] [--set key=value]
+#        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
 
 stage=0
@@ -26,6 +27,7 @@ encoder=vgg16
 encoder_checkpoint=
 threads=0
 train_args=()
+launch_args=()  # --ngpu/--nnodes/... for the training stages
 
 # Paths given on the command line are relative to where run.sh was called (even one spelt like a default,
 # e.g. --data data); the defaults are relative to the recipe folder.
@@ -47,7 +49,13 @@ while [ $# -gt 0 ]; do
     --encoder-checkpoint) encoder_checkpoint=$(absolute "$2"); shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    # several processes (torchrun): one per GPU, on one node or many (run once per node, own --node-rank)
+    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
+    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
+    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
+    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
+    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -134,20 +142,20 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log 2 "dense training (phase 1) -> $exp/dsd"
-  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 3 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
   done
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
-  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
     --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
 fi
 

@@ -4,6 +4,7 @@
 #   0 corpus   1 encoder + features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results, figures + examples
 # Usage: egs/synth_captions/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--data data] [--num-train N] [--num-val N] [--num-test N] [--encoder-images N] [--encoder-epochs N]
+#        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
 
 stage=0
@@ -18,6 +19,7 @@ encoder_images=2000
 encoder_epochs=6
 seed=0
 train_args=()
+launch_args=()  # --ngpu/--nnodes/... for the training stages
 
 # Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -35,7 +37,13 @@ while [ $# -gt 0 ]; do
     --encoder-epochs) encoder_epochs="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    # several processes (torchrun): one per GPU, on one node or many (run once per node, own --node-rank)
+    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
+    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
+    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
+    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
+    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -63,20 +71,20 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log 2 "dense training (phase 1) -> $exp/dsd"
-  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 3 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
   done
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
-  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
     --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
 fi
 

@@ -8,6 +8,7 @@
 # Usage: egs/synth_speech/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--num-train N] [--num-dev N] [--num-test N] [--seed S] [--jobs J] [--seeds N]
 #        [--units char|bpe|unigram] [--vocab-size N] [--speed-perturb "0.9,1.1"]
+#        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
 
 stage=0
@@ -25,6 +26,7 @@ units=char          # output units; bpe|unigram train SentencePiece on the train
 vocab_size=100      # SentencePiece pieces (with --units bpe|unigram)
 speed_perturb=""    # e.g. "0.9,1.1": speed-perturbed copies of the training utterances (stage 1)
 train_args=()  # extra `dsd-seq train` arguments, e.g. --set train.seed=1
+launch_args=()  # --ngpu/--nnodes/... for the training stages
 
 # Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -45,7 +47,13 @@ while [ $# -gt 0 ]; do
     --vocab-size) vocab_size="$2"; shift 2 ;;
     --speed-perturb) speed_perturb="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    # several processes (torchrun): one per GPU, on one node or many (run once per node, own --node-rank)
+    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
+    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
+    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
+    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
+    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -118,7 +126,7 @@ fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log 2 "dense training (phase 1) -> $exp/dsd"
   same_data dsd
-  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
@@ -126,14 +134,14 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 3 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
   done
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
   same_data llr
-  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
     --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
 fi
 
