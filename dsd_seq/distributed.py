@@ -39,7 +39,14 @@ def init_from_env(device: torch.device) -> torch.device:
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise ValueError(
+                f"process {local_rank} on this node needs GPU {local_rank}, but {gpus} GPU(s) are visible: "
+                f"start at most {gpus} processes per node (--nproc-per-node / --ngpu), or train on CPUs "
+                "with gloo (--set train.device=cpu)"
+            )
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -18,8 +18,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import jiwer
-
 MODES = ("strict", "present", "all")
 
 
@@ -91,6 +89,8 @@ def _edits(reference: str, hypothesis: str, unit: str) -> tuple[int, int, int, i
     """(insertions, deletions, substitutions, reference length) of one utterance."""
     ref_tokens = reference.split() if unit == "word" else list(reference)
     hyp_tokens = hypothesis.split() if unit == "word" else list(hypothesis)
+    import jiwer  # here, not at the top: every dsd-seq command imports this module
+
     if not ref_tokens:  # jiwer refuses empty references; every hypothesis token is then an insertion
         return len(hyp_tokens), 0, 0, 0
     if not hyp_tokens:

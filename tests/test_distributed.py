@@ -163,7 +163,8 @@ def test_dsd_seq_train_with_two_processes_relaunches_through_torchrun(tmp_path):
     config = tmp_path / "toy.yaml"
     config.write_text(
         "\n".join(o.replace("=", ": ", 1) for o in OPTIONS if not o.startswith("train."))
-        + "\ntrain: {optimizer: adam, num_threads: 1, progress: false, tensorboard: false, eval_splits: [test]}\n"
+        + "\ntrain: {optimizer: adam, num_threads: 1, progress: false, tensorboard: false, eval_splits: [test],"
+        + " device: cpu}\n"
         + "task_args: {batch_size: 4}\n"
     )
     command = [sys.executable, "-m", "dsd_seq.cli", "train", "--config", str(config), "--exp-dir"]
@@ -199,3 +200,13 @@ def test_launch_command_for_one_and_several_nodes():
     assert multi[-3:] == ["-m", "dsd_seq.cli", "train"]
     with pytest.raises(ValueError, match="--master-addr"):
         relaunch(argv, 4, 2, 1, "", 29500)
+
+
+def test_more_processes_than_gpus_is_refused_before_touching_a_device(monkeypatch):
+    """torchrun with --nproc-per-node above the GPU count must say so, not die in CUDA ("invalid ordinal")."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="1 GPU.*train.device=cpu"):
+        distributed.init_from_env(torch.device("cuda"))
