@@ -47,9 +47,9 @@ fi
 cd benchmarks
 run() { "$python" "$@" --markdown "$md" || failed=1; }
 step "2. mask overhead"
-run mask_overhead.py --device cuda --model ds2 --hidden 512 --layers 3 --batch 32 --frames 400 --steps 30
+run mask_overhead.py --device cuda --model ds2 --hidden 512 --layers 3 --batch 32 --frames 400 --steps 100
 run mask_overhead.py --device cuda --model ds2 --hidden 512 --layers 3 --batch 32 --frames 400 --steps 30 --precision bf16
-run mask_overhead.py --device cuda --model ds2 --hidden 1024 --layers 5 --batch 32 --frames 400 --steps 20
+run mask_overhead.py --device cuda --model ds2 --hidden 1024 --layers 5 --batch 32 --frames 400 --steps 60
 run mask_overhead.py --device cuda --model neuraltalk --hidden 256 --batch 100 --frames 16 --steps 30
 run mask_overhead.py --device cuda --model neuraltalk --hidden 512 --batch 100 --frames 16 --steps 30
 step "3. thresholds (67M DeepSpeech 2)"

@@ -102,7 +102,7 @@ def _run(args, cwd):
 def test_mini_recipe_runs_end_to_end_on_the_fixture_mirror(mirror, tmp_path):
     folder, archives, _ = mirror
     common = ["--mini", "--config", str(RECIPE / "conf" / "tiny.yaml"), "--data", "data", "--exp", "exp",
-              "--mirror", folder.as_uri()]  # fmt: skip
+              "--mirror", folder.as_uri(), "--units", "bpe", "--vocab-size", "30"]  # fmt: skip
     refused = _run([*common, "--stop-stage", "0"], tmp_path)
     assert refused.returncode != 0 and "differs" not in refused.stdout
     assert "expected 5df7d4e78065366204ca6845bb08f490" in refused.stderr  # the published md5 of train-clean-5
@@ -125,3 +125,5 @@ def test_mini_recipe_runs_end_to_end_on_the_fixture_mirror(mirror, tmp_path):
     again = _run([*common, "--stop-stage", "2"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "extracted already" in again.stdout and "features done already" in again.stdout
+    assert "bpe units done already" in again.stdout
+    assert (tmp_path / "data" / "lang_bpe30" / "units.model").is_file()

@@ -4,10 +4,13 @@
 # trains Dense -> Sparse -> Re-dense with the LLR baseline, then decodes and scores dev and test.
 # Stages (Kaldi style, each leaves its result on disk; data stages leave a .done marker and are skipped
 #   when it holds the same parameters, training stages resume from their checkpoints):
-#   0 download+extract  1 data dirs  2 features  3 dense  4 sparse/re-dense  5 LLR  6 decode+score  7 results
+#   0 download+extract  1 data dirs  2 features (+ SentencePiece units with --units bpe|unigram)  3 dense
+#   4 sparse/re-dense  5 LLR  6 decode+score  7 results
 # Usage: egs/librispeech/run.sh [--mini] [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--data data] [--train "train-clean-100 ..."] [--dev "dev-clean"] [--test "test-clean"]
 #        [--mirror URL] [--sha256 SUBSET=HEX] [--num-bins N] [--set key=value]
+#        [--units char|bpe|unigram] [--vocab-size N]
+#        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
 
 stage=0
@@ -21,7 +24,10 @@ test_sets="test-clean"
 mirror=https://www.openslr.org
 num_bins=40
 sha256s=()    # SUBSET=HEX: check this sha256 instead of the published checksum (e.g. a re-packed mirror)
+units=char          # output units; bpe|unigram train SentencePiece on the training transcripts in stage 2
+vocab_size=256      # SentencePiece pieces (with --units bpe|unigram)
 train_args=()
+launch_args=()      # --ngpu/--nnodes/... for the training stages
 
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 while [ $# -gt 0 ]; do
@@ -39,7 +45,14 @@ while [ $# -gt 0 ]; do
     --sha256) sha256s+=(--sha256 "$2"); shift 2 ;;
     --num-bins) num_bins="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --units) units="$2"; shift 2 ;;
+    --vocab-size) vocab_size="$2"; shift 2 ;;
+    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
+    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
+    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
+    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
+    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,6 +72,12 @@ same_data() {  # a training run resumes only on the features it started with
   mkdir -p "$exp/$1" && echo "$want" > "$marker"
 }
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+lang="$data/lang_${units}${vocab_size}"
+case "$units" in
+  char) ;;
+  bpe|unigram) train_args+=(--set-str "task_args.units=$lang/units.model") ;;
+  *) echo "run.sh: --units '$units': accepted char, bpe, unigram" >&2; exit 2 ;;
+esac
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log 0 "download $train_sets $dev_sets $test_sets from $mirror (checksums verified), extract into $data/corpus"
@@ -94,12 +113,23 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     done
     echo "$feats_params" > "$data/feats/.done"
   fi
+  if [ "$units" != char ]; then
+    if done_with "$lang/.done" "$(cat "$data/feats/.done")"; then
+      log 2 "$units units done already ($lang)"
+    else
+      log 2 "SentencePiece $units units ($vocab_size) from the training transcripts into $lang"
+      rm -rf "$lang" && mkdir -p "$lang"
+      "$python" -m data_prep.subword_units --cache "$data/feats/train.pt" --type "$units" \
+        --vocab-size "$vocab_size" --out "$lang/units.model"
+      cat "$data/feats/.done" > "$lang/.done"
+    fi
+  fi
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log 3 "dense training (phase 1) -> $exp/dsd"
   same_data dsd
-  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
@@ -107,14 +137,14 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 4 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
   done
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log 5 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
   same_data llr
-  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
     --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
 fi
 

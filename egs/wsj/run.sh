@@ -9,6 +9,7 @@
 # 150-epoch DeepSpeech 1 baseline); it is decoded and scored beside the others.
 # Usage: egs/wsj/run.sh --wsj0 DIR --wsj1 DIR [--config conf/ds1_table7.yaml] [--stage N] [--stop-stage M]
 #        [--exp exp] [--data data] [--num-bins 161] [--jobs J] [--baseline-schedule S] [--set key=value]
+#        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
 
 stage=0
@@ -22,6 +23,7 @@ num_bins=161
 jobs=4
 baseline_schedule=
 train_args=()
+launch_args=()  # --ngpu/--nnodes/... for the training stages
 
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 while [ $# -gt 0 ]; do
@@ -37,7 +39,12 @@ while [ $# -gt 0 ]; do
     --jobs) jobs="$2"; shift 2 ;;
     --baseline-schedule) baseline_schedule="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
+    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
+    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
+    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
+    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -92,7 +99,7 @@ fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log 2 "dense training (phase 1) -> $exp/dsd"
   same_data dsd
-  dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
@@ -100,14 +107,14 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for ((phase = 2; phase <= phases; phase++)); do
     log 3 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
+    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
   done
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
   same_data llr
-  dsd_seq train --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
     --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
 fi
 
@@ -116,7 +123,7 @@ if [ -n "$baseline_schedule" ]; then runs+=(dense); fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ -n "$baseline_schedule" ]; then
   log 5 "dense baseline $baseline_schedule from scratch -> $exp/dense"
   same_data dense
-  dsd_seq train --config "$config" --exp-dir "$exp/dense" --dense-only --schedule "$baseline_schedule" \
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dense" --dense-only --schedule "$baseline_schedule" \
     --resume "${train_args[@]}"
 fi
 
