@@ -110,6 +110,8 @@ def test_mini_recipe_runs_end_to_end_on_the_fixture_mirror(mirror, tmp_path):
     done = _run([*common, *sums], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = json.loads((tmp_path / "exp" / "results.json").read_text())
+    for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
+        assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000
     assert [(r["run"], r["label"]) for r in table["rows"]] == [
         ("DSD", "Dense"), ("DSD", "Sparse"), ("DSD", "Re-dense"), ("LLR", "Dense (LLR)"), ("LLR", "Dense (LLR)"),
     ]  # fmt: skip

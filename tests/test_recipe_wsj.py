@@ -67,6 +67,8 @@ def test_recipe_runs_end_to_end_on_the_ldc_disc_layout(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = json.loads((tmp_path / "exp" / "results.json").read_text())
+    for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
+        assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000
     labels = [r["label"] for r in table["rows"] if r["run"] == "DSD"]
     assert labels == ["Dense", "Sparse", "Re-dense"]
     assert table["rows"][1]["measured_sparsity"] == pytest.approx(0.5, abs=0.03)

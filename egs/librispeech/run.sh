@@ -158,6 +158,6 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-  log 7 "results table"
-  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+  log 7 "results table, report and figures"
+  dsd_seq report "$exp"  # results.md/json, report.md and figures/
 fi

@@ -137,7 +137,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-  log 7 "results table"
-  dsd_seq report --exp "$exp/dsd" --baseline "$exp/llr" --out "$exp/results"
+  log 7 "results table, report and figures"
+  dsd_seq report "$exp"  # results.md/json, report.md and figures/
   [ -z "$baseline_schedule" ] || echo "dense baseline ($baseline_schedule): $(cat "$exp/dense/decode_test/wer.txt" | head -n 1)"
 fi
