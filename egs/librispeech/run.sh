@@ -12,6 +12,7 @@
 #        [--units char|bpe|unigram] [--vocab-size N]
 #        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
+. "$(dirname "$0")/../common/stages.sh"  # absolute, log, done_with, the training stages
 
 stage=0
 stop_stage=7
@@ -29,7 +30,6 @@ vocab_size=256      # SentencePiece pieces (with --units bpe|unigram)
 train_args=()
 launch_args=()      # --ngpu/--nnodes/... for the training stages
 
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --mini) train_sets="train-clean-5"; dev_sets="dev-clean-2"; test_sets="test-clean"; config=conf/mini.yaml; shift ;;
@@ -47,11 +47,7 @@ while [ $# -gt 0 ]; do
     --set) train_args+=(--set "$2"); shift 2 ;;
     --units) units="$2"; shift 2 ;;
     --vocab-size) vocab_size="$2"; shift 2 ;;
-    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
-    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
-    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
-    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
-    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -59,25 +55,10 @@ done
 
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
-dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
-log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
-done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
-same_data() {  # a training run resumes only on the features it started with
-  local marker="$exp/$1/.data" want
-  want=$(cat "$data/feats/.done")
-  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
-    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
-    exit 1
-  fi
-  mkdir -p "$exp/$1" && echo "$want" > "$marker"
-}
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+data_marker="$data/feats/.done"  # training runs resume only on these features
 lang="$data/lang_${units}${vocab_size}"
-case "$units" in
-  char) ;;
-  bpe|unigram) train_args+=(--set-str "task_args.units=$lang/units.model") ;;
-  *) echo "run.sh: --units '$units': accepted char, bpe, unigram" >&2; exit 2 ;;
-esac
+units_args "$lang"
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log 0 "download $train_sets $dev_sets $test_sets from $mirror (checksums verified), extract into $data/corpus"
@@ -113,39 +94,19 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     done
     echo "$feats_params" > "$data/feats/.done"
   fi
-  if [ "$units" != char ]; then
-    if done_with "$lang/.done" "$(cat "$data/feats/.done")"; then
-      log 2 "$units units done already ($lang)"
-    else
-      log 2 "SentencePiece $units units ($vocab_size) from the training transcripts into $lang"
-      rm -rf "$lang" && mkdir -p "$lang"
-      "$python" -m data_prep.subword_units --cache "$data/feats/train.pt" --type "$units" \
-        --vocab-size "$vocab_size" --out "$lang/units.model"
-      cat "$data/feats/.done" > "$lang/.done"
-    fi
-  fi
+  subword_units 2 "$lang" "$data/feats"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log 3 "dense training (phase 1) -> $exp/dsd"
-  same_data dsd
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  train_dense 3
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  same_data dsd
-  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
-  for ((phase = 2; phase <= phases; phase++)); do
-    log 4 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
-  done
+  train_dsd_phases 4
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log 5 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
-  same_data llr
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
-    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+  train_llr 5
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then

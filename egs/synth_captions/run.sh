@@ -6,6 +6,7 @@
 #        [--data data] [--num-train N] [--num-val N] [--num-test N] [--encoder-images N] [--encoder-epochs N]
 #        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
+. "$(dirname "$0")/../common/stages.sh"  # absolute, log, done_with, the training stages
 
 stage=0
 stop_stage=5
@@ -21,8 +22,6 @@ seed=0
 train_args=()
 launch_args=()  # --ngpu/--nnodes/... for the training stages
 
-# Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage="$2"; shift 2 ;;
@@ -37,12 +36,7 @@ while [ $# -gt 0 ]; do
     --encoder-epochs) encoder_epochs="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    # several processes (torchrun): one per GPU, on one node or many (run once per node, own --node-rank)
-    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
-    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
-    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
-    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
-    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -50,8 +44,6 @@ done
 
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
-dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
-log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
 # Paths set verbatim (--set-str): any character in $data is safe.
 train_args+=(--set-str "task_args.dataset=$data/corpus/dataset_synth.json" --set-str "task_args.features=$data/feats/small_cnn.pt")
 
@@ -70,22 +62,15 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log 2 "dense training (phase 1) -> $exp/dsd"
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  train_dense 2
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
-  for ((phase = 2; phase <= phases; phase++)); do
-    log 3 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
-  done
+  train_dsd_phases 3
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
-    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+  train_llr 4
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then

@@ -10,6 +10,7 @@
 #        [--units char|bpe|unigram] [--vocab-size N] [--speed-perturb "0.9,1.1"]
 #        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
+. "$(dirname "$0")/../common/stages.sh"  # absolute, log, done_with, the training stages
 
 stage=0
 stop_stage=5
@@ -28,8 +29,6 @@ speed_perturb=""    # e.g. "0.9,1.1": speed-perturbed copies of the training utt
 train_args=()  # extra `dsd-seq train` arguments, e.g. --set train.seed=1
 launch_args=()  # --ngpu/--nnodes/... for the training stages
 
-# Paths given on the command line are relative to where run.sh was called; the defaults to the recipe.
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage="$2"; shift 2 ;;
@@ -47,12 +46,7 @@ while [ $# -gt 0 ]; do
     --vocab-size) vocab_size="$2"; shift 2 ;;
     --speed-perturb) speed_perturb="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    # several processes (torchrun): one per GPU, on one node or many (run once per node, own --node-rank)
-    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
-    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
-    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
-    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
-    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -60,27 +54,11 @@ done
 
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
-dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
-log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
-# done_with MARKER PARAMS: true if the stage finished with these parameters (MARKER written on success).
-done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
-# same_data RUN: a training run resumes only on the features it started with (recorded in RUN/.data).
-same_data() {
-  local marker="$exp/$1/.data" want
-  want=$(cat "$data/feats/.done")
-  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
-    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
-    exit 1
-  fi
-  mkdir -p "$exp/$1" && echo "$want" > "$marker"
-}
 # The feature caches, set verbatim (--set-str): any character in $data is safe.
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
-case "$units" in
-  char) ;;
-  bpe|unigram) train_args+=(--set-str "task_args.units=$data/lang_${units}${vocab_size}/units.model") ;;
-  *) echo "run.sh: --units '$units': accepted char, bpe, unigram" >&2; exit 2 ;;
-esac
+data_marker="$data/feats/.done"  # training runs resume only on these features
+lang="$data/lang_${units}${vocab_size}"
+units_args "$lang"
 
 corpus_params="num_train=$num_train num_dev=$num_dev num_test=$num_test seed=$seed"
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -109,40 +87,19 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     done
     echo "$feats_params" > "$data/feats/.done"
   fi
-  lang="$data/lang_${units}${vocab_size}"
-  if [ "$units" != char ]; then
-    if done_with "$lang/.done" "$(cat "$data/feats/.done")"; then
-      log 1 "$units units done already ($lang)"
-    else
-      log 1 "SentencePiece $units units ($vocab_size) from the training transcripts into $lang"
-      rm -rf "$lang" && mkdir -p "$lang"
-      "$python" -m data_prep.subword_units --cache "$data/feats/train.pt" --type "$units" \
-        --vocab-size "$vocab_size" --out "$lang/units.model"
-      cat "$data/feats/.done" > "$lang/.done"
-    fi
-  fi
+  subword_units 1 "$lang" "$data/feats"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log 2 "dense training (phase 1) -> $exp/dsd"
-  same_data dsd
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  train_dense 2
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  same_data dsd
-  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
-  for ((phase = 2; phase <= phases; phase++)); do
-    log 3 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
-  done
+  train_dsd_phases 3
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
-  same_data llr
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
-    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+  train_llr 4
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then

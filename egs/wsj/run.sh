@@ -11,6 +11,7 @@
 #        [--exp exp] [--data data] [--num-bins 161] [--jobs J] [--baseline-schedule S] [--set key=value]
 #        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
+. "$(dirname "$0")/../common/stages.sh"  # absolute, log, done_with, the training stages
 
 stage=0
 stop_stage=7
@@ -25,7 +26,6 @@ baseline_schedule=
 train_args=()
 launch_args=()  # --ngpu/--nnodes/... for the training stages
 
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage="$2"; shift 2 ;;
@@ -39,11 +39,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs="$2"; shift 2 ;;
     --baseline-schedule) baseline_schedule="$2"; shift 2 ;;
     --set) train_args+=(--set "$2"); shift 2 ;;
-    --ngpu) launch_args+=(--nproc-per-node "$2"); shift 2 ;;
-    --nnodes) launch_args+=(--nnodes "$2"); shift 2 ;;
-    --node-rank) launch_args+=(--node-rank "$2"); shift 2 ;;
-    --master-addr) launch_args+=(--master-addr "$2"); shift 2 ;;
-    --master-port) launch_args+=(--master-port "$2"); shift 2 ;;
+    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -51,21 +47,10 @@ done
 
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
-dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
-log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
-done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
-same_data() {  # a training run resumes only on the features it started with
-  local marker="$exp/$1/.data" want
-  want=$(cat "$data/feats/.done")
-  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
-    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
-    exit 1
-  fi
-  mkdir -p "$exp/$1" && echo "$want" > "$marker"
-}
 # the sets of the paper's WSJ setting, under the split names the configs use
 declare -A sets=([train]=train_si284 [dev]=test_dev93 [test]=test_eval92)
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+data_marker="$data/feats/.done"  # training runs resume only on these features
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   params="wsj0=$wsj0 wsj1=$wsj1"
@@ -97,25 +82,15 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log 2 "dense training (phase 1) -> $exp/dsd"
-  same_data dsd
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  train_dense 2
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  same_data dsd
-  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
-  for ((phase = 2; phase <= phases; phase++)); do
-    log 3 "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" "${train_args[@]}"
-  done
+  train_dsd_phases 3
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log 4 "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
-  same_data llr
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
-    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+  train_llr 4
 fi
 
 runs=(dsd llr)

@@ -1,0 +1,88 @@
+# Shared pieces of the recipes, sourced by every egs/<corpus>/run.sh before it parses its options:
+#   . "$(dirname "$0")/../common/stages.sh"
+# (Kaldi's recipes share utils/ and steps/ the same way.) The functions read the recipe's variables when
+# they are called: python, config, exp, train_args and launch_args (arrays), and data_marker (the .done
+# file of the features a training run depends on; empty where a recipe has none).
+# shellcheck shell=bash
+
+# absolute PATH: paths given on the command line are relative to where run.sh was called.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+
+dsd_seq() { "$python" -m dsd_seq.cli "$@"; }
+log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
+
+# done_with MARKER PARAMS: true if the stage finished with these parameters (MARKER written on success).
+done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+# launch_option OPTION VALUE: the recipes' --ngpu N (one process per GPU), --nnodes M, --node-rank R,
+# --master-addr HOST and --master-port P, passed to `dsd-seq train`, which relaunches through torchrun.
+launch_option() {
+  case "$1" in
+    --ngpu) launch_args+=(--nproc-per-node "$2") ;;
+    *) launch_args+=("$1" "$2") ;;
+  esac
+}
+
+# same_data RUN: a training run resumes only on the features it started with (recorded in RUN/.data).
+same_data() {
+  [ -n "${data_marker:-}" ] || return 0
+  local marker="$exp/$1/.data" want
+  want=$(cat "$data_marker")
+  if [ -f "$marker" ] && [ "$(cat "$marker")" != "$want" ]; then
+    echo "run.sh: $exp/$1 was trained on other data ($(cat "$marker")); use a new --exp or delete it" >&2
+    exit 1
+  fi
+  mkdir -p "$exp/$1" && echo "$want" > "$marker"
+}
+
+# train_dense STAGE: the schedule's first (dense) phase into $exp/dsd.
+train_dense() {
+  log "$1" "dense training (phase 1) -> $exp/dsd"
+  same_data dsd
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+}
+
+# train_dsd_phases STAGE: every later phase (sparse, re-dense, ...), one `dsd-seq train` call each.
+train_dsd_phases() {
+  local phases phase
+  same_data dsd
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
+  for ((phase = 2; phase <= phases; phase++)); do
+    log "$1" "DSD phase $phase of $phases -> $exp/dsd"
+    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" \
+      "${train_args[@]}"
+  done
+}
+
+# train_llr STAGE: the LLR baseline (same epochs and learning rates, no pruning) from the dense phase.
+train_llr() {
+  log "$1" "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
+  same_data llr
+  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
+    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+}
+
+# subword_units STAGE LANG FEATS_DIR: SentencePiece units ($units, $vocab_size) from the training
+# transcripts of FEATS_DIR/train.pt into LANG/units.model; nothing for characters.
+subword_units() {
+  [ "$units" != char ] || return 0
+  local lang=$2 feats=$3
+  if done_with "$lang/.done" "$(cat "$feats/.done")"; then
+    log "$1" "$units units done already ($lang)"
+  else
+    log "$1" "SentencePiece $units units ($vocab_size) from the training transcripts into $lang"
+    rm -rf "$lang" && mkdir -p "$lang"
+    "$python" -m data_prep.subword_units --cache "$feats/train.pt" --type "$units" \
+      --vocab-size "$vocab_size" --out "$lang/units.model"
+    cat "$feats/.done" > "$lang/.done"
+  fi
+}
+
+# units_args LANG: the training option selecting the units (checked here, before any stage runs).
+units_args() {
+  case "$units" in
+    char) ;;
+    bpe|unigram) train_args+=(--set-str "task_args.units=$1/units.model") ;;
+    *) echo "run.sh: --units '$units': accepted char, bpe, unigram" >&2; exit 2 ;;
+  esac
+}
