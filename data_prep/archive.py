@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -141,15 +142,26 @@ def download_with_checksum(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
+    if offset and digest_of(part, algorithm) == expected:  # complete, but the rename was interrupted
+        os.replace(part, dest)
+        return dest
     request = urllib.request.Request(url)
     if offset and url.startswith(("http://", "https://")):
         request.add_header("Range", f"bytes={offset}-")
-    with urllib.request.urlopen(request, timeout=60) as response:
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as error:
+        if error.code != 416 or not offset:  # 416: the .part is as long as the file (or longer), yet wrong
+            raise
+        part.unlink()
+        return download_with_checksum(url, dest, sha256, md5=md5, progress=progress)
+    with response:
         resumed = offset and getattr(response, "status", None) == 206
         size = response.headers.get("Content-Length")
         with (
             open(part, "ab" if resumed else "wb") as f,
-            tqdm(total=int(size) if size else None, initial=0, desc=dest.name, unit="B", unit_scale=True,
+            tqdm(total=int(size) + (offset if resumed else 0) if size else None, initial=offset if resumed else 0,
+                 desc=dest.name, unit="B", unit_scale=True,
                  disable=not progress) as bar,
         ):  # fmt: skip
             for chunk in iter(lambda: response.read(CHUNK), b""):

@@ -85,7 +85,7 @@ def read_subset(corpus: str | os.PathLike, subset: str) -> list[Utterance]:
     if not transcripts:
         raise LibriSpeechError(
             f"{folder}: no <reader>/<chapter>/*.trans.txt files; download and extract {subset} first "
-            f"(python -m data_prep.librispeech download/extract --subset {subset})"
+            f"(python -m data_prep.librispeech fetch --subsets {subset} --dest DOWNLOADS --corpus {corpus})"
         )
     utterances = []
     for trans in transcripts:

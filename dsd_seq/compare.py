@@ -100,17 +100,22 @@ def expected_hash(config: RunConfig) -> str:
 
 def record_finished(runs: list[PlannedRun], store: Path) -> int:
     """Append a store line for each finished continuation not yet in the store; returns how many."""
-    known = set()
+
+    def results(record: dict) -> str:
+        return json.dumps(record["phases"], sort_keys=True)
+
+    known: dict[tuple, str] = {}  # the last line of a (config, seed, kind) counts
     if store.is_file():
-        known = {(r["config_hash"], r["seed"], r["kind"]) for r in read_store(store)}
+        known = {(r["config_hash"], r["seed"], r["kind"]): results(r) for r in read_store(store)}
     added = 0
     for run in runs:
         if run.kind == "dense" or not run.done:
             continue
         key = (config_hash(read_run_config(run.exp_dir)), run.seed, run.kind)
-        if key not in known:
-            append_record(store, run_record(run.exp_dir, run.kind, run.seed))
-            known.add(key)
+        record = run_record(run.exp_dir, run.kind, run.seed)
+        if known.get(key) != results(record):  # new, or trained again since it was recorded
+            append_record(store, record)
+            known[key] = results(record)
             added += 1
     return added
 

@@ -141,7 +141,7 @@ class Trainer:
             self.ddp_model = DistributedDataParallel(
                 self.model, device_ids=[self.device] if self.device.type == "cuda" else None
             )
-            torch.manual_seed(config.train.seed + self.rank)
+            torch.manual_seed(_rank_seed(config.train.seed, self.rank))
         self.precision = Precision(config.train.precision, self.device)
         self.optimizer = build_optimizer(self.model, config)
         self.dsd = DSD(
@@ -281,7 +281,7 @@ class Trainer:
         else:
             set_rng_state(state["rng"])
             if self.world_size > 1:  # a phase-end start under another process count: fresh per-rank streams
-                torch.manual_seed(self.config.train.seed + self.rank)
+                torch.manual_seed(_rank_seed(self.config.train.seed, self.rank))
         self.position = position
         self.results = list(state["results"])[:done] if continue_schedule else list(state["results"])
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
@@ -620,6 +620,12 @@ def _train_batches(task: Task, generator: torch.Generator, epoch: int) -> Any:
     if "epoch" in inspect.signature(task.train_batches).parameters:
         return task.train_batches(generator, epoch=epoch)
     return task.train_batches(generator)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """Rank 0 keeps the run's seed (single-process runs are unchanged); other ranks get seeds far from it,
+    so rank 1 of seed s never replays rank 0 of seed s + 1 (compare's seeds are 0..N-1)."""
+    return seed + 1_000_003 * rank
 
 
 def _epoch_seed(seed: int, phase: int, epoch: int) -> int:

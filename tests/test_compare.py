@@ -105,6 +105,13 @@ def test_rerun_in_parallel_processes_resumes_an_interrupted_run_and_skips_finish
     assert (out / "runs.jsonl").read_text() == store  # nothing trained, nothing recorded twice
     assert {p: p.read_text() for p in out.glob("seed0/*/metrics.jsonl")} == logs
     assert "p-value" in capsys.readouterr().out
+    # a run trained again (here: its results edited, as a retrain on changed code would) is recorded again
+    results = json.loads((seed0 / "llr" / "results.json").read_text())
+    results["phases"][-1]["metrics"]["test"]["error"] = 0.123
+    (seed0 / "llr" / "results.json").write_text(json.dumps(results))
+    assert main(["compare", "--config", config, "--seeds", "1", "--out", str(out)]) == 0
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["phases"][-1]["metrics"]["test"]["error"] == 0.123
 
 
 def test_a_store_with_two_configurations_needs_the_config_to_choose(config, tmp_path, capsys):

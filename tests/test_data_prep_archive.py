@@ -7,6 +7,7 @@ import io
 import tarfile
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -97,21 +98,67 @@ def test_download_is_used_only_when_its_checksum_matches(tmp_path):
     assert not list((tmp_path / "dl2").iterdir())  # neither the file nor its .part
 
 
-def test_download_over_http_resumes_a_partial_file(tmp_path):
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files honouring ``Range: bytes=N-`` as a real mirror does: 206 with the rest, 416 past the end."""
+
+    requests: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        RangeHandler.requests.append(self.headers.get("Range", ""))
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            return self.send_error(404)
+        data = path.read_bytes()
+        start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+        if start >= len(data) and start:
+            return self.send_error(416)
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+
+@pytest.fixture
+def mirror(tmp_path):
     served = tmp_path / "www"
     served.mkdir()
     payload = bytes(range(256)) * 400
     (served / "c.bin").write_bytes(payload)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(RangeHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        dest = tmp_path / "dl" / "c.bin"
-        dest.parent.mkdir()
-        (dest.parent / "c.bin.part").write_bytes(payload[:1000])  # an earlier, interrupted download
-        url = f"http://127.0.0.1:{server.server_address[1]}/c.bin"
-        download_with_checksum(url, dest, hashlib.sha256(payload).hexdigest())
-        assert dest.read_bytes() == payload
-    finally:
-        server.shutdown()
+    RangeHandler.requests = []
+    yield f"http://127.0.0.1:{server.server_address[1]}", payload
+    server.shutdown()
+
+
+def test_download_over_http_resumes_a_partial_file(mirror, tmp_path):
+    url, payload = mirror
+    dest = tmp_path / "dl" / "c.bin"
+    dest.parent.mkdir()
+    (dest.parent / "c.bin.part").write_bytes(payload[:1000])  # an earlier, interrupted download
+    download_with_checksum(f"{url}/c.bin", dest, hashlib.sha256(payload).hexdigest())
+    assert dest.read_bytes() == payload
+    assert RangeHandler.requests == ["bytes=1000-"]  # only the missing part was fetched
+
+
+def test_a_complete_part_file_is_used_without_downloading_again(mirror, tmp_path):
+    url, payload = mirror
+    dest = tmp_path / "dl" / "c.bin"
+    dest.parent.mkdir()
+    (dest.parent / "c.bin.part").write_bytes(payload)  # killed after the last byte, before the rename
+    download_with_checksum(f"{url}/missing.bin", dest, hashlib.sha256(payload).hexdigest())
+    assert dest.read_bytes() == payload and RangeHandler.requests == []
+
+
+def test_a_full_length_but_wrong_part_file_is_downloaded_again(mirror, tmp_path):
+    url, payload = mirror
+    dest = tmp_path / "dl" / "c.bin"
+    dest.parent.mkdir()
+    (dest.parent / "c.bin.part").write_bytes(b"x" * len(payload))  # the server answers 416 to its Range
+    download_with_checksum(f"{url}/c.bin", dest, hashlib.sha256(payload).hexdigest())
+    assert dest.read_bytes() == payload
+    assert RangeHandler.requests == [f"bytes={len(payload)}-", ""]

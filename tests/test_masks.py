@@ -111,6 +111,8 @@ def test_top_k_mask_matches_a_stable_sort_with_ties_negatives_and_zeros():
         torch.randn(999, generator=g).abs(),
         torch.randint(-3, 4, (777,), generator=g).float(),  # many ties, negatives, +0.0 and -0.0
         torch.tensor([0.0, -0.0, 0.0, -0.0, 1e-40, -1e-40, float("inf"), 3.0]),  # denormals, inf
+        torch.tensor([-0.0, 1.0, 0.0, 2.0, -0.0]),  # -0.0 without any negative value (a masked weight)
+        torch.tensor([-0.0, 1.0, 0.0, 2.0]).half(),
         torch.randn(300, generator=g, dtype=torch.float64),
         torch.randn(64, 48, generator=g).to(torch.bfloat16),
     ]
@@ -121,5 +123,5 @@ def test_top_k_mask_matches_a_stable_sort_with_ties_negatives_and_zeros():
             expected = torch.zeros(flat.numel(), dtype=torch.bool)
             expected[order[:k]] = True
             assert torch.equal(top_k_mask(scores, k).reshape(-1), expected), (scores.dtype, k)
-            if bool((scores >= 0).all()):
+            if bool((scores.float().view(torch.int32) >= 0).all()):  # no sign bit set (-0.0 has one)
                 assert torch.equal(top_k_mask(scores, k, nonnegative=True).reshape(-1), expected)
