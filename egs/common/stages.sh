@@ -35,6 +35,49 @@ same_data() {
   mkdir -p "$exp/$1" && echo "$want" > "$marker"
 }
 
+# in_stages N: true if stage N is between --stage and --stop-stage.
+in_stages() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+# speech_features STAGE SOURCE_MARKER TRAIN_DIR DEV_DIR TEST_DIR: fbank caches of three Kaldi data dirs into
+# $data/feats/{train,dev,test}.pt ($num_bins bins, default 40; $speed_perturb copies of the training set),
+# redone only when the source (its .done marker) or these parameters change.
+speech_features() {
+  local stage_no=$1 source=$2 bins=${num_bins:-40} perturb=${speed_perturb:-} params
+  params="$(cat "$source" 2>/dev/null || true) features=fbank$bins${perturb:+ speed_perturb=$perturb}"
+  if done_with "$data/feats/.done" "$params"; then
+    log "$stage_no" "features done already ($data/feats/.done)"
+    return 0
+  fi
+  log "$stage_no" "fbank features ($bins bins) into $data/feats"
+  rm -rf "$data/feats"
+  "$python" -m data_prep.features --data-dir "$3" --out "$data/feats/train.pt" --num-bins "$bins" \
+    --speed-perturb "$perturb"
+  "$python" -m data_prep.features --data-dir "$4" --out "$data/feats/dev.pt" --num-bins "$bins"
+  "$python" -m data_prep.features --data-dir "$5" --out "$data/feats/test.pt" --num-bins "$bins"
+  echo "$params" > "$data/feats/.done"
+}
+
+# dsd_training_stages FIRST: stage FIRST trains the dense phase, FIRST+1 the later DSD phases and FIRST+2
+# the LLR baseline, each when it lies between --stage and --stop-stage.
+dsd_training_stages() {
+  if in_stages "$1"; then train_dense "$1"; fi
+  if in_stages $(($1 + 1)); then train_dsd_phases $(($1 + 1)); fi
+  if in_stages $(($1 + 2)); then train_llr $(($1 + 2)); fi
+}
+
+# caption_examples: example captions of every DSD phase and of the LLR baseline's final model, side by
+# side, into $exp/examples.md (the captioning recipes' report stage).
+caption_examples() {
+  local phases labels label phase=1 checkpoints=()
+  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
+  labels=$("$python" -c "import json,sys; print(' '.join(r['label'].replace(' ', '_') for r in json.load(open(sys.argv[1]))['phases']))" "$exp/dsd/results.json")
+  for label in $labels; do
+    checkpoints+=(--checkpoint "$label=$exp/dsd/checkpoints/phase$phase-end.pt"); phase=$((phase + 1))
+  done
+  checkpoints+=(--checkpoint "LLR=$exp/llr/checkpoints/phase$phases-end.pt")
+  "$python" -m models.caption_examples --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
+}
+
 # train_dense STAGE: the schedule's first (dense) phase into $exp/dsd.
 train_dense() {
   log "$1" "dense training (phase 1) -> $exp/dsd"

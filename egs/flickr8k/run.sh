@@ -68,7 +68,7 @@ features=$data/feats/$encoder.pt
 # Paths set verbatim (--set-str): any character in $data is safe.
 train_args+=(--set-str "task_args.dataset=$dataset" --set-str "task_args.features=$features")
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && ! { [ -f "$data/corpus/.done" ] && [ -f "$dataset" ]; }; then
+if in_stages 0 && ! { [ -f "$data/corpus/.done" ] && [ -f "$dataset" ]; }; then
   [ -n "$images_archive" ] || images_archive=${archives:+$archives/Flickr8k_Dataset.zip}
   if [ -z "$captions" ] && [ -n "$archives" ]; then
     captions=$archives/caption_datasets.zip
@@ -81,7 +81,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && ! { [ -f "$data/corpus/.done
 fi
 
 # Check the encoder before the long stages, so a missing torchvision or missing weights fail in seconds.
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ ! -f "$data/feats/$encoder.done" ]; then
+if in_stages 1 && [ ! -f "$data/feats/$encoder.done" ]; then
   if [ "$encoder" = small_cnn ]; then
     [ -n "$encoder_checkpoint" ] && [ -f "$encoder_checkpoint" ] \
       || die "--encoder small_cnn needs --encoder-checkpoint FILE (made by python -m models.small_cnn); it was trained on synthetic shapes, so use it for smoke tests only"
@@ -104,7 +104,7 @@ PY
   fi
 fi
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if in_stages 0; then
   marker=$data/corpus/.done
   if [ -f "$marker" ] && [ -f "$dataset" ]; then
     log 0 "already prepared ($marker; delete it to prepare again)"
@@ -120,7 +120,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   fi
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if in_stages 1; then
   marker=$data/feats/$encoder.done
   if [ -f "$marker" ] && [ -f "$features" ]; then
     log 1 "features already cached ($features; delete $marker to extract again)"
@@ -133,28 +133,10 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   fi
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  train_dense 2
-fi
+dsd_training_stages 2  # dense, later DSD phases, LLR baseline: stages 2-4
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  train_dsd_phases 3
-fi
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  train_llr 4
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if in_stages 5; then
   log 5 "results table (BLEU-1..4 per phase, like Table 5) and example captions per phase"
   dsd_seq report "$exp"  # results.md/json, report.md and figures/
-  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
-  labels=$("$python" -c "import json,sys; print(' '.join(r['label'].replace(' ', '_') for r in json.load(open(sys.argv[1]))['phases']))" "$exp/dsd/results.json")
-  checkpoints=()
-  phase=1
-  for label in $labels; do
-    checkpoints+=(--checkpoint "$label=$exp/dsd/checkpoints/phase$phase-end.pt"); phase=$((phase + 1))
-  done
-  checkpoints+=(--checkpoint "LLR=$exp/llr/checkpoints/phase$phases-end.pt")
-  "$python" -m models.caption_examples --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
+  caption_examples
 fi

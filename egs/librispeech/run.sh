@@ -60,7 +60,7 @@ data_marker="$data/feats/.done"  # training runs resume only on these features
 lang="$data/lang_${units}${vocab_size}"
 units_args "$lang"
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if in_stages 0; then
   log 0 "download $train_sets $dev_sets $test_sets from $mirror (checksums verified), extract into $data/corpus"
   # shellcheck disable=SC2086  # one argument per subset
   "$python" -m data_prep.librispeech fetch --subsets $train_sets $dev_sets $test_sets --dest "$data/downloads" \
@@ -68,7 +68,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 data_params="train=$train_sets dev=$dev_sets test=$test_sets"
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if in_stages 1; then
   if done_with "$data/kaldi/.done" "$data_params"; then
     log 1 "data dirs done already ($data/kaldi/.done)"
   else
@@ -82,34 +82,14 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   fi
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  feats_params="$(cat "$data/kaldi/.done" 2>/dev/null || true) features=fbank$num_bins"
-  if done_with "$data/feats/.done" "$feats_params"; then
-    log 2 "features done already ($data/feats/.done)"
-  else
-    log 2 "fbank features ($num_bins bins) into $data/feats"
-    rm -rf "$data/feats"
-    for split in train dev test; do
-      "$python" -m data_prep.features --data-dir "$data/kaldi/$split" --out "$data/feats/$split.pt" --num-bins "$num_bins"
-    done
-    echo "$feats_params" > "$data/feats/.done"
-  fi
+if in_stages 2; then
+  speech_features 2 "$data/kaldi/.done" "$data/kaldi/"{train,dev,test}
   subword_units 2 "$lang" "$data/feats"
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  train_dense 3
-fi
+dsd_training_stages 3  # dense, later DSD phases, LLR baseline: stages 3-5
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  train_dsd_phases 4
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  train_llr 5
-fi
-
-if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+if in_stages 6; then
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for run in dsd llr; do
     log 6 "decode dev and test with $run's final model -> $exp/$run/decode_<split>/{ref,hyp}.txt, scored (wer.txt, cer.txt)"
@@ -118,7 +98,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   done
 fi
 
-if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+if in_stages 7; then
   log 7 "results table, report and figures"
   dsd_seq report "$exp"  # results.md/json, report.md and figures/
 fi

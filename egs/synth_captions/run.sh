@@ -47,13 +47,13 @@ python=${PYTHON:-python3}
 # Paths set verbatim (--set-str): any character in $data is safe.
 train_args+=(--set-str "task_args.dataset=$data/corpus/dataset_synth.json" --set-str "task_args.features=$data/feats/small_cnn.pt")
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if in_stages 0; then
   log 0 "synthesise the captioning set into $data/corpus"
   "$python" -m data_prep.synth_captions --out "$data/corpus" --num-train "$num_train" \
     --num-val "$num_val" --num-test "$num_test" --seed "$seed"
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+if in_stages 1; then
   log 1 "pretrain the small CNN on per-cell shape/colour/size labels, freeze it, cache features in $data/feats"
   "$python" -m models.small_cnn --out "$data/feats/encoder.pt" --num-images "$encoder_images" \
     --epochs "$encoder_epochs" --seed "$seed" --threads 2
@@ -61,28 +61,10 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     --encoder small_cnn --encoder-checkpoint "$data/feats/encoder.pt" --out "$data/feats/small_cnn.pt" --threads 2
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  train_dense 2
-fi
+dsd_training_stages 2  # dense, later DSD phases, LLR baseline: stages 2-4
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  train_dsd_phases 3
-fi
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  train_llr 4
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if in_stages 5; then
   log 5 "results table (BLEU-1..4 per phase, like Table 5) and example captions per phase"
   dsd_seq report "$exp"  # results.md/json, report.md and figures/
-  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
-  labels=$("$python" -c "import json,sys; print(' '.join(r['label'].replace(' ', '_') for r in json.load(open(sys.argv[1]))['phases']))" "$exp/dsd/results.json")
-  checkpoints=()
-  phase=1
-  for label in $labels; do
-    checkpoints+=(--checkpoint "$label=$exp/dsd/checkpoints/phase$phase-end.pt"); phase=$((phase + 1))
-  done
-  checkpoints+=(--checkpoint "LLR=$exp/llr/checkpoints/phase$phases-end.pt")
-  "$python" -m models.caption_examples --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
+  caption_examples
 fi

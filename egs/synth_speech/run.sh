@@ -61,7 +61,7 @@ lang="$data/lang_${units}${vocab_size}"
 units_args "$lang"
 
 corpus_params="num_train=$num_train num_dev=$num_dev num_test=$num_test seed=$seed"
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if in_stages 0; then
   if done_with "$data/corpus/.done" "$corpus_params"; then
     log 0 "corpus done already ($data/corpus/.done)"
   else
@@ -73,41 +73,19 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   fi
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  feats_params="$(cat "$data/corpus/.done" 2>/dev/null || true) features=fbank40${speed_perturb:+ speed_perturb=$speed_perturb}"
-  if done_with "$data/feats/.done" "$feats_params"; then
-    log 1 "features done already ($data/feats/.done)"
-  else
-    log 1 "fbank features into $data/feats"
-    rm -rf "$data/feats"
-    "$python" -m data_prep.features --data-dir "$data/corpus/data/train" --out "$data/feats/train.pt" \
-      --speed-perturb "$speed_perturb"
-    for split in dev test; do
-      "$python" -m data_prep.features --data-dir "$data/corpus/data/$split" --out "$data/feats/$split.pt"
-    done
-    echo "$feats_params" > "$data/feats/.done"
-  fi
+if in_stages 1; then
+  speech_features 1 "$data/corpus/.done" "$data/corpus/data/"{train,dev,test}
   subword_units 1 "$lang" "$data/feats"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  train_dense 2
-fi
+dsd_training_stages 2  # dense, later DSD phases, LLR baseline: stages 2-4
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  train_dsd_phases 3
-fi
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  train_llr 4
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if in_stages 5; then
   log 5 "results table, report and figures"
   dsd_seq report "$exp"
 fi
 
-if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+if in_stages 6; then
   log 6 "DSD, LLR and fine-tuning over $seeds seeds (resumable) -> $exp/compare"
   dsd_seq compare --config "$config" --seeds "$seeds" --out "$exp/compare" "${train_args[@]}"
 fi

@@ -52,7 +52,7 @@ declare -A sets=([train]=train_si284 [dev]=test_dev93 [test]=test_eval92)
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
 data_marker="$data/feats/.done"  # training runs resume only on these features
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if in_stages 0; then
   params="wsj0=$wsj0 wsj1=$wsj1"
   if done_with "$data/corpus/.done" "$params"; then
     log 0 "audio and data dirs done already ($data/corpus/.done)"
@@ -66,43 +66,23 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   fi
 fi
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  feats_params="$(cat "$data/corpus/.done" 2>/dev/null || true) features=fbank$num_bins"
-  if done_with "$data/feats/.done" "$feats_params"; then
-    log 1 "features done already ($data/feats/.done)"
-  else
-    log 1 "fbank features ($num_bins bins) into $data/feats"
-    rm -rf "$data/feats"
-    for split in train dev test; do
-      "$python" -m data_prep.features --data-dir "$data/corpus/data/${sets[$split]}" --out "$data/feats/$split.pt" \
-        --num-bins "$num_bins"
-    done
-    echo "$feats_params" > "$data/feats/.done"
-  fi
+if in_stages 1; then
+  speech_features 1 "$data/corpus/.done" "$data/corpus/data/${sets[train]}" "$data/corpus/data/${sets[dev]}" \
+    "$data/corpus/data/${sets[test]}"
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  train_dense 2
-fi
-
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  train_dsd_phases 3
-fi
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  train_llr 4
-fi
+dsd_training_stages 2  # dense, later DSD phases, LLR baseline: stages 2-4
 
 runs=(dsd llr)
 if [ -n "$baseline_schedule" ]; then runs+=(dense); fi
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ -n "$baseline_schedule" ]; then
+if in_stages 5 && [ -n "$baseline_schedule" ]; then
   log 5 "dense baseline $baseline_schedule from scratch -> $exp/dense"
   same_data dense
   dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dense" --dense-only --schedule "$baseline_schedule" \
     --resume "${train_args[@]}"
 fi
 
-if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+if in_stages 6; then
   for run in "${runs[@]}"; do
     last=$(ls "$exp/$run/checkpoints"/phase*-end.pt | sort -V | tail -n 1)
     log 6 "decode dev93 and eval92 with $last -> $exp/$run/decode_{dev,test}/ (ref.txt, hyp.txt, wer.txt, cer.txt)"
@@ -111,7 +91,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   done
 fi
 
-if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+if in_stages 7; then
   log 7 "results table, report and figures"
   dsd_seq report "$exp"  # results.md/json, report.md and figures/
   [ -z "$baseline_schedule" ] || echo "dense baseline ($baseline_schedule): $(cat "$exp/dense/decode_test/wer.txt" | head -n 1)"
