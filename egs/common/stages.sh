@@ -14,6 +14,26 @@ log() { echo "[$(date +%H:%M:%S)] stage $1: $2"; }
 # done_with MARKER PARAMS: true if the stage finished with these parameters (MARKER written on success).
 done_with() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
+# common_option OPTION VALUE: the options every recipe takes (--stage, --stop-stage, --config, --exp,
+# --data, --set and the torchrun ones below); anything else stops the recipe. Used as the last case of
+# each recipe's option loop:  *) common_option "$1" "${2-}"; shift 2 ;;
+common_option() {
+  case "$1" in
+    --stage|--stop-stage|--config|--exp|--data|--set|--ngpu|--nnodes|--node-rank|--master-addr|--master-port)
+      [ $# -ge 2 ] && [ -n "$2" ] || { echo "run.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;
+    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  case "$1" in
+    --stage) stage="$2" ;;
+    --stop-stage) stop_stage="$2" ;;
+    --config) config=$(absolute "$2") ;;
+    --exp) exp=$(absolute "$2") ;;
+    --data) data=$(absolute "$2") ;;
+    --set) train_args+=(--set "$2") ;;
+    *) launch_option "$1" "$2" ;;
+  esac
+}
+
 # launch_option OPTION VALUE: the recipes' --ngpu N (one process per GPU), --nnodes M, --node-rank R,
 # --master-addr HOST and --master-port P, passed to `dsd-seq train`, which relaunches through torchrun.
 launch_option() {

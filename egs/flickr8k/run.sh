@@ -35,11 +35,6 @@ launch_args=()  # --ngpu/--nnodes/... for the training stages
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --stage) stage="$2"; shift 2 ;;
-    --stop-stage) stop_stage="$2"; shift 2 ;;
-    --config) config=$(absolute "$2"); shift 2 ;;
-    --exp) exp=$(absolute "$2"); shift 2 ;;
-    --data) data=$(absolute "$2"); shift 2 ;;
     --archives) archives=$(absolute "$2"); shift 2 ;;
     --images-archive) images_archive=$(absolute "$2"); shift 2 ;;
     --captions) captions=$(absolute "$2"); shift 2 ;;
@@ -48,10 +43,8 @@ while [ $# -gt 0 ]; do
     --encoder) encoder="$2"; shift 2 ;;
     --encoder-checkpoint) encoder_checkpoint=$(absolute "$2"); shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
-    --set) train_args+=(--set "$2"); shift 2 ;;
-    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) common_option "$1" "${2-}"; shift 2 ;;  # --stage --stop-stage --config --exp --data --set --ngpu ...
   esac
 done
 

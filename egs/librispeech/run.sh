@@ -33,23 +33,16 @@ launch_args=()      # --ngpu/--nnodes/... for the training stages
 while [ $# -gt 0 ]; do
   case "$1" in
     --mini) train_sets="train-clean-5"; dev_sets="dev-clean-2"; test_sets="test-clean"; config=conf/mini.yaml; shift ;;
-    --stage) stage="$2"; shift 2 ;;
-    --stop-stage) stop_stage="$2"; shift 2 ;;
-    --config) config=$(absolute "$2"); shift 2 ;;
-    --exp) exp=$(absolute "$2"); shift 2 ;;
-    --data) data=$(absolute "$2"); shift 2 ;;
     --train) train_sets="$2"; shift 2 ;;
     --dev) dev_sets="$2"; shift 2 ;;
     --test) test_sets="$2"; shift 2 ;;
     --mirror) mirror="$2"; shift 2 ;;
     --sha256) sha256s+=(--sha256 "$2"); shift 2 ;;
     --num-bins) num_bins="$2"; shift 2 ;;
-    --set) train_args+=(--set "$2"); shift 2 ;;
     --units) units="$2"; shift 2 ;;
     --vocab-size) vocab_size="$2"; shift 2 ;;
-    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) common_option "$1" "${2-}"; shift 2 ;;  # --stage --stop-stage --config --exp --data --set --ngpu ...
   esac
 done
 

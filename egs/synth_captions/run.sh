@@ -24,21 +24,14 @@ launch_args=()  # --ngpu/--nnodes/... for the training stages
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --stage) stage="$2"; shift 2 ;;
-    --stop-stage) stop_stage="$2"; shift 2 ;;
-    --config) config=$(absolute "$2"); shift 2 ;;
-    --exp) exp=$(absolute "$2"); shift 2 ;;
-    --data) data=$(absolute "$2"); shift 2 ;;
     --num-train) num_train="$2"; shift 2 ;;
     --num-val) num_val="$2"; shift 2 ;;
     --num-test) num_test="$2"; shift 2 ;;
     --encoder-images) encoder_images="$2"; shift 2 ;;
     --encoder-epochs) encoder_epochs="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
-    --set) train_args+=(--set "$2"); shift 2 ;;
-    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) common_option "$1" "${2-}"; shift 2 ;;  # --stage --stop-stage --config --exp --data --set --ngpu ...
   esac
 done
 

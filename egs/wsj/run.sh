@@ -28,20 +28,13 @@ launch_args=()  # --ngpu/--nnodes/... for the training stages
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --stage) stage="$2"; shift 2 ;;
-    --stop-stage) stop_stage="$2"; shift 2 ;;
-    --config) config=$(absolute "$2"); shift 2 ;;
-    --exp) exp=$(absolute "$2"); shift 2 ;;
-    --data) data=$(absolute "$2"); shift 2 ;;
     --wsj0) wsj0=$(absolute "$2"); shift 2 ;;
     --wsj1) wsj1=$(absolute "$2"); shift 2 ;;
     --num-bins) num_bins="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --baseline-schedule) baseline_schedule="$2"; shift 2 ;;
-    --set) train_args+=(--set "$2"); shift 2 ;;
-    --ngpu|--nnodes|--node-rank|--master-addr|--master-port) launch_option "$1" "$2"; shift 2 ;;  # torchrun
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) common_option "$1" "${2-}"; shift 2 ;;  # --stage --stop-stage --config --exp --data --set --ngpu ...
   esac
 done
 
