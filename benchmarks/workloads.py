@@ -1,7 +1,7 @@
 """The models, synthetic batches and training step the benchmarks time; torch is their only dependency
 (the GPU machine has no jiwer, soundfile or sentencepiece), so they import nothing that needs more.
 
-A step is the trainer's order (dsd_seq.trainer): forward under autocast -> (scaled) backward -> mask
+A step is the trainer's order (dsd_seq.training.trainer): forward under autocast -> (scaled) backward -> mask
 gradients -> unscale -> clip -> optimizer step -> re-apply masks, with the masking left out for the dense
 variant and done by forward pre-hooks for the ``torch.nn.utils.prune`` variant.
 """
@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from dsd_seq import DSD, select_prunable
-from dsd_seq.precision import Precision
+from dsd_seq.training.precision import Precision
 from models.ctc import ctc_loss
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 from models.neuraltalk import NeuralTalk, NeuralTalkConfig

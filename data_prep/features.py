@@ -25,7 +25,7 @@ from data_prep.audio import AudioError, read_audio_with_rate
 from data_prep.kaldi_dir import read_data_dir
 from data_prep.speed_perturb import parse_speed_factors, perturbed_utt_id, speed_perturb
 from data_prep.vocab import CharVocab, OutOfVocabularyError
-from dsd_seq.checkpoint import save_atomic, write_atomic
+from dsd_seq.safe_io import save_atomic, write_atomic
 
 CACHE_VERSION = 1
 FEATURE_KINDS = ("fbank", "logmel")

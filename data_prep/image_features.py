@@ -3,7 +3,7 @@
 Why cached: the paper (Sec. 4.3) keeps the CNN fixed and trains only the captioner, so every DSD phase
 reads the same features; computing them once makes each epoch a pass over the LSTM alone.
 
-Encoders: ``small_cnn`` (the built-in one, :mod:`models.small_cnn`, needs ``--encoder-checkpoint``),
+Encoders: ``small_cnn`` (the built-in one, :mod:`data_prep.small_cnn_encoder`, needs ``--encoder-checkpoint``),
 ``vgg16`` (fc7, 4096-d, as in the paper) and ``resnet50`` (pooled, 2048-d) from torchvision, which is an
 optional extra (``pip install dsd-seq[vision]``) and needs the weights on disk.
 
@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from data_prep import small_cnn_encoder as small_cnn
 from data_prep.karpathy import load_karpathy
-from dsd_seq.checkpoint import load_safely, save_atomic
+from dsd_seq.safe_io import load_safely, save_atomic
 
 CACHE_KIND = "caption_features"
 ENCODERS = ("small_cnn", "vgg16", "resnet50")
@@ -33,18 +34,16 @@ class ImageDataError(ValueError):
 def build_encoder(name: str, checkpoint: str | Path | None):
     """Returns (a function [PIL images] -> [N, D] features, a description)."""
     if name == "small_cnn":
-        from models import small_cnn
-
         if checkpoint is None:
             raise ValueError(
-                "--encoder small_cnn needs --encoder-checkpoint (made by python -m models.small_cnn)"
+                "--encoder small_cnn needs --encoder-checkpoint (made by python -m data_prep.small_cnn_encoder)"
             )
         model = small_cnn.load(checkpoint)
         return (lambda images: model.features(torch.stack([small_cnn.to_tensor(im) for im in images]))), (
             f"small_cnn ({checkpoint})"
         )
     if name in ("vgg16", "resnet50"):
-        from models.torchvision_encoders import load_torchvision_encoder
+        from data_prep.torchvision_encoders import load_torchvision_encoder
 
         return load_torchvision_encoder(name, checkpoint), f"{name} ({checkpoint or 'torch hub cache'})"
     raise ValueError(f"--encoder {name!r}; accepted: {', '.join(ENCODERS)}")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsd_seq.checkpoint import write_atomic
+from dsd_seq.safe_io import write_atomic
 
 REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
 

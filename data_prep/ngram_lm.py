@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from dsd_seq.checkpoint import write_atomic
+from dsd_seq.safe_io import write_atomic
 
 DISCOUNT = 0.5
 

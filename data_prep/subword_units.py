@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from dsd_seq.checkpoint import write_atomic
+from dsd_seq.safe_io import write_atomic
 
 UNIT_TYPES = ("bpe", "unigram")
 

@@ -1,20 +1,18 @@
-"""dsd-seq: Dense-Sparse-Dense training (Han et al., ICLR 2017) for recurrent sequence models."""
+"""dsd-seq: Dense-Sparse-Dense training (Han et al., ICLR 2017) for recurrent sequence models.
 
-from dsd_seq.dsd import DSD
-from dsd_seq.masks import MaskSet, measured_sparsity
-from dsd_seq.schedule import Phase, Schedule
-from dsd_seq.selection import SelectionConfig, select_prunable
+The package is three layers, each importing only the ones before it:
 
+- :mod:`dsd_seq.core`: the DSD method itself (schedule, selection of prunable weights, masks, pruning
+  criteria, the ``DSD`` controller); needs torch alone, so a user's own training loop can use it.
+- :mod:`dsd_seq.training`: the run machinery (trainer, checkpoint folder, config, torchrun, precision,
+  metrics log, the ``Task`` protocol).
+- :mod:`dsd_seq.experiments`: comparisons over seeds, the run store, t-tests, reports, figures, scoring.
 
-def __getattr__(name: str):
-    """``Trainer`` loads on first use: DSD in a user's own loop (and the benchmarks) needs only torch,
-    not the trainer's tqdm, PyYAML and NumPy."""
-    if name == "Trainer":
-        from dsd_seq.trainer import Trainer
+:mod:`dsd_seq.cli` (the ``dsd-seq`` command) sits on top; :mod:`dsd_seq.safe_io` (atomic writes and
+checked loading) is a leaf every layer, and ``data_prep``, may use.
+"""
 
-        return Trainer
-    raise AttributeError(f"module 'dsd_seq' has no attribute {name!r}")
-
+from dsd_seq.core import DSD, MaskSet, Phase, Schedule, SelectionConfig, measured_sparsity, select_prunable
 
 __all__ = [
     "DSD",
@@ -22,7 +20,6 @@ __all__ = [
     "Phase",
     "Schedule",
     "SelectionConfig",
-    "Trainer",
     "measured_sparsity",
     "select_prunable",
 ]

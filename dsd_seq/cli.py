@@ -7,23 +7,23 @@ by that name, so the engine itself depends on no model or data package.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
 
 import torch
 
-from dsd_seq import distributed, launch
-from dsd_seq.checkpoint import CheckpointError
-from dsd_seq.compare import CompareError, execute, expected_hash, plan_runs, record_finished
-from dsd_seq.config import ConfigError, load_config, to_yaml
-from dsd_seq.report import build_table, load_results, to_markdown, write_report
-from dsd_seq.run_store import STORE_NAME, append_record, run_record
-from dsd_seq.schedule import Schedule, ScheduleError
-from dsd_seq.score import MODES, score_files
-from dsd_seq.selection import SelectionError
-from dsd_seq.trainer import Trainer, TrainingError
+from dsd_seq.core.schedule import Schedule, ScheduleError
+from dsd_seq.core.selection import SelectionError
+from dsd_seq.experiments.compare import CompareError, execute, expected_hash, plan_runs, record_finished
+from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
+from dsd_seq.experiments.run_store import STORE_NAME, append_record, run_record
+from dsd_seq.experiments.score import MODES, score_files
+from dsd_seq.safe_io import CheckpointError
+from dsd_seq.training import distributed, launch
+from dsd_seq.training.config import ConfigError, load_config, to_yaml
+from dsd_seq.training.task import build_task
+from dsd_seq.training.trainer import Trainer, TrainingError
 
 # Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback). Tasks raise
 # ValueError/OSError subclasses for bad data, so those are included (as are the report and figure errors).
@@ -38,16 +38,6 @@ USER_ERRORS = (
     ValueError,
     OSError,
 )
-
-
-def build_task(spec: str, task_args: dict):
-    """Import ``module:factory`` and call it with the config's ``task_args``."""
-    module_name, _, factory_name = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), factory_name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"task {spec!r} cannot be imported ({err}); expected 'module:function'") from None
-    return factory(**task_args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -111,7 +101,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     if args.exp_dir is not None:
-        from dsd_seq.experiment_report import write_experiment_report  # matplotlib: only when drawing
+        from dsd_seq.experiments.experiment_report import (
+            write_experiment_report,  # matplotlib: only when drawing
+        )
 
         path = write_experiment_report(args.exp_dir, layer=args.layer)
         print(path.read_text())
@@ -134,7 +126,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from dsd_seq.experiment_report import write_comparison_report  # scipy, matplotlib: only when reporting
+    from dsd_seq.experiments.experiment_report import (
+        write_comparison_report,  # scipy, matplotlib: only when reporting
+    )
 
     out = args.out
     overrides, literal = list(args.set or []), list(args.set_str or [])
@@ -231,7 +225,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--set-str", action="append", metavar="KEY=TEXT", help="set a config field to TEXT verbatim (paths)"
     )
     train.add_argument("--store", type=Path, help="append this run's record to a run store (JSON lines)")
-    group = train.add_argument_group("several processes (torchrun; see dsd_seq.launch)")
+    group = train.add_argument_group("several processes (torchrun; see dsd_seq.training.launch)")
     group.add_argument(
         "--nproc-per-node", type=int, default=1, help="processes on this node: one per GPU (gloo on a CPU)"
     )

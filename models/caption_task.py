@@ -16,7 +16,7 @@ from torch import nn
 
 from data_prep.image_features import load_feature_cache
 from data_prep.karpathy import CaptionImage, WordVocab, load_karpathy
-from dsd_seq.config import from_dict
+from dsd_seq.training.config import from_dict
 from models.bleu import SMOOTHING, corpus_bleu_1_to_4
 from models.neuraltalk import BOS, EOS, NeuralTalk, NeuralTalkConfig
 

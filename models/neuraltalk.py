@@ -3,7 +3,7 @@
 A fixed CNN's image feature is projected linearly and fed to the LSTM as its first input; then <bos> and
 the caption's words (teacher forcing) through a word embedding; an output FC layer predicts the next word.
 DSD prunes the projection, the LSTM's matrices and the output FC (80% in Table 5), never the word
-embedding (Ws), which :mod:`dsd_seq.selection` excludes by type.
+embedding (Ws), which :mod:`dsd_seq.core.selection` excludes by type.
 
 The model keeps its vocabulary as a buffer, so a checkpoint loaded against data with another vocabulary is
 refused with the first words that differ, instead of captioning with shuffled words.

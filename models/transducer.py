@@ -3,7 +3,7 @@
 Why: the transducer drops CTC's assumption that output labels are independent given the audio; its
 predictor (an LSTM over the labels emitted so far) acts as an internal language model. DSD treats it like
 any recurrent network: the encoder's recurrent and linear matrices, the predictor's LSTM and the joiner's
-linear layers are prunable; the predictor's label embedding never is (``dsd_seq.selection`` excludes
+linear layers are prunable; the predictor's label embedding never is (``dsd_seq.core.selection`` excludes
 embeddings by type, as the paper leaves NeuralTalk's word embedding dense).
 
 The joiner combines every encoder frame with every predictor state,

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from dsd_seq.cli import main
-from dsd_seq.metrics_log import read_metrics
+from dsd_seq.training.metrics_log import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = (

@@ -1,6 +1,6 @@
 import pytest
 
-from dsd_seq.config import ConfigError, load_config, to_yaml
+from dsd_seq.training.config import ConfigError, load_config, to_yaml
 
 
 def _write(tmp_path, text):

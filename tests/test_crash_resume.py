@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsd_seq.checkpoint import KILL_IN_WRITE_ENV, load_safely
+from dsd_seq.safe_io import KILL_IN_WRITE_ENV, load_safely
 
 ROOT = Path(__file__).resolve().parents[1]
 # 8 batches an epoch, 2 epochs a phase: global steps 1-16 dense, 17-32 sparse, 33-48 re-dense.

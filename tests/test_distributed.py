@@ -13,14 +13,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-import dsd_seq.trainer as trainer_module
-from dsd_seq import distributed
-from dsd_seq.checkpoint import load_safely
-from dsd_seq.config import load_config
-from dsd_seq.launch import relaunch, strip_launch_options, torchrun_command
-from dsd_seq.metrics_log import read_metrics
-from dsd_seq.schedule import Schedule
-from dsd_seq.trainer import Trainer
+import dsd_seq.training.trainer as trainer_module
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.safe_io import load_safely
+from dsd_seq.training import distributed
+from dsd_seq.training.config import load_config
+from dsd_seq.training.launch import relaunch, strip_launch_options, torchrun_command
+from dsd_seq.training.metrics_log import read_metrics
+from dsd_seq.training.trainer import Trainer
 from tests.toy_task import ToyTask
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from dsd_seq.config import load_config
-from dsd_seq.dsd import DSD
-from dsd_seq.schedule import Schedule
-from dsd_seq.trainer import build_optimizer
+from dsd_seq.core.dsd import DSD
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.training.config import load_config
+from dsd_seq.training.trainer import build_optimizer
 from tests.toy_task import ToyTask
 
 OPTIMIZERS = [

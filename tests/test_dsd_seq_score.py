@@ -3,7 +3,7 @@
 import pytest
 
 from dsd_seq.cli import main
-from dsd_seq.score import ScoreError, score_files
+from dsd_seq.experiments.score import ScoreError, score_files
 from models.scoring import cer, wer
 
 REF = {

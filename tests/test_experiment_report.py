@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from dsd_seq.cli import main
-from dsd_seq.figures import FigureError, weight_panels
-from dsd_seq.run_store import read_store
+from dsd_seq.experiments.figures import FigureError, weight_panels
+from dsd_seq.experiments.run_store import read_store
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = (

@@ -51,7 +51,7 @@ def test_cudnn_gru_keeps_flat_weights_and_pruned_weights_stay_zero(optimizer):
 def test_trainer_steps_under_amp_on_cuda_keep_flat_weights_and_pruned_weights_zero(tmp_path, precision):
     pytest.importorskip("yaml")  # the trainer's config; the GPU machine may lack it
     pytest.importorskip("tqdm")
-    from dsd_seq.schedule import Schedule
+    from dsd_seq.core.schedule import Schedule
     from tests.toy_task import toy_trainer
 
     schedule = Schedule.parse("D1:0.01,S1@0.5:0.01")

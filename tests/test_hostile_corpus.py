@@ -16,7 +16,7 @@ from data_prep.kaldi_dir import read_data_dir
 from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
 from data_prep.vocab import CharVocab
 from dsd_seq.cli import main as dsd_seq_main
-from dsd_seq.metrics_log import read_metrics
+from dsd_seq.training.metrics_log import read_metrics
 
 # kind reported -> the utterance that has it (one each)
 BAD = {

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from dsd_seq.masks import MaskSet, kept_count, top_k_mask
-from dsd_seq.selection import select_prunable
+from dsd_seq.core.masks import MaskSet, kept_count, top_k_mask
+from dsd_seq.core.selection import select_prunable
 from tests.toy_task import ToyRecurrentNet
 
 

@@ -5,8 +5,8 @@ import json
 
 import torch
 
-from dsd_seq.checkpoint import save_atomic
 from dsd_seq.cli import main
+from dsd_seq.safe_io import save_atomic
 
 WORDS_A = ["red", "blue", "green", "circle", "square", "ring"]
 WORDS_B = ["red", "blue", "yellow", "circle", "square", "ring"]  # same size: shapes alone would not tell

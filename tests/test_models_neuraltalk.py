@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dsd_seq import DSD, Schedule
-from dsd_seq.selection import select_prunable
+from dsd_seq.core.selection import select_prunable
 from models.neuraltalk import NeuralTalk, NeuralTalkConfig, VocabularyMismatchError
 
 WORDS = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "red", "circle", "square"]

@@ -7,11 +7,11 @@ import torch
 from data_prep.features import FeatureConfig, build_feature_cache
 from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
 from data_prep.vocab import CharVocab
-from dsd_seq.config import load_config
-from dsd_seq.metrics_log import read_metrics
-from dsd_seq.schedule import Schedule
-from dsd_seq.selection import select_prunable
-from dsd_seq.trainer import Trainer, TrainingError
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.core.selection import select_prunable
+from dsd_seq.training.config import load_config
+from dsd_seq.training.metrics_log import read_metrics
+from dsd_seq.training.trainer import Trainer, TrainingError
 from models.speech_task import SpeechDataError, build_task
 
 TINY_DS2 = {

@@ -9,12 +9,12 @@ from data_prep.features import FeatureConfig, build_feature_cache, load_feature_
 from data_prep.subword_units import train_units
 from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
 from data_prep.vocab import CharVocab
-from dsd_seq.checkpoint import CheckpointError
-from dsd_seq.config import load_config
-from dsd_seq.metrics_log import read_metrics
-from dsd_seq.schedule import Schedule
-from dsd_seq.trainer import Trainer
-from models.speech_decoding import DecodingConfig, ctc_text_decoder
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.safe_io import CheckpointError
+from dsd_seq.training.config import load_config
+from dsd_seq.training.metrics_log import read_metrics
+from dsd_seq.training.trainer import Trainer
+from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.speech_task import SpeechDataError, build_task
 from tests.test_models_speech_task import TINY_DS2
 

@@ -4,9 +4,9 @@ embedding; the loss backend is chosen by device; shapes and greedy decoding foll
 import pytest
 import torch
 
-from dsd_seq.dsd import DSD
-from dsd_seq.schedule import Schedule
-from dsd_seq.selection import select_prunable
+from dsd_seq.core.dsd import DSD
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.core.selection import select_prunable
 from models.transducer import Transducer, TransducerConfig
 from models.transducer_loss import TORCHAUDIO, WARP_RNNT, loss_backend, transducer_loss
 

@@ -6,11 +6,11 @@ so that a resumed fp16 run is exact. CUDA runs of the same are in tests/test_gpu
 import pytest
 import torch
 
-from dsd_seq.checkpoint import load_safely
-from dsd_seq.config import ConfigError, load_config
-from dsd_seq.metrics_log import read_metrics
-from dsd_seq.schedule import Schedule
-from dsd_seq.trainer import TrainingError
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.safe_io import load_safely
+from dsd_seq.training.config import ConfigError, load_config
+from dsd_seq.training.metrics_log import read_metrics
+from dsd_seq.training.trainer import TrainingError
 from tests.toy_task import ToyTask, toy_trainer
 
 # 8 batches an epoch: steps 0-15 dense, 16-31 sparse, 32-47 re-dense

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data_prep import small_cnn_encoder as small_cnn
 from data_prep import synth_captions as synth
 from data_prep.archive import sha256_of
-from models import small_cnn
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "flickr8k"
 SPLITS = {"train": 24, "val": 4, "test": 4}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dsd_seq.config import load_config
-from dsd_seq.schedule import Schedule
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.training.config import load_config
 from models.speech_task import build_model
 from tests.corpus_fixtures import synth_utterances, write_wsj_discs
 

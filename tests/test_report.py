@@ -1,6 +1,6 @@
 """The results table says which direction of the change against Dense is better: BLEU up, WER down."""
 
-from dsd_seq.report import build_table, to_markdown
+from dsd_seq.experiments.report import build_table, to_markdown
 
 
 def _results(higher_is_better, values):

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from dsd_seq.config import load_config
-from dsd_seq.run_store import (
+from dsd_seq.experiments.run_store import (
     RunStoreError,
     append_record,
     config_hash,
@@ -15,6 +14,7 @@ from dsd_seq.run_store import (
     latest_records,
     read_store,
 )
+from dsd_seq.training.config import load_config
 
 TOY = "task: tests.toy_task:build_toy_task\nschedule: D1:1e-2,S1@0.5:1e-2,D1:1e-3\n"
 

@@ -1,6 +1,6 @@
 import pytest
 
-from dsd_seq.schedule import DENSE, SPARSE, Phase, Schedule, ScheduleError
+from dsd_seq.core.schedule import DENSE, SPARSE, Phase, Schedule, ScheduleError
 
 TABLE7 = "D50:0.0008,S50@0.5:0.0005,D50:0.0003,S50@0.25:0.0001,D50:3e-05"
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dsd_seq.selection import SelectionConfig, SelectionError, select_prunable
+from dsd_seq.core.selection import SelectionConfig, SelectionError, select_prunable
 from tests.toy_task import ToyRecurrentNet
 
 

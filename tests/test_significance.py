@@ -6,7 +6,7 @@ import statistics
 import pytest
 from scipy import stats
 
-from dsd_seq.significance import compare, welch_t_test
+from dsd_seq.experiments.significance import compare, welch_t_test
 
 DSD_WER = [4.31, 4.52, 4.08, 4.61, 4.40]
 LLR_WER = [4.83, 4.58, 5.02, 4.91, 4.66, 4.75]

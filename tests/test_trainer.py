@@ -6,10 +6,10 @@ import pickle
 import pytest
 import torch
 
-from dsd_seq.checkpoint import CheckpointError, load_safely
-from dsd_seq.metrics_log import read_metrics
-from dsd_seq.schedule import Schedule
-from dsd_seq.trainer import TrainingError
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.safe_io import CheckpointError, load_safely
+from dsd_seq.training.metrics_log import read_metrics
+from dsd_seq.training.trainer import TrainingError
 from tests.toy_task import ToyTask, toy_trainer
 
 SCHEDULE = Schedule.parse("D2:0.01,S2@0.5:0.01,D2:0.001")

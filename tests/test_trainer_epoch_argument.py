@@ -3,9 +3,9 @@ run's epoch 0), counting across phases and across a resumption; tasks without th
 
 import torch
 
-from dsd_seq.config import load_config
-from dsd_seq.schedule import Schedule
-from dsd_seq.trainer import Trainer
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.training.config import load_config
+from dsd_seq.training.trainer import Trainer
 from tests.toy_task import ToyTask
 
 

@@ -90,8 +90,8 @@ def build_toy_task(**kwargs) -> ToyTask:
 
 def toy_trainer(exp_dir: Path, schedule, extra=(), task: ToyTask | None = None):
     """A Trainer on the toy task (seed 0, Nesterov, clip 1.0, no TensorBoard); ``extra``: more --set options."""
-    from dsd_seq.config import load_config
-    from dsd_seq.trainer import Trainer
+    from dsd_seq.training.config import load_config
+    from dsd_seq.training.trainer import Trainer
 
     torch.manual_seed(0)
     config = load_config(

@@ -5,6 +5,9 @@
 # file of the features a training run depends on; empty where a recipe has none).
 # shellcheck shell=bash
 
+# The recipes' Python tools (decoding, caption examples), run as scripts: egs/common/local/*.py.
+local_tools="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/local"
+
 # absolute PATH: paths given on the command line are relative to where run.sh was called.
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 
@@ -95,7 +98,7 @@ caption_examples() {
     checkpoints+=(--checkpoint "$label=$exp/dsd/checkpoints/phase$phase-end.pt"); phase=$((phase + 1))
   done
   checkpoints+=(--checkpoint "LLR=$exp/llr/checkpoints/phase$phases-end.pt")
-  "$python" -m models.caption_examples --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
+  "$python" "$local_tools/caption_examples.py" --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
 }
 
 # train_dense STAGE: the schedule's first (dense) phase into $exp/dsd.

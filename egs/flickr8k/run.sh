@@ -77,13 +77,13 @@ fi
 if in_stages 1 && [ ! -f "$data/feats/$encoder.done" ]; then
   if [ "$encoder" = small_cnn ]; then
     [ -n "$encoder_checkpoint" ] && [ -f "$encoder_checkpoint" ] \
-      || die "--encoder small_cnn needs --encoder-checkpoint FILE (made by python -m models.small_cnn); it was trained on synthetic shapes, so use it for smoke tests only"
+      || die "--encoder small_cnn needs --encoder-checkpoint FILE (made by python -m data_prep.small_cnn_encoder); it was trained on synthetic shapes, so use it for smoke tests only"
   else
     "$python" - "$encoder" "$encoder_checkpoint" <<'PY' || exit 1
 import importlib.util
 import sys
 
-from models.torchvision_encoders import WEIGHT_FILES, _weights_path
+from data_prep.torchvision_encoders import WEIGHT_FILES, _weights_path
 
 name, weights = sys.argv[1], sys.argv[2] or None
 if importlib.util.find_spec("torchvision") is None:

@@ -86,7 +86,7 @@ if in_stages 6; then
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   for run in dsd llr; do
     log 6 "decode dev and test with $run's final model -> $exp/$run/decode_<split>/{ref,hyp}.txt, scored (wer.txt, cer.txt)"
-    "$python" -m models.speech_decode --config "$config" --checkpoint "$exp/$run/checkpoints/phase$phases-end.pt" \
+    "$python" "$local_tools/decode_speech.py" --config "$config" --checkpoint "$exp/$run/checkpoints/phase$phases-end.pt" \
       --split dev --split test --out-dir "$exp/$run" "${train_args[@]}"
   done
 fi

@@ -48,7 +48,7 @@ fi
 
 if in_stages 1; then
   log 1 "pretrain the small CNN on per-cell shape/colour/size labels, freeze it, cache features in $data/feats"
-  "$python" -m models.small_cnn --out "$data/feats/encoder.pt" --num-images "$encoder_images" \
+  "$python" -m data_prep.small_cnn_encoder --out "$data/feats/encoder.pt" --num-images "$encoder_images" \
     --epochs "$encoder_epochs" --seed "$seed" --threads 2
   "$python" -m data_prep.image_features --dataset "$data/corpus/dataset_synth.json" \
     --encoder small_cnn --encoder-checkpoint "$data/feats/encoder.pt" --out "$data/feats/small_cnn.pt" --threads 2

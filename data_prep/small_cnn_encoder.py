@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from data_prep import synth_captions as synth
-from dsd_seq.checkpoint import load_safely, save_atomic
+from dsd_seq.safe_io import load_safely, save_atomic
 
 GRID = 8  # auxiliary-label cells per side
 INPUT_SIZE = 64
@@ -137,7 +137,7 @@ def load(path: str | Path) -> SmallCNN:
     state = load_safely(path, what="small CNN encoder")
     if state.get("kind") != "small_cnn":
         raise ValueError(
-            f"{path} is not a small CNN encoder (kind {state.get('kind')!r}); run models.small_cnn"
+            f"{path} is not a small CNN encoder (kind {state.get('kind')!r}); run data_prep.small_cnn_encoder"
         )
     model = SmallCNN()
     model.load_state_dict(state["state"])

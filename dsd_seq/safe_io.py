@@ -1,4 +1,7 @@
-"""Checkpoints: written atomically, checksummed, loaded without unpickling code.
+"""Files that survive crashes and hostile input: atomic writes, and checksummed torch files loaded
+without unpickling code.
+
+A leaf module (torch only): data preparation, training and reports all write and read through it.
 
 A checkpoint is a plain dict of tensors and Python primitives (model, optimizer, masks, schedule
 position, RNG states), so ``torch.load(weights_only=True)`` reads it and a tampered file cannot run code.
@@ -15,14 +18,12 @@ import hashlib
 import io
 import json
 import os
-import random
 import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
 import torch
 
 
@@ -127,38 +128,3 @@ def load_safely(path: str | Path, what: str = "checkpoint") -> dict:
             f"{what} {path} cannot be read safely ({type(err).__name__}: {str(err).splitlines()[0]}); "
             "it may be truncated or not a dsd-seq file: delete it to restart from the previous one"
         ) from err
-
-
-def rng_state() -> dict:
-    """All random generators a training step may touch, as weights_only-loadable values."""
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "gauss": float(np_state[4]),
-        },
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        # this process's device only: under torchrun each rank owns one GPU, and reading every device's
-        # state would open a CUDA context on all of them from every rank
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
-    )
-    if "cuda" in state and torch.cuda.is_available():
-        if isinstance(state["cuda"], list):  # checkpoints before torchrun support: every device's state
-            torch.cuda.set_rng_state_all(state["cuda"])
-        else:
-            torch.cuda.set_rng_state(state["cuda"])

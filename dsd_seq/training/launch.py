@@ -3,7 +3,7 @@
 ``dsd-seq train --nproc-per-node 4 --nnodes 2 --node-rank 0 --master-addr host0 ...`` (run once on each
 node, with its own ``--node-rank``) replaces itself with
 ``python -m torch.distributed.run ... -m dsd_seq.cli train ...`` (the same arguments minus the launch
-options); inside torchrun, :mod:`dsd_seq.distributed` joins the process group. One process and one node
+options); inside torchrun, :mod:`dsd_seq.training.distributed` joins the process group. One process and one node
 stay the plain single process, with no process group at all.
 """
 

@@ -1,6 +1,6 @@
 """A page of example captions, one column per DSD phase, like the paper's Figure 3 (baseline vs. DSD).
 
-Run: python -m models.caption_examples --config CONF --checkpoint Dense=exp/dsd/checkpoints/phase1-end.pt
+Run: python egs/common/local/caption_examples.py --config CONF --checkpoint Dense=exp/dsd/checkpoints/phase1-end.pt
      --checkpoint Sparse=... --out exp/examples.md [--set key=value ...] [--set-str key=text ...]
 Writes the markdown page and, beside it, a PNG grid of the images (small images only).
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from dsd_seq.checkpoint import load_safely
-from dsd_seq.cli import build_task
-from dsd_seq.config import load_config
+from dsd_seq.safe_io import load_safely
+from dsd_seq.training.config import load_config
+from dsd_seq.training.task import build_task
 
 
 def write_examples(config_path: Path, checkpoints: list[tuple[str, Path]], out: Path, overrides: list[str],

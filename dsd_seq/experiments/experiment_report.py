@@ -14,8 +14,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dsd_seq.comparison_table import KIND_LABELS, build_comparison, comparison_markdown, select_experiment
-from dsd_seq.figures import (
+from dsd_seq.experiments.comparison_table import (
+    KIND_LABELS,
+    build_comparison,
+    comparison_markdown,
+    select_experiment,
+)
+from dsd_seq.experiments.figures import (
     CURVES_FIGURE,
     SPARSITY_FIGURE,
     WEIGHT_FIGURE,
@@ -24,8 +29,8 @@ from dsd_seq.figures import (
     training_curves_figure,
     weight_distribution_figure,
 )
-from dsd_seq.report import build_table, load_results, to_markdown, write_report
-from dsd_seq.run_store import STORE_NAME, latest_records, read_store
+from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
+from dsd_seq.experiments.run_store import STORE_NAME, latest_records, read_store
 
 
 def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = None) -> list[str]:

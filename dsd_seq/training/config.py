@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from dsd_seq.selection import DEFAULT_TYPES, SelectionConfig
+from dsd_seq.core.selection import DEFAULT_TYPES, SelectionConfig
 
 
 class ConfigError(ValueError):
@@ -64,7 +64,7 @@ class TrainConfig:
 class RunConfig:
     task: str = ""  # "module:factory" building the task, e.g. "models.speech_task:build_task"
     task_args: dict[str, Any] = field(default_factory=dict)
-    schedule: Any = ""  # compact string or list of phases (see dsd_seq.schedule)
+    schedule: Any = ""  # compact string or list of phases (see dsd_seq.core.schedule)
     selection: SelectionSection = field(default_factory=SelectionSection)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from dsd_seq.masks import LayerSparsity, MaskSet, measured_sparsity
-from dsd_seq.schedule import SPARSE, Phase
-from dsd_seq.selection import SelectionConfig, SelectionError, select_prunable
+from dsd_seq.core.masks import LayerSparsity, MaskSet, measured_sparsity
+from dsd_seq.core.schedule import SPARSE, Phase
+from dsd_seq.core.selection import SelectionConfig, SelectionError, select_prunable
 
 
 class DSD:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from dsd_seq.config import ConfigError, RunConfig
-from dsd_seq.run_store import append_record, config_hash, read_run_config, read_store, run_record
-from dsd_seq.schedule import DENSE, Schedule
+from dsd_seq.core.schedule import DENSE, Schedule
+from dsd_seq.experiments.run_store import append_record, config_hash, read_run_config, read_store, run_record
+from dsd_seq.training.config import ConfigError, RunConfig
 
 #: The continuations of the shared dense phase, and the ``train`` options that select each.
 CONTINUATIONS = {"dsd": (), "llr": ("--baseline", "llr"), "finetune": ("--baseline", "finetune")}

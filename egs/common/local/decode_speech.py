@@ -3,7 +3,7 @@
 Why files: ``dsd-seq score`` (like Kaldi's compute-wer) then scores them, and a person can diff them to see
 which utterances went wrong, or score them with another tool.
 
-Run: python -m models.speech_decode --config CONF --checkpoint exp/dsd/checkpoints/phase3-end.pt
+Run: python egs/common/local/decode_speech.py --config CONF --checkpoint exp/dsd/checkpoints/phase3-end.pt
      --split dev --split test --out-dir exp/dsd [--set key=value ...] [--set-str key=text ...]
 writes OUT_DIR/decode_<split>/{ref,hyp}.txt and their scores wer.txt and cer.txt (as ``dsd-seq score``
 prints them), in one process, so the model and the features load once.
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from dsd_seq.checkpoint import load_safely
-from dsd_seq.cli import build_task
-from dsd_seq.config import load_config
-from dsd_seq.score import score_files
+from dsd_seq.experiments.score import score_files
+from dsd_seq.safe_io import load_safely
+from dsd_seq.training.config import load_config
+from dsd_seq.training.task import build_task
 
 
 def decode_and_score(config_path: Path, checkpoint: Path, splits: list[str], out_dir: Path,
@@ -57,7 +57,7 @@ def decode_and_score(config_path: Path, checkpoint: Path, splits: list[str], out
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m models.speech_decode", description=__doc__.splitlines()[0]
+        prog="python egs/common/local/decode_speech.py", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, required=True)

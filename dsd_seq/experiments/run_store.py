@@ -21,8 +21,8 @@ import torch
 import yaml
 
 import dsd_seq
-from dsd_seq.report import load_results
-from dsd_seq.trainer import RESUMABLE_CHANGES
+from dsd_seq.experiments.report import load_results
+from dsd_seq.training.trainer import RESUMABLE_CHANGES
 
 STORE_FORMAT = 1
 #: The store's file name in a ``dsd-seq compare --out`` folder.

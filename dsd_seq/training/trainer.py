@@ -11,7 +11,7 @@ are kept), ``phaseN-end.pt`` (kept for good: the LLR baseline and reports start 
 newer ones it skipped (they are renamed ``*.corrupt``), so a file torn by a crash or a full disk costs
 only the steps since the one before it.
 
-Under ``torchrun`` (see :mod:`dsd_seq.distributed`) every rank runs this same loop on its share of each
+Under ``torchrun`` (see :mod:`dsd_seq.training.distributed`) every rank runs this same loop on its share of each
 epoch's batches, with the model wrapped in DistributedDataParallel. Rank 0 alone writes checkpoints,
 metrics and progress bars and runs the evaluation (the others wait for its result); every decision that
 changes the weights (skip a NaN step, stop on a signal) is agreed by all ranks in the same step, and masks
@@ -38,21 +38,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from dsd_seq import distributed
-from dsd_seq.checkpoint import (
-    CheckpointError,
-    load_safely,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    write_atomic,
-)
-from dsd_seq.config import RunConfig
-from dsd_seq.dsd import DSD
-from dsd_seq.metrics_log import MetricsLog
-from dsd_seq.precision import Precision
-from dsd_seq.schedule import SPARSE, Schedule
-from dsd_seq.task import Task
+from dsd_seq.core.dsd import DSD
+from dsd_seq.core.schedule import SPARSE, Schedule
+from dsd_seq.safe_io import CheckpointError, load_safely, save_checkpoint, write_atomic
+from dsd_seq.training import distributed
+from dsd_seq.training.checkpoint import rng_state, set_rng_state
+from dsd_seq.training.config import RunConfig
+from dsd_seq.training.metrics_log import MetricsLog
+from dsd_seq.training.precision import Precision
+from dsd_seq.training.task import Task
 
 CHECKPOINT_FORMAT = 1
 #: Config fields that may change between a run and its resumption (they do not change the computation).
@@ -464,7 +458,7 @@ class Trainer:
         """One optimizer step under the DSD constraint; no update if the loss or the gradients are not
         finite (``loss`` None), or if fp16's gradient scaler skips it (``overflow``).
 
-        Order (see :mod:`dsd_seq.precision`): forward under autocast -> (scaled) backward -> mask
+        Order (see :mod:`dsd_seq.training.precision`): forward under autocast -> (scaled) backward -> mask
         gradients -> unscale -> clip -> step -> re-apply the masks. Under DDP the backward pass averages
         the gradients over the ranks, so every later decision is the same on every rank; only the loss
         differs per rank, so its finiteness (and any stop request) is agreed first."""

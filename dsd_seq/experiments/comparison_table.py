@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsd_seq.schedule import SPARSE
-from dsd_seq.significance import Comparison, Sample, compare
+from dsd_seq.core.schedule import SPARSE
+from dsd_seq.experiments.significance import Comparison, Sample, compare
 
 #: Run kinds in the store and how tables name them.
 KIND_LABELS = {"dsd": "DSD", "llr": "LLR", "finetune": "Fine-tune"}

@@ -5,11 +5,14 @@ The trainer never imports ``models`` or ``data_prep``: it calls these methods an
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
 from torch import nn
+
+from dsd_seq.training.config import ConfigError
 
 
 class Task(Protocol):
@@ -36,3 +39,13 @@ class Task(Protocol):
 
     def data_summary(self) -> dict[str, Any]:
         """What the task loaded and what it skipped (counts per kind of problem), for the log."""
+
+
+def build_task(spec: str, task_args: dict):
+    """Import ``module:factory`` and call it with the config's ``task_args``."""
+    module_name, _, factory_name = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"task {spec!r} cannot be imported ({err}); expected 'module:function'") from None
+    return factory(**task_args)

@@ -23,10 +23,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from dsd_seq.checkpoint import load_safely  # noqa: E402
-from dsd_seq.metrics_log import read_metrics  # noqa: E402
-from dsd_seq.report import load_results  # noqa: E402
-from dsd_seq.schedule import SPARSE  # noqa: E402
+from dsd_seq.core.schedule import SPARSE  # noqa: E402
+from dsd_seq.experiments.report import load_results  # noqa: E402
+from dsd_seq.safe_io import load_safely  # noqa: E402
+from dsd_seq.training.metrics_log import read_metrics  # noqa: E402
 
 WEIGHT_FIGURE = "weight_distribution.png"
 CURVES_FIGURE = "training_curves.png"
