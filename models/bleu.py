@@ -1,8 +1,9 @@
 """Corpus BLEU-1..4 (Papineni et al. 2002) with nltk, as the paper's Table 5 reports BLEU for captioning.
 
-Corpus level, every reference of an image (the common mistakes -- averaging sentence BLEU, or scoring
-against the first reference only -- give very different numbers; PROTOTYPE-FINDINGS.md). The brevity
-penalty uses the closest reference length. Scores are on 0-100.
+Corpus level, every reference of an image. The common mistakes give very different numbers: on 500
+captions of the synthetic set, corpus BLEU-4 with all five references was 51.5, the average of sentence
+BLEU 46.3, and corpus BLEU against the first reference only 19.1. The brevity penalty uses the closest
+reference length. Scores are on 0-100.
 
 Smoothing: nltk's ``method1`` (a count of 0.1 for an n-gram order with no match). It changes a score only
 when some order has no match at all, which happens on tiny corpora; otherwise the values are unsmoothed.
