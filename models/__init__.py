@@ -1,8 +1,32 @@
-"""Speech models trained with DSD, their CTC task and their scoring.
+"""The models DSD trains and the tasks that train and score them: speech recognisers and an image captioner.
 
-DeepSpeech 1 (Hannun et al. 2014; DSD paper, Table 6) and DeepSpeech 2 (Amodei et al. 2016) map feature frames
-to per-frame log-probabilities over characters (blank = 0); `ctc` turns those into a loss and a greedy
-transcript, `scoring` into WER/CER.
+Each task module builds its model and data from ``task_args`` and implements ``dsd_seq.training.task.Task``;
+recipes name it in their config as ``task: models.speech_task:build_task``. One module a line:
+
+Speech models
+    ``deepspeech1``        DeepSpeech 1 (Hannun et al. 2014) at the sizes of the DSD paper's Table 6
+    ``shared_input_birnn`` DeepSpeech 1's bidirectional layer with one input matrix for both directions
+    ``deepspeech2``        DeepSpeech 2 (Amodei et al. 2016): 2-D convolutions, bidirectional RNNs, CTC
+    ``transducer``         an RNN transducer on DeepSpeech 2's encoder: predictor, joiner, greedy decoding
+    ``transducer_loss``    the transducer loss: warp-rnnt on CUDA when installed, else torchaudio
+    ``spec_augment``       SpecAugment frequency and time masks on training batches
+    ``lengths``            utterance lengths of a padded batch and the valid-frame mask
+
+CTC and decoding
+    ``ctc``                CTC feasibility, loss and greedy decoding (blank = 0)
+    ``ctc_beam_search``    CTC prefix beam search without a language model
+    ``ctc_lm_decoder``     CTC beam search with an n-gram word LM (torchaudio's flashlight decoder)
+    ``ctc_decoding``       which of greedy, beam or LM decoding a run uses (``task_args.decoding``)
+    ``units_guard``        the output units a model was trained with, kept in checkpoints, checked on load
+
+Speech task and scoring
+    ``speech_task``        the speech-recognition task (CTC or transducer): feature caches in, WER/CER out
+    ``scoring``            corpus-level WER and CER, as the paper's Table 7 reports them
+
+Captioning
+    ``neuraltalk``         NeuralTalk (Karpathy & Fei-Fei 2015), the captioner of the paper's Sec. 4.3
+    ``caption_task``       the captioning task: Karpathy split + cached image features in, BLEU out
+    ``bleu``               corpus BLEU-1..4 with every reference, as the paper's Table 5
 """
 
 from models.ctc import (
