@@ -105,7 +105,7 @@ def _report(args: argparse.Namespace) -> int:
             write_experiment_report,  # matplotlib: only when drawing
         )
 
-        path = write_experiment_report(args.exp_dir, layer=args.layer)
+        path = write_experiment_report(args.exp_dir, layer=args.layer, paper=args.paper)
         print(path.read_text())
         print(f"report: {path}")
         if (args.exp_dir / "results.md").is_file():
@@ -250,6 +250,12 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="(table only) output prefix: writes OUT.md and OUT.json")
     report.add_argument(
         "--layer", help="name glob of the layer for Figure 2 (default: largest recurrent matrix)"
+    )
+    report.add_argument(
+        "--paper",
+        choices=["table5", "table7", "table9"],
+        help="(EXP_DIR of a recipe) add the paper's Table 5 (NeuralTalk), 7 (DeepSpeech 1) or 9 (DeepSpeech 2) "
+        "beside this run's phases",
     )
     report.set_defaults(func=_report)
 

@@ -28,6 +28,7 @@ from models.ctc import ctc_loss, infeasible_utterances
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
+from models.deepspeech2_table8 import DeepSpeech2Table8, DeepSpeech2Table8Config
 from models.scoring import cer, wer
 from models.spec_augment import SpecAugmentConfig, spec_augment
 from models.transducer import Transducer, TransducerConfig
@@ -37,6 +38,7 @@ from models.units_guard import attach_units
 MODELS = {
     "deepspeech1": (DeepSpeech1, DeepSpeech1Config),
     "deepspeech2": (DeepSpeech2, DeepSpeech2Config),
+    "deepspeech2_table8": (DeepSpeech2Table8, DeepSpeech2Table8Config),
     "transducer": (Transducer, TransducerConfig),
 }
 

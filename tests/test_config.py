@@ -45,3 +45,11 @@ def test_set_str_takes_the_value_verbatim_where_set_would_parse_yaml(tmp_path):
     assert config.task_args["data"] == {"train": odd, "dev": "b.pt"}
     with pytest.raises(ConfigError, match="not valid YAML.*use --set-str"):
         load_config(path, [f"task_args.data={{train: {odd}}}"])  # the YAML route cannot carry such a path
+
+
+def test_exponent_without_a_dot_is_a_number_for_float_fields():
+    """YAML 1.1 reads ``1e-8`` as text; a float field takes it as the number a person meant."""
+    config = load_config(None, ["task=x:y", "schedule=D1:1e-3", "train.weight_decay=1e-8"])
+    assert config.train.weight_decay == 1e-8
+    with pytest.raises(ConfigError, match="train.seed"):
+        load_config(None, ["task=x:y", "schedule=D1:1e-3", "train.seed=1e3"])  # an int field stays strict

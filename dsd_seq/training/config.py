@@ -9,6 +9,7 @@ The configuration that ran is saved beside the run as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -44,7 +45,7 @@ class SelectionSection:
 
 @dataclass
 class TrainConfig:
-    optimizer: str = "adam"  # sgd | nesterov | adam | adamw
+    optimizer: str = "adam"  # sgd | nesterov | adam | adamw | rmsprop (NeuralTalk's)
     momentum: float = 0.9
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
@@ -70,7 +71,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-_OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
+_OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop")
 _PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -95,6 +96,9 @@ def from_dict(cls: type, data: Any, where: str) -> Any:
     return cls(**values)
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
@@ -103,6 +107,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return value
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-8 (no dot) as text; as a float field's value it is a number
     if hint in (int, str, bool) and type(value) is hint:
         return value
     if origin is list and isinstance(value, list):

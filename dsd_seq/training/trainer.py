@@ -102,6 +102,10 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Op
         )
     if t.optimizer == "adam":
         return torch.optim.Adam(params, lr=1.0, weight_decay=t.weight_decay)
+    if t.optimizer == "rmsprop":
+        # NeuralTalk's solver (Karpathy & Fei-Fei; its driver's defaults): squared-gradient decay 0.999,
+        # epsilon 1e-8, no momentum; the DSD paper retrains NeuralTalk with its original settings (Sec. 4.4)
+        return torch.optim.RMSprop(params, lr=1.0, alpha=0.999, eps=1e-8, weight_decay=t.weight_decay)
     return torch.optim.AdamW(params, lr=1.0, weight_decay=t.weight_decay)
 
 
