@@ -1,8 +1,8 @@
-"""Speech models trained with DSD, their CTC task and their scoring.
+"""Speech models trained with DSD and their CTC task.
 
 DeepSpeech 1 (Hannun et al. 2014; DSD paper, Table 6) and DeepSpeech 2 (Amodei et al. 2016) map feature frames
 to per-frame log-probabilities over characters (blank = 0); `ctc` turns those into a loss and a greedy
-transcript, `scoring` into WER/CER.
+transcript, which :mod:`dsd_seq.experiments.score` scores into WER/CER.
 """
 
 from models.ctc import (
@@ -14,7 +14,6 @@ from models.ctc import (
 )
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
-from models.scoring import ErrorCounts, cer, error_counts, wer
 from models.shared_input_birnn import SharedInputBiRNN
 
 __all__ = [
@@ -23,13 +22,9 @@ __all__ = [
     "DeepSpeech1Config",
     "DeepSpeech2",
     "DeepSpeech2Config",
-    "ErrorCounts",
     "SharedInputBiRNN",
-    "cer",
     "ctc_loss",
-    "error_counts",
     "greedy_decode",
     "infeasible_utterances",
     "min_ctc_frames",
-    "wer",
 ]
