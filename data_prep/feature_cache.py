@@ -23,10 +23,6 @@ from dsd_seq.safe_io import CheckpointError, load_safely, save_atomic
 HEADER_KEYS = ("kind", "version")
 
 
-class FeatureCacheError(ValueError):
-    """A feature cache that is missing, unreadable, or of another kind or version."""
-
-
 @dataclass(frozen=True)
 class CacheFormat:
     """One kind of feature cache: its header, its name in messages and the command that rebuilds it."""
@@ -78,6 +74,10 @@ class CacheFormat:
                 f"`{self.rebuild_command(path)}`"
             )
         return cache
+
+
+class FeatureCacheError(ValueError):
+    """A feature cache that is missing, unreadable, or of another kind or version."""
 
 
 def _first_line(err: BaseException) -> str:
