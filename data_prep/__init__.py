@@ -16,6 +16,7 @@ Speech data
     ``audio``                reading and writing audio, with errors naming the file
     ``speed_perturb``        Kaldi-style speed perturbation: extra training copies at other speeds
     ``features``             fbank/log-mel features and the feature cache (one ``torch.save`` file a split)
+    ``feature_cache``        the one on-disk convention of both feature caches (kind, version, rebuild hint)
     ``vocab``                DeepSpeech's character vocabulary: blank, space, apostrophe, a-z
     ``subword_units``        SentencePiece units (BPE or unigram), an alternative to characters
     ``ngram_lm``             a small word bigram LM in ARPA format, for LM decoding

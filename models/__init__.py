@@ -20,9 +20,9 @@ CTC and decoding
     ``ctc_decoding``       which of greedy, beam or LM decoding a run uses (``task_args.decoding``)
     ``units_guard``        the output units a model was trained with, kept in checkpoints, checked on load
 
-Speech task and scoring
+Speech task
     ``speech_task``        the speech-recognition task (CTC or transducer): feature caches in, WER/CER out
-    ``scoring``            corpus-level WER and CER, as the paper's Table 7 reports them
+                           (scored by ``dsd_seq.experiments.score``)
 
 Captioning
     ``neuraltalk``         NeuralTalk (Karpathy & Fei-Fei 2015), the captioner of the paper's Sec. 4.3
@@ -39,7 +39,6 @@ from models.ctc import (
 )
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
-from models.scoring import ErrorCounts, cer, error_counts, wer
 from models.shared_input_birnn import SharedInputBiRNN
 
 __all__ = [
@@ -48,13 +47,9 @@ __all__ = [
     "DeepSpeech1Config",
     "DeepSpeech2",
     "DeepSpeech2Config",
-    "ErrorCounts",
     "SharedInputBiRNN",
-    "cer",
     "ctc_loss",
-    "error_counts",
     "greedy_decode",
     "infeasible_utterances",
     "min_ctc_frames",
-    "wer",
 ]

@@ -23,13 +23,13 @@ from data_prep.features import load_feature_cache
 from data_prep.speech_dataset import FeatureDataset, SpeechBatch, collate_speech, length_sorted_batches
 from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
+from dsd_seq.experiments.score import cer, wer
 from dsd_seq.training.config import from_dict
 from models.ctc import ctc_loss, infeasible_utterances
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 from models.deepspeech2_table8 import DeepSpeech2Table8, DeepSpeech2Table8Config
-from models.scoring import cer, wer
 from models.spec_augment import SpecAugmentConfig, spec_augment
 from models.transducer import Transducer, TransducerConfig
 from models.transducer_loss import loss_backend, transducer_loss

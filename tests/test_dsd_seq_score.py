@@ -1,10 +1,10 @@
-"""`dsd-seq score`: compute-wer's output and modes on small reference/hypothesis files."""
+"""`dsd-seq score`: compute-wer's output and modes on small reference/hypothesis files; the in-memory
+WER/CER of the same scorer, which the speech task's evaluation uses, gives the same numbers."""
 
 import pytest
 
 from dsd_seq.cli import main
-from dsd_seq.experiments.score import ScoreError, score_files
-from models.scoring import cer, wer
+from dsd_seq.experiments.score import ScoreError, cer, score_files, wer
 
 REF = {
     "utt1": "the cat sat on the mat",
