@@ -120,9 +120,40 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.bleu:
+        return _score_bleu(args)
+    if args.ref is None:
+        raise ConfigError("dsd-seq score: --ref is needed (or --bleu with --refs for captions)")
     result = score_files(args.ref, args.hyp, args.mode, "char" if args.cer else "word")
     print("\n".join(result.kaldi_lines()))
     return 0
+
+
+def _score_bleu(args: argparse.Namespace) -> int:
+    from dsd_seq.experiments.bleu import score_caption_file
+
+    if args.refs is None:
+        raise ConfigError("dsd-seq score --bleu: --refs (a Karpathy split file, dataset_*.json) is needed")
+    print("\n".join(score_caption_file(args.hyp, args.refs, None if args.split == "all" else args.split)))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dsd_seq.export.commands import export_command
+
+    return export_command(args)
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from dsd_seq.export.commands import transcribe_command
+
+    return transcribe_command(args)
+
+
+def _caption(args: argparse.Namespace) -> int:
+    from dsd_seq.export.commands import caption_command
+
+    return caption_command(args)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -262,7 +293,7 @@ def make_parser() -> argparse.ArgumentParser:
     score = sub.add_parser(
         "score", help="WER (or CER) of a hypothesis file against a reference file, as Kaldi's compute-wer"
     )
-    score.add_argument("--ref", type=Path, required=True, help="reference text: '<utt-id> words...' lines")
+    score.add_argument("--ref", type=Path, help="reference text: '<utt-id> words...' lines")
     score.add_argument("--hyp", type=Path, required=True, help="hypothesis text, the same format")
     score.add_argument("--cer", action="store_true", help="score characters (spaces included), not words")
     score.add_argument(
@@ -271,7 +302,15 @@ def make_parser() -> argparse.ArgumentParser:
         default="strict",
         help="strict: the same ids in both files; present: only ids in HYP; all: a missing hyp is empty",
     )
+    score.add_argument(
+        "--bleu",
+        action="store_true",
+        help="BLEU-1..4 of '<image> <caption>' lines (dsd-seq caption) vs --refs",
+    )
+    score.add_argument("--refs", type=Path, help="with --bleu: Karpathy split file (dataset_*.json)")
+    score.add_argument("--split", default="test", help="with --bleu: test (default), dev/val, train or all")
     score.set_defaults(func=_score)
+    add_inference_parsers(sub)
     compare = sub.add_parser(
         "compare", help="run a schedule, its LLR and fine-tune baselines over seeds; t-test report"
     )
@@ -303,6 +342,43 @@ def make_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--count", action="store_true", help="print only the number of phases")
     schedule.set_defaults(func=_schedule)
     return parser
+
+
+def add_inference_parsers(sub) -> None:
+    """``export``, ``transcribe`` and ``caption``: using a trained model (see dsd_seq.export)."""
+    export = sub.add_parser("export", help="write a self-contained model package from a run's checkpoint")
+    export.add_argument("run_dir", type=Path, help="the run folder (e.g. exp/dsd) with checkpoints/")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--phase", type=int, help="the end of this phase (1-based; e.g. a sparse phase)")
+    which.add_argument("--final", action="store_true", help="the end of the last finished phase (default)")
+    which.add_argument(
+        "--best-dev", action="store_true", help="the phase with the best first-eval-split score"
+    )
+    export.add_argument("--out", type=Path, required=True, help="the package folder to write")
+    export.add_argument(
+        "--compressed", action="store_true", help="store pruned matrices as nonzeros + bitmask (exact)"
+    )
+    export.add_argument("--fp16", action="store_true", help="store values in fp16 (half the size, not exact)")
+    export.set_defaults(func=_export)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("model", help="a model package (dsd-seq export) or a training checkpoint")
+    common.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or a wav.scp")
+    common.add_argument("--jsonl", action="store_true", help="JSON lines instead of '<name> <text>' lines")
+    common.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
+    transcribe = sub.add_parser(
+        "transcribe", parents=[common], help="transcribe audio files (any format soundfile reads)"
+    )
+    transcribe.add_argument("--decoding", choices=["greedy", "beam", "lm"], help="default: the model's")
+    transcribe.add_argument("--beam-size", type=int, help="beam width for --decoding beam/lm")
+    transcribe.add_argument("--lm", help="ARPA or KenLM file for --decoding lm")
+    transcribe.add_argument("--batch-size", type=int, default=16, help="files decoded together")
+    transcribe.add_argument("--quiet", action="store_true", help="no progress bar")
+    transcribe.set_defaults(func=_transcribe)
+    caption = sub.add_parser("caption", parents=[common], help="caption image files (formats Pillow reads)")
+    caption.add_argument("--beam", type=int, help="beam size (1: greedy; default: the model's)")
+    caption.add_argument("--encoder-weights", help="torchvision encoders: their weights file, if moved")
+    caption.set_defaults(func=_caption)
 
 
 def main(argv: list[str] | None = None) -> int:

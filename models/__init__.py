@@ -24,10 +24,13 @@ Speech task
     ``speech_task``        the speech-recognition task (CTC or transducer): feature caches in, WER/CER out
                            (scored by ``dsd_seq.experiments.score``)
 
+Trained models as tools (read from an exported package, see ``dsd_seq.export``)
+    ``speech_recognizer``  transcribes audio files or waves: features, acoustic model, decoding, long files in pieces
+    ``image_captioner``    captions image files: the package's image encoder, then NeuralTalk's beam search
+
 Captioning
     ``neuraltalk``         NeuralTalk (Karpathy & Fei-Fei 2015), the captioner of the paper's Sec. 4.3
     ``caption_task``       the captioning task: Karpathy split + cached image features in, BLEU out
-    ``bleu``               corpus BLEU-1..4 with every reference, as the paper's Table 5
 """
 
 from models.ctc import (

@@ -16,9 +16,12 @@ from torch import nn
 
 from data_prep.image_features import load_feature_cache
 from data_prep.karpathy import CaptionImage, WordVocab, load_karpathy
+from dsd_seq.experiments.bleu import SMOOTHING, corpus_bleu_1_to_4
 from dsd_seq.training.config import from_dict
-from models.bleu import SMOOTHING, corpus_bleu_1_to_4
 from models.neuraltalk import BOS, EOS, NeuralTalk, NeuralTalkConfig
+
+#: the inference module of this task (``dsd-seq export``, ``dsd_seq.load_model``)
+INFERENCE = "models.image_captioner"
 
 
 class CaptionDataError(ValueError):

@@ -43,6 +43,10 @@ MODELS = {
 }
 
 
+#: the inference module of this task (``dsd-seq export``, ``dsd_seq.load_model``)
+INFERENCE = "models.speech_recognizer"
+
+
 class SpeechDataError(ValueError):
     """Too many utterances of a split cannot be used; the message counts them and names examples."""
 

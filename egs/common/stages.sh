@@ -152,3 +152,19 @@ units_args() {
     *) echo "run.sh: --units '$units': accepted char, bpe, unigram" >&2; exit 2 ;;
   esac
 }
+
+# export_models STAGE transcribe|caption EXAMPLE...: the final DSD model into $exp/model/dsd and the last
+# sparse phase's model, compressed (nonzeros + bitmask), into $exp/model/sparse; then prints the command
+# that runs it on EXAMPLE files (copied to $exp/model/demo/).
+export_models() {
+  local stage_no=$1 verb=$2 sparse
+  shift 2
+  log "$stage_no" "export the final DSD model -> $exp/model/dsd, the sparse one (compressed) -> $exp/model/sparse"
+  dsd_seq export "$exp/dsd" --final --out "$exp/model/dsd"
+  sparse=$("$python" -c "import json,sys; print(max((r['phase'] + 1 for r in json.load(open(sys.argv[1]))['phases'] if r['kind'] == 'sparse'), default=''))" "$exp/dsd/results.json")
+  [ -z "$sparse" ] || dsd_seq export "$exp/dsd" --phase "$sparse" --compressed --out "$exp/model/sparse"
+  local target="YOUR_FILE"
+  if [ $# -gt 0 ]; then mkdir -p "$exp/model/demo" && cp "$@" "$exp/model/demo/" && target=$(absolute "$exp/model/demo"); fi
+  echo "Try the trained model on your own files${1:+ (or these demo ones)}:"
+  printf '  dsd-seq %s %q %q\n' "$verb" "$(absolute "$exp/model/dsd")" "$target"
+}

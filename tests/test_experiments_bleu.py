@@ -2,7 +2,7 @@
 
 import pytest
 
-from models.bleu import corpus_bleu_1_to_4
+from dsd_seq.experiments.bleu import corpus_bleu_1_to_4
 
 # nltk's documented corpus_bleu example (nltk.translate.bleu_score.corpus_bleu docstring): 0.5920778868801042
 HYP1 = [
