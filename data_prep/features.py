@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import os
+import pickle
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,11 +297,22 @@ def load_feature_cache(path: str | os.PathLike) -> dict:
             f"{path}: feature cache not found; build it with "
             f"`python -m data_prep.features --data-dir <data dir> --out {path}`"
         )
+    if path.stat().st_size == 0:
+        raise FeatureCacheError(
+            f"{path}: empty feature cache (0 bytes: its write was cut short); delete it and rebuild it"
+        )
     try:
         cache = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False: for a tampered file that would run its code.
+        raise FeatureCacheError(
+            f"{path}: unreadable feature cache: it is not a dsd-seq feature cache (it holds something other "
+            "than the tensors and plain values build_feature_cache writes: Python objects, or damaged data); "
+            "it was not loaded: delete it and rebuild it"
+        ) from None
     except Exception as err:
-        # torch's own message suggests weights_only=False, which is not the fix for a cache: rebuild it.
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        lines = str(err).strip().splitlines()
+        reason = "" if not lines or "weights_only" in str(err) else lines[0][:200]
         raise FeatureCacheError(
             f"{path}: unreadable feature cache ({type(err).__name__}: {reason}); delete it and rebuild it"
         ) from err
