@@ -14,6 +14,7 @@ Speech corpora
 Speech data
     ``kaldi_dir``            Kaldi-style data dirs: ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``
     ``audio``                reading and writing audio, with errors naming the file
+    ``resampling``           resampling with bounded memory whatever the rate (a close fraction, small kernel)
     ``speed_perturb``        Kaldi-style speed perturbation: extra training copies at other speeds
     ``features``             fbank/log-mel features and the feature cache (one ``torch.save`` file a split)
     ``feature_cache``        the one on-disk convention of both feature caches (kind, version, rebuild hint)

@@ -46,7 +46,12 @@ def _train(args: argparse.Namespace) -> int:
             args.argv, args.nproc_per_node, args.nnodes, args.node_rank, args.master_addr, args.master_port
         )
     overrides = list(args.set or [])
-    if args.schedule:
+    if args.schedule is not None:
+        if not args.schedule.strip():
+            raise ConfigError(
+                "--schedule is empty; give a compact schedule such as D10:1e-3,S10@0.5:1e-3,D10:1e-4, "
+                "or leave the option out to use the config's"
+            )
         overrides.append(f"schedule={args.schedule}")
     config = load_config(args.config, overrides, args.set_str)
     schedule = Schedule.from_config(config.schedule)
@@ -59,6 +64,12 @@ def _train(args: argparse.Namespace) -> int:
             f"{args.config}: schedule {schedule.compact()} has no sparse phase, so it is not DSD; add one "
             "(e.g. S10@0.5:1e-3, sparsity in (0, 1)), or pass --dense-only if a dense-only run is intended "
             "(--baseline llr runs the LLR baseline of a DSD schedule)"
+        )
+    run_length = len(schedule)
+    if args.until_phase is not None and not 1 <= args.until_phase <= run_length:
+        raise ConfigError(
+            f"--until-phase {args.until_phase}: accepted: 1 .. {run_length} (the phases of "
+            f"{schedule.compact()})"
         )
     exp_dir = Path(args.exp_dir)
     torch.manual_seed(config.train.seed)

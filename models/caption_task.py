@@ -17,7 +17,7 @@ from torch import nn
 from data_prep.image_features import load_feature_cache
 from data_prep.karpathy import CaptionImage, WordVocab, load_karpathy
 from dsd_seq.experiments.bleu import SMOOTHING, corpus_bleu_1_to_4
-from dsd_seq.training.config import from_dict
+from dsd_seq.training.config import check_number, from_dict
 from models.neuraltalk import BOS, EOS, NeuralTalk, NeuralTalkConfig
 
 #: the inference module of this task (``dsd-seq export``, ``dsd_seq.load_model``)
@@ -42,6 +42,20 @@ class CaptionTaskConfig:
     length_penalty: float = 0.0  # beam ranking: log-prob / length ** length_penalty
     max_eval_images: int = 0  # score only the first N images of a held-out split; 0: all
     max_bad_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Ranges checked when the config is read, before the dataset is loaded, naming the key."""
+        for key, low in (
+            ("vocab_min_count", 1),
+            ("max_length", 1),
+            ("batch_size", 1),
+            ("eval_batch_size", 1),
+            ("beam_size", 1),
+            ("max_eval_images", 0),
+        ):
+            check_number(f"task_args.{key}", getattr(self, key), low, 2**63, high_open=True, integer=True)
+        check_number("task_args.length_penalty", self.length_penalty)
+        check_number("task_args.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from data_prep.speech_dataset import FeatureDataset, SpeechBatch, collate_speech
 from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
 from dsd_seq.experiments.score import cer, wer
-from dsd_seq.training.config import from_dict
+from dsd_seq.training.config import check_number, from_dict
 from models.ctc import ctc_loss, infeasible_utterances
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
@@ -65,6 +65,12 @@ class SpeechTaskConfig:
     units: str = "char"  # "char" (the cache's characters) or a SentencePiece .model file
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training only; off
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+
+    def __post_init__(self) -> None:
+        """Ranges checked when the config is read, before any cache is loaded, naming the key."""
+        for key, low in (("batch_size", 1), ("batch_frames", 0), ("num_buckets", 1), ("eval_batch_size", 1)):
+            check_number(f"task_args.{key}", getattr(self, key), low, 2**63, high_open=True, integer=True)
+        check_number("task_args.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
 
 
 def build_model(name: str, model_args: dict[str, Any], num_features: int, num_classes: int) -> nn.Module:

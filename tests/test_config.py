@@ -22,7 +22,7 @@ def test_yaml_config_loads_with_overrides(tmp_path):
     [
         ("task: m:f\ntrian: {}\n", "unknown key"),
         ("task: m:f\ntrain: {seed: one}\n", "train.seed: expected int"),
-        ("task: m:f\ntrain: {optimizer: rmsprop}\n", "accepted"),
+        ("task: m:f\ntrain: {optimizer: adagrad}\n", "accepted"),
         ("task: m:f\nmasking: {overrides: {'fc.*': 1.5}}\n", r"\[0, 1\)"),
         ("task: nope\n", "module:function"),
         ("task: m:f\n  bad: [\n", "not valid YAML"),

@@ -32,6 +32,8 @@ from dsd_seq.experiments.figures import (
 from dsd_seq.experiments.paper_tables import paper_markdown
 from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
 from dsd_seq.experiments.run_store import STORE_NAME, latest_records, read_store
+from dsd_seq.safe_io import CheckpointError
+from dsd_seq.training.metrics_log import MetricsLogError
 
 
 def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = None) -> list[str]:
@@ -48,7 +50,8 @@ def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = 
     for caption, name, make in makers:
         try:
             path = make(figures_dir / name)
-        except (FigureError, FileNotFoundError, OSError) as err:
+        except (FigureError, FileNotFoundError, OSError, CheckpointError, MetricsLogError) as err:
+            # one unreadable checkpoint or damaged log costs its figure, not the report
             lines += [f"*{caption}: not drawn ({err}).*", ""]
             continue
         lines += [f"![{caption}]({path.relative_to(figures_dir.parent).as_posix()})", ""]

@@ -123,17 +123,27 @@ def cer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
 
 
 def read_text_file(path: str | os.PathLike, what: str) -> dict[str, str]:
-    """``utt-id -> transcript`` of a Kaldi text file; duplicate ids and blank lines are errors."""
+    """``utt-id -> transcript`` of a Kaldi text file (id and words separated by any whitespace, tabs
+    too); duplicate ids, blank lines and bytes that are not UTF-8 are errors naming the line."""
     path = Path(path)
     if not path.is_file():
         raise ScoreError(f"{what} file {path} not found")
     table: dict[str, str] = {}
     lines: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
+    with path.open("rb") as f:
+        for lineno, raw_bytes in enumerate(f, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ScoreError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw_bytes[err.start]:02x} at column "
+                    f"{err.start + 1}); convert the {what} file to UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+                ) from None
+            # the id ends at the first run of any whitespace (a tab too), as compute-wer reads it
+            fields = raw.strip(" \t\r\n\f\v").split(None, 1)
+            if not fields:
                 raise ScoreError(f"{path}:{lineno}: empty line; every line is '<utt-id> [words...]'")
-            utt, _, text = raw.strip().partition(" ")
+            utt, text = fields[0], fields[1] if len(fields) > 1 else ""
             if utt in table:
                 raise ScoreError(
                     f"{path}:{lineno}: utterance {utt!r} appears twice (first on line {lines[utt]}); "

@@ -9,6 +9,7 @@ The configuration that ran is saved beside the run as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -174,7 +175,67 @@ def load_config(
     return config
 
 
+SEED_LIMIT = 2**63  # torch.manual_seed takes a 64-bit seed
+INT64 = 2**63
+
+
+def _bounds(low: float | None, high: float | None, high_open: bool, integer: bool) -> tuple[str, str]:
+    """(short, full) descriptions of a range: ">= 1" and "an integer in [1, 2**63)"."""
+    kind = "an integer" if integer else "a finite number"
+    shown = "2**63" if high == INT64 else str(high)
+    if low is not None and high is not None:
+        interval = f"in [{low}, {shown}{')' if high_open else ']'}"
+        return (f">= {low}" if high == INT64 else interval), f"{kind} {interval}"
+    if low is not None:
+        return f">= {low}", f"{kind} >= {low}"
+    return "finite", kind
+
+
+def check_number(
+    where: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    high_open: bool = False,
+    integer: bool = False,
+) -> None:
+    """Refuse a bool, a non-finite number or one out of range, naming the key and the accepted range."""
+    short, accepted = _bounds(low, high, high_open, integer)
+    wrong_type = isinstance(value, bool) or not isinstance(value, int if integer else int | float)
+    if (
+        wrong_type
+        or not math.isfinite(value)
+        or (low is not None and value < low)
+        or (high is not None and (value >= high if high_open else value > high))
+    ):
+        raise ConfigError(f"{where}={value!r} must be {short} (accepted: {accepted})")
+
+
+def _finite_everywhere(value: Any, where: str) -> None:
+    """No NaN or infinity (and no integer past 64 bits) anywhere, task_args and schedule lists included:
+    one such number is written into every weight by the first step."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _finite_everywhere(inner, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for i, inner in enumerate(value):
+            _finite_everywhere(inner, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}={value!r} must be finite (accepted: a finite number)")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        raise ConfigError(f"{where}={value!r} must fit in 64 bits (accepted: an integer in [-2**63, 2**63))")
+
+
 def validate(config: RunConfig, source: str) -> None:
+    try:
+        _validate(config, source)
+    except ConfigError as err:
+        message = str(err)
+        raise ConfigError(message if message.startswith(f"{source}: ") else f"{source}: {message}") from None
+
+
+def _validate(config: RunConfig, source: str) -> None:
     t = config.train
     if t.optimizer not in _OPTIMIZERS:
         raise ConfigError(f"{source}: train.optimizer={t.optimizer!r}; accepted: {list(_OPTIMIZERS)}")
@@ -193,21 +254,23 @@ def validate(config: RunConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: schedule is missing; set it in the config or pass --schedule D10:1e-3,..."
         )
-    for key, minimum in (
-        ("grad_clip", 0),
-        ("weight_decay", 0),
-        ("checkpoint_every_steps", 0),
-        ("max_nonfinite_steps", 1),
-        ("keep_checkpoints", 1),
+    check_number("train.grad_clip", t.grad_clip, 0)  # 0 disables clipping
+    check_number("train.weight_decay", t.weight_decay, 0, 1)  # above 1 a step flips or blows up weights
+    for key, minimum, limit in (
+        ("checkpoint_every_steps", 0, INT64),
+        ("max_nonfinite_steps", 1, INT64),
+        ("keep_checkpoints", 1, INT64),
+        ("num_threads", 0, 1025),  # 0: torch's default
+        ("seed", 0, SEED_LIMIT),
     ):
-        if getattr(t, key) < minimum:
-            raise ConfigError(f"{source}: train.{key}={getattr(t, key)} must be >= {minimum}")
+        check_number(f"train.{key}", getattr(t, key), minimum, limit, high_open=True, integer=True)
     if not 0.0 <= t.momentum < 1.0 or (t.optimizer == "nesterov" and t.momentum == 0):
         raise ConfigError(f"{source}: train.momentum={t.momentum} must be in [0, 1) (and > 0 for nesterov)")
     if not t.eval_splits:
         raise ConfigError(
             f"{source}: train.eval_splits is empty; name the held-out splits to score, e.g. [dev, test]"
         )
+    _finite_everywhere(dataclasses.asdict(config), "")  # after the checks above, which name the range
 
 
 def to_yaml(config: RunConfig) -> str:
