@@ -166,8 +166,12 @@ def load_safely(path: str | Path, what: str = "checkpoint", expect_keys: Iterabl
             f"{what} {path} is empty (0 bytes): its write was cut short (a crash or a full disk); "
             "delete it to restart from the previous one"
         )
-    payload = read_checkpoint_bytes(path, what)
-    state = load_torch_plain(io.BytesIO(payload), path, what)
+    with path.open("rb") as f:
+        enveloped = f.read(len(MAGIC)) == MAGIC
+    # A plain torch file (a feature cache, a format-1 checkpoint) loads from disk as it is: reading it into
+    # memory first would peak at about twice its size. An envelope is read whole to check its checksum.
+    source = io.BytesIO(read_checkpoint_bytes(path, what)) if enveloped else path
+    state = load_torch_plain(source, path, what)
     if not isinstance(state, dict):
         raise CheckpointError(
             f"{what} {path} holds a {type(state).__name__}, not a dsd-seq {what} (a dict); "
