@@ -84,6 +84,10 @@ class PhaseDriver:
         self.dsd.set_lr(lr)
         for scheduler in self.schedulers:
             scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+            if hasattr(
+                scheduler, "_last_lr"
+            ):  # what get_last_lr() reports (Hugging Face logs it) until step()
+                scheduler._last_lr = [lr] * len(scheduler.base_lrs)
         for group in self.dsd.optimizer.param_groups:
             if "initial_lr" in group:
                 group["initial_lr"] = lr
