@@ -151,3 +151,15 @@ def test_mistakes_are_named():
     other = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="different optimizer"):
         MaskedOptimizer(other, opt.dsd)
+
+
+def test_import_dsd_seq_imports_no_training_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dsd_seq, dsd_seq.core.masked_optimizer, dsd_seq.integrations; "
+        "print(sorted(m for m in ('lightning', 'pytorch_lightning', 'transformers', 'accelerate') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
