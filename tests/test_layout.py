@@ -137,6 +137,14 @@ RULES = {
             and not _in(target, "dsd_seq.core", "dsd_seq.training", "dsd_seq.export", "dsd_seq.safe_io")
         ),
     ),
+    "dsd_seq.integrations imports of the project only core": (
+        lambda source: _in(source, "dsd_seq.integrations"),
+        lambda target: _is_project(target) and not _in(target, "dsd_seq.core", "dsd_seq.integrations"),
+    ),
+    "only dsd_seq.integrations imports dsd_seq.integrations (a user's code does)": (
+        lambda source: not _in(source, "dsd_seq.integrations"),
+        lambda target: _in(target, "dsd_seq.integrations"),
+    ),
     "nothing imports dsd_seq.cli": (
         lambda source: True,
         lambda target: _in(target, "dsd_seq.cli"),
@@ -197,6 +205,14 @@ BROKEN_AND_KEPT = {
     "dsd_seq.export imports of the project only core, training, export and safe_io": (
         ("dsd_seq.export.loading", "dsd_seq.experiments.report"),
         ("dsd_seq.export.loading", "dsd_seq.export.package"),
+    ),
+    "dsd_seq.integrations imports of the project only core": (
+        ("dsd_seq.integrations.lightning", "dsd_seq.training.trainer"),
+        ("dsd_seq.integrations.lightning", "dsd_seq.core.masked_optimizer"),
+    ),
+    "only dsd_seq.integrations imports dsd_seq.integrations (a user's code does)": (
+        ("dsd_seq.cli", "dsd_seq.integrations.lightning"),
+        ("dsd_seq.integrations.huggingface", "dsd_seq.integrations.lightning"),
     ),
     "nothing imports dsd_seq.cli": (
         ("models.speech_task", "dsd_seq.cli"),
