@@ -1,0 +1,27 @@
+"""The optimizer a run config names (``train.optimizer``), over the model's trainable parameters.
+
+Its learning rate starts at 1.0 as a placeholder: the DSD controller sets each phase's (and each epoch's)
+rate from the schedule (:meth:`dsd_seq.core.dsd.DSD.set_lr`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dsd_seq.training.config import RunConfig
+
+
+def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    t = config.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.optimizer in ("sgd", "nesterov"):
+        return torch.optim.SGD(
+            params,
+            lr=1.0,
+            momentum=t.momentum,
+            nesterov=t.optimizer == "nesterov",
+            weight_decay=t.weight_decay,
+        )
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=1.0, weight_decay=t.weight_decay)
+    return torch.optim.AdamW(params, lr=1.0, weight_decay=t.weight_decay)
