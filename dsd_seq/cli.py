@@ -1,7 +1,9 @@
 """The ``dsd-seq`` command: train a schedule (or a baseline), compare over seeds, write reports.
 
-The task (model family and data) is named in the config as ``module:factory``; this module imports it
-by that name, so the engine itself depends on no model or data package.
+Each subcommand parses its options and calls the library: ``train`` and ``plan-run`` a
+:class:`dsd_seq.training.run.TrainRequest`, ``compare`` :mod:`dsd_seq.experiments.compare`. The task
+(model family and data) is named in the config as ``module:factory`` and imported by that name, so the
+engine itself depends on no model or data package. Nothing imports this module.
 """
 
 from __future__ import annotations
@@ -11,40 +13,39 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
-from dsd_seq.core.schedule import Schedule, ScheduleError
-from dsd_seq.core.selection import SelectionError
-from dsd_seq.experiments.compare import CompareError, execute, expected_hash, plan_runs, record_finished
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.experiments.compare import (
+    KINDS,
+    CompareError,
+    execute,
+    expected_hash,
+    plan_runs,
+    plan_seed,
+    record_finished,
+)
 from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
 from dsd_seq.experiments.run_store import STORE_NAME, append_record, run_record
 from dsd_seq.experiments.score import MODES, score_files
-from dsd_seq.safe_io import CheckpointError
-from dsd_seq.training import distributed, launch
-from dsd_seq.training.config import ConfigError, load_config, to_yaml
-from dsd_seq.training.task import build_task
-from dsd_seq.training.trainer import Trainer, TrainingError
+from dsd_seq.training import launch
+from dsd_seq.training.config import ConfigError, load_config
+from dsd_seq.training.run import RUN_ERRORS, RunOutcome, TrainRequest
 
-# Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback). Tasks raise
-# ValueError/OSError subclasses for bad data, so those are included (as are the report and figure errors).
-USER_ERRORS = (
-    ConfigError,
-    ScheduleError,
-    SelectionError,
-    CheckpointError,
-    TrainingError,
-    CompareError,
-    distributed.RankMismatchError,
-    ValueError,
-    OSError,
-)
+# Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback): a run's errors
+# (config, schedule, data, checkpoints), and the report, figure and comparison ones.
+USER_ERRORS = (*RUN_ERRORS, CompareError)
 
 
 def _train(args: argparse.Namespace) -> int:
-    if launch.needs_torchrun(args.nproc_per_node, args.nnodes):
-        launch.relaunch(
-            args.argv, args.nproc_per_node, args.nnodes, args.node_rank, args.master_addr, args.master_port
-        )
+    _relaunch_under_torchrun(args)
+    outcome = train_request(args).run()
+    _print_outcome(outcome)
+    if outcome.is_main and outcome.finished and args.store:
+        append_record(args.store, run_record(outcome.exp_dir, args.baseline or "dsd"))
+    return 0
+
+
+def train_request(args: argparse.Namespace) -> TrainRequest:
+    """The run ``dsd-seq train`` options ask for (the inverse of :meth:`TrainRequest.to_argv`)."""
     overrides = list(args.set or [])
     if args.schedule is not None:
         if not args.schedule.strip():
@@ -53,61 +54,51 @@ def _train(args: argparse.Namespace) -> int:
                 "or leave the option out to use the config's"
             )
         overrides.append(f"schedule={args.schedule}")
-    config = load_config(args.config, overrides, args.set_str)
+    return TrainRequest(
+        config=args.config,
+        exp_dir=args.exp_dir,
+        overrides=tuple(overrides),
+        literal_overrides=tuple(args.set_str or []),
+        baseline=args.baseline,
+        resume=args.resume,
+        init_from=args.init_from,
+        until_phase=args.until_phase,
+        stop_after_steps=args.stop_after_steps,
+        dense_only=args.dense_only,
+    )
+
+
+def _plan_run(args: argparse.Namespace) -> int:
+    _relaunch_under_torchrun(args)
+    overrides, literal = list(args.set or []), list(args.set_str or [])
+    config = load_config(args.config, overrides, literal)
     schedule = Schedule.from_config(config.schedule)
-    if args.baseline == "llr":
-        schedule = schedule.llr()
-    elif args.baseline == "finetune":
-        schedule = schedule.fine_tune()
-    elif not schedule.has_sparse_phase and not args.dense_only:
-        raise ConfigError(
-            f"{args.config}: schedule {schedule.compact()} has no sparse phase, so it is not DSD; add one "
-            "(e.g. S10@0.5:1e-3, sparsity in (0, 1)), or pass --dense-only if a dense-only run is intended "
-            "(--baseline llr runs the LLR baseline of a DSD schedule)"
+    runs = plan_seed(args.config, schedule, args.exp, config.train.seed, overrides, literal)
+    dense, run = runs[0], runs[KINDS.index(args.kind)]
+    if run.request.init_from is not None and not dense.done:
+        raise CompareError(
+            f"the {args.kind} run starts from the dense phase's end, {run.request.init_from}, but "
+            f"{dense.exp_dir} has not finished its dense phase: run `dsd-seq plan-run dense` first"
         )
-    run_length = len(schedule)
-    if args.until_phase is not None and not 1 <= args.until_phase <= run_length:
-        raise ConfigError(
-            f"--until-phase {args.until_phase}: accepted: 1 .. {run_length} (the phases of "
-            f"{schedule.compact()})"
-        )
-    exp_dir = Path(args.exp_dir)
-    torch.manual_seed(config.train.seed)
-    task = build_task(config.task, config.task_args)
-    label = {"llr": "LLR", "finetune": "Fine-tune"}.get(args.baseline, "DSD")
-    try:
-        trainer = Trainer(task, schedule, config, exp_dir, run_label=label)
-        # a resumed run keeps the config it started with; under torchrun rank 0 writes it
-        if trainer.is_main and not trainer.checkpoints():
-            exp_dir.mkdir(parents=True, exist_ok=True)
-            (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
-        trainer.run(
-            resume=args.resume,
-            init_from=args.init_from,
-            stop_after_steps=args.stop_after_steps,
-            until_phase=args.until_phase,
-        )
-    finally:
-        distributed.destroy()
-    if not trainer.is_main:
-        return 0
-    pos = trainer.position
-    if (
-        trainer.results and (exp_dir / "results.json").is_file()
-    ):  # a baseline stopped in its first phase has none
-        print(to_markdown(build_table(load_results(exp_dir))))
-    if trainer.finished:
-        print(f"results: {exp_dir / 'results.json'}")
-        if args.store:
-            append_record(args.store, run_record(exp_dir, args.baseline or "dsd"))
-    elif pos.epoch == 0 and pos.step == 0:
-        print(f"{pos.phase} of {len(schedule)} phases done; the next continues with --resume")
-    else:
-        print(
-            f"stopped in phase {pos.phase + 1}, epoch {pos.epoch + 1}, after step {pos.step}; continue with "
-            f"--resume (checkpoint {trainer.ckpt_dir / 'last.pt'})"
-        )
+    _print_outcome(run.request.run())
     return 0
+
+
+def _relaunch_under_torchrun(args: argparse.Namespace) -> None:
+    """With more than one process asked for, replace this process by torchrun running the same command."""
+    if launch.needs_torchrun(args.nproc_per_node, args.nnodes):
+        launch.relaunch(
+            args.argv, args.nproc_per_node, args.nnodes, args.node_rank, args.master_addr, args.master_port
+        )
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
+    """The run's results table (once it has a finished phase) and where it stands; rank 0 only."""
+    if not outcome.is_main:
+        return
+    if outcome.position.phase and (outcome.exp_dir / "results.json").is_file():
+        print(to_markdown(build_table(load_results(outcome.exp_dir))))
+    print(outcome.summary())
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -267,14 +258,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--set-str", action="append", metavar="KEY=TEXT", help="set a config field to TEXT verbatim (paths)"
     )
     train.add_argument("--store", type=Path, help="append this run's record to a run store (JSON lines)")
-    group = train.add_argument_group("several processes (torchrun; see dsd_seq.training.launch)")
-    group.add_argument(
-        "--nproc-per-node", type=int, default=1, help="processes on this node: one per GPU (gloo on a CPU)"
-    )
-    group.add_argument("--nnodes", type=int, default=1, help="number of nodes taking part")
-    group.add_argument("--node-rank", type=int, default=0, help="this node's index, 0 .. nnodes-1")
-    group.add_argument("--master-addr", default="", help="address of node 0 (needed with --nnodes > 1)")
-    group.add_argument("--master-port", type=int, default=29500, help="port node 0 listens on")
+    _add_launch_options(train)
     train.set_defaults(func=_train)
 
     report = sub.add_parser(
@@ -343,6 +327,25 @@ def make_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(func=_compare)
 
+    plan_run = sub.add_parser(
+        "plan-run",
+        help="train one run of compare's plan for the config's own seed, in a recipe's layout",
+        description="Train one run of the plan `dsd-seq compare` follows for each seed, for the config's own "
+        "train.seed, in EXP: dense (the dense phase, into EXP/dsd), dsd (DSD's later phases, EXP/dsd), llr "
+        "or finetune (the baseline, into EXP/llr or EXP/finetune, started from "
+        "EXP/dsd/checkpoints/phase1-end.pt). Each resumes where it stopped; the recipes' training stages "
+        "are `plan-run dense`, `plan-run dsd` and `plan-run llr`.",
+    )
+    plan_run.add_argument("kind", choices=KINDS, help="which run of the plan")
+    plan_run.add_argument("--config", type=Path, required=True, help="YAML run config")
+    plan_run.add_argument("--exp", type=Path, required=True, help="the experiment folder (dsd/, llr/ ...)")
+    plan_run.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for train")
+    plan_run.add_argument(
+        "--set-str", action="append", metavar="KEY=TEXT", help="verbatim override, as for train"
+    )
+    _add_launch_options(plan_run)
+    plan_run.set_defaults(func=_plan_run)
+
     schedule = sub.add_parser("schedule", help="explain a compact schedule and its LLR baseline")
     schedule.add_argument("schedule", nargs="?", help="compact schedule, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4")
     schedule.add_argument("--config", type=Path, help="read the schedule from this run config instead")
@@ -390,6 +393,17 @@ def add_inference_parsers(sub) -> None:
     caption.add_argument("--beam", type=int, help="beam size (1: greedy; default: the model's)")
     caption.add_argument("--encoder-weights", help="torchvision encoders: their weights file, if moved")
     caption.set_defaults(func=_caption)
+
+
+def _add_launch_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several processes (torchrun; see dsd_seq.training.launch)")
+    group.add_argument(
+        "--nproc-per-node", type=int, default=1, help="processes on this node: one per GPU (gloo on a CPU)"
+    )
+    group.add_argument("--nnodes", type=int, default=1, help="number of nodes taking part")
+    group.add_argument("--node-rank", type=int, default=0, help="this node's index, 0 .. nnodes-1")
+    group.add_argument("--master-addr", default="", help="address of node 0 (needed with --nnodes > 1)")
+    group.add_argument("--master-port", type=int, default=29500, help="port node 0 listens on")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,7 +128,8 @@ class CaptionTask:
         self.problems["truncated_captions"] = cut
 
     # Task interface -----------------------------------------------------------------------------------
-    def train_batches(self, generator: torch.Generator) -> list[CaptionBatch]:
+    def train_batches(self, generator: torch.Generator, epoch: int = 0) -> list[CaptionBatch]:
+        """Shuffled (image, caption) pairs; every epoch alike, so ``epoch`` is not used."""
         order = torch.randperm(len(self.train_rows), generator=generator)
         batches = []
         for idx in order.split(self.config.batch_size):
@@ -139,8 +140,8 @@ class CaptionTask:
             )
         return batches
 
-    def loss(self, batch: CaptionBatch, device: torch.device) -> torch.Tensor:
-        logits = self.model(batch.features.to(device), batch.inputs.to(device))
+    def loss(self, batch: CaptionBatch, device: torch.device, model: nn.Module) -> torch.Tensor:
+        logits = model(batch.features.to(device), batch.inputs.to(device))
         return nn.functional.cross_entropy(
             logits.flatten(0, 1), batch.targets.to(device).flatten(), ignore_index=0
         )

@@ -186,15 +186,15 @@ class SpeechTask:
             order = length_sorted_batches(lengths, self.config.batch_size, order_from)
         return [collate_speech([data[i] for i in batch]) for batch in order]
 
-    def loss(self, batch: SpeechBatch, device: torch.device) -> torch.Tensor:
+    def loss(self, batch: SpeechBatch, device: torch.device, model: nn.Module) -> torch.Tensor:
         batch = batch.to(device)
         features = batch.features
-        if self.model.training:
+        if model.training:
             features = spec_augment(features, batch.feature_lengths, self.config.spec_augment)
         if self.transducer:
-            logits, lengths = self.model(features, batch.feature_lengths, batch.labels)
+            logits, lengths = model(features, batch.feature_lengths, batch.labels)
             return transducer_loss(logits, lengths, batch.labels, batch.label_lengths)
-        log_probs, lengths = self.model(features, batch.feature_lengths)
+        log_probs, lengths = model(features, batch.feature_lengths)
         return ctc_loss(log_probs, lengths, batch.labels, batch.label_lengths, utt_ids=batch.utt_ids)
 
     def transcribe(

@@ -7,7 +7,7 @@ import torch
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.training.config import load_config
-from dsd_seq.training.trainer import build_optimizer
+from dsd_seq.training.optimizer import build_optimizer
 from tests.toy_task import ToyTask
 
 OPTIMIZERS = [
@@ -43,7 +43,7 @@ def _steps(task, opt, dsd, n, clip=0.0, after_each=None):
         if i == n:
             break
         opt.zero_grad()
-        task.loss(batch, "cpu").backward()
+        task.loss(batch, "cpu", task.model).backward()
         dsd.mask_gradients()
         if clip:
             torch.nn.utils.clip_grad_norm_(task.model.parameters(), clip)
@@ -105,7 +105,7 @@ def test_step_helper_keeps_constraint():
     dsd.prune(0.7)
     for batch in task.train_batches(torch.Generator().manual_seed(1)):
         opt.zero_grad()
-        task.loss(batch, "cpu").backward()
+        task.loss(batch, "cpu", task.model).backward()
         dsd.step()
     _, total = dsd.sparsity()
     assert total >= 0.7 - 1e-3

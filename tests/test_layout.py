@@ -19,11 +19,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("dsd_seq", "models", "data_prep")
 
-# The one import known to break a rule today, being removed in the training redesign: compare imports the
-# CLI inside a function. test_compare_no_longer_imports_the_cli fails (XPASS) once it is gone; then drop
-# this entry and that test.
-BEING_REMOVED = {("dsd_seq.experiments.compare", "dsd_seq.cli")}
-
 
 @dataclass(frozen=True)
 class Import:
@@ -154,11 +149,7 @@ RULES = {
 
 def _breaking(rule: str, imports: list[Import]) -> list[Import]:
     reads, breaks = RULES[rule]
-    return [
-        found
-        for found in imports
-        if reads(found.source) and breaks(found.target) and (found.source, found.target) not in BEING_REMOVED
-    ]
+    return [found for found in imports if reads(found.source) and breaks(found.target)]
 
 
 def test_the_packages_are_found_and_their_imports_read():
@@ -227,12 +218,6 @@ def test_each_rule_refuses_an_import_that_breaks_it(rule):
     assert _breaking(rule, [broken, kept]) == [broken]
 
 
-@pytest.mark.xfail(strict=True, reason="dsd_seq.experiments.compare still imports dsd_seq.cli; being removed")
-def test_compare_no_longer_imports_the_cli():
-    if offenders := [i for i in ALL_IMPORTS if (i.source, i.target) in BEING_REMOVED]:
-        pytest.fail("\n".join(map(str, offenders)))
-
-
 def _project_module_of(target: str) -> str | None:
     """The longest project module a target names (`import models.ctc.x` -> models.ctc)."""
     parts = target.split(".")
@@ -247,7 +232,7 @@ def find_import_cycle(imports: list[Import]) -> list[Import]:
     edges: dict[str, list[Import]] = {}
     for found in imports:
         target = _project_module_of(found.target)
-        if target and target != found.source and (found.source, found.target) not in BEING_REMOVED:
+        if target and target != found.source:
             edges.setdefault(found.source, []).append(Import(found.path, found.line, found.source, target))
     state: dict[str, str] = {}  # "open" while on the current path, "done" after
     path: list[Import] = []

@@ -3,12 +3,16 @@
 ``--set section.key=value`` on the command line overrides any field (the value is parsed as YAML);
 ``--set-str section.key=text`` sets a string verbatim, so a path with spaces, quotes or colons needs no
 quoting beyond the shell's.
-The configuration that ran is saved beside the run as ``config.yaml``.
+The configuration that ran is saved beside the run as ``config.yaml``. :func:`fingerprint` names a
+configuration for the run store and :func:`diff` says what a resumed run would change; both read the
+same flattened keys (``train.seed``, ``task_args.data.train``, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import re
 import types
@@ -275,3 +279,91 @@ def _validate(config: RunConfig, source: str) -> None:
 
 def to_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+
+
+#: Config keys that may change between a run and its resumption (they do not change the computation);
+#: a key names itself and everything under it (``task_args.data`` covers ``task_args.data.train``).
+RESUMABLE_CHANGES = (
+    "schedule",
+    "task_args.data",
+    "train.progress",
+    "train.tensorboard",
+    "train.num_threads",
+    "train.device",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.max_nonfinite_steps",
+    "train.eval_splits",
+)
+#: Keys the fingerprint leaves out: the seed (runs of one experiment differ only in it) and the resumable
+#: ones but the schedule. The fingerprint therefore names a configuration, not the contents of its data.
+NOT_FINGERPRINTED = ("train.seed", *(k for k in RESUMABLE_CHANGES if k != "schedule"))
+#: The keys every configuration had when the run store's first records were written. A key added to
+#: :class:`RunConfig` since is fingerprinted only when set to something other than its default, so the
+#: configurations of earlier runs keep their fingerprint (and their stored comparisons).
+_FINGERPRINTED_FROM_THE_START = (
+    "task",
+    "task_args",
+    "schedule",
+    "selection.types",
+    "selection.include",
+    "selection.exclude",
+    "masking.scope",
+    "masking.overrides",
+    "train.checkpoint_every_steps",
+    "train.device",
+    "train.eval_splits",
+    "train.grad_clip",
+    "train.keep_checkpoints",
+    "train.max_nonfinite_steps",
+    "train.momentum",
+    "train.num_threads",
+    "train.optimizer",
+    "train.precision",
+    "train.progress",
+    "train.seed",
+    "train.tensorboard",
+    "train.weight_decay",
+)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"seed": 0}}`` -> ``{"train.seed": 0}``. An empty mapping adds no key, so ``{}`` and an
+    absent section agree; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """A short stable hash of a configuration (as saved in ``config.yaml``), without NOT_FINGERPRINTED."""
+    defaults = _defaults()
+    kept = {
+        k: v
+        for k, v in flatten(config).items()
+        if not _under(k, NOT_FINGERPRINTED)
+        and (_under(k, _FINGERPRINTED_FROM_THE_START) or k not in defaults or v != defaults[k])
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What resuming a run saved with ``saved`` under ``current`` would change, as 'key: old -> new',
+    RESUMABLE_CHANGES aside. A key the saved config lacks (one added to RunConfig since) counts as its
+    default, so adding a config key with a default never stops older runs from resuming."""
+    old, new = {**_defaults(), **flatten(saved)}, flatten(current)
+    keys = sorted(k for k in set(old) | set(new) if not _under(k, RESUMABLE_CHANGES))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def _defaults() -> dict[str, Any]:
+    return flatten(dataclasses.asdict(RunConfig()))
+
+
+def _under(key: str, names: tuple[str, ...]) -> bool:
+    return any(key == name or key.startswith(name + ".") for name in names)
