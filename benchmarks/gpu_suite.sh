@@ -31,7 +31,7 @@ step() { echo "== $*" >&2; }
 
 step "1. tests on CUDA"
 if "$python" -c "import pytest" 2>/dev/null; then
-  tests=(tests/test_gpu.py) note=""
+  tests=(tests/test_gpu.py tests/test_gpu_step_syncs.py) note=""
   if "$python" -c "import yaml, tqdm, numpy" 2>/dev/null; then
     tests+=(tests/test_precision.py tests/test_distributed.py)
   else
