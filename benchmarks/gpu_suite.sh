@@ -7,6 +7,8 @@
 #   3. thresholds and masks for the 67M-parameter DeepSpeech 2, on the GPU and on the CPU
 #   4. training throughput of the 67M DeepSpeech 2 in fp32, bf16 and fp16, with the loader's share
 #   5. the transducer loss on CUDA: warp-rnnt (extra [gpu], if installed) against torchaudio's rnnt_loss
+#   6. our DeepSpeech 2 against the peer reference (deepspeech.pytorch's architecture) in fp32, bf16 and
+#      fp16, both conv orientations (which one cuDNN prefers), and frames/s of the 67M model per batch size
 # Results: markdown tables in $1/gpu.md (default benchmarks/results/), test output in $1/tests.log.
 # Needs torch only for the benchmarks; the tests need pytest (and PyYAML, tqdm, NumPy for the trainer).
 # Usage (from the repository root): bash benchmarks/gpu_suite.sh [OUT_DIR]
@@ -29,7 +31,7 @@ step() { echo "== $*" >&2; }
 
 step "1. tests on CUDA"
 if "$python" -c "import pytest" 2>/dev/null; then
-  tests=(tests/test_gpu.py) note=""
+  tests=(tests/test_gpu.py tests/test_gpu_step_syncs.py) note=""
   if "$python" -c "import yaml, tqdm, numpy" 2>/dev/null; then
     tests+=(tests/test_precision.py tests/test_distributed.py)
   else
@@ -59,5 +61,8 @@ step "4. throughput (67M DeepSpeech 2)"
 run throughput.py --device cuda --precision fp32,bf16,fp16 --batch 32 --steps 20
 step "5. transducer loss: warp-rnnt (if installed) against torchaudio's rnnt_loss"
 run decoding_and_transducer_loss.py --device cuda
+step "6. peer reference, conv orientation, batch size sweep"
+run peer_reference.py --device cuda --precision fp32,bf16,fp16 --batch 32 --frames 400 --rounds 20 \
+  --warmup 3 --batch-sweep 16,32,64,128
 echo "results: $md (tests: $out/tests.log)"
 exit $failed

@@ -29,7 +29,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     else:
         batch = w.caption_batch(args.batch, args.frames, 2538, 4096, device)
         build, loss_fn, sparsity = (lambda: w.neuraltalk(args.hidden)), w.caption_loss, 0.8  # Table 5: 80%
-    variants = w.variants(build, loss_fn, batch, args.precision, sparsity, device)
+    variants = w.variants(build, loss_fn, batch, args.precision, sparsity, device, args.adam)
     times: dict[str, list[float]] = {v.name: [] for v in variants}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # prune's hooks make cuDNN warn about non-contiguous weights
@@ -64,20 +64,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument(
+        "--adam",
+        default="default",
+        choices=sorted(w.ADAM_IMPLEMENTATIONS),
+        help="torch.optim.Adam's implementation",
+    )
     parser.add_argument("--markdown", help="append the result as a markdown table to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     med = measure(args)
     what = describe(args)
     print(
-        f"{w.machine(torch.device(args.device))}\n{what}, {args.precision}, {args.steps} steps each (median):"
+        f"{w.machine(torch.device(args.device))}\n{what}, {args.precision}, Adam {args.adam}, "
+        f"{args.steps} steps each (median):"
     )
     for name, seconds in med.items():
         print(f"  {name:6s} {1000 * seconds:8.1f} ms/step   ratio to dense {seconds / med['dense']:.3f}")
     row = [
         what,
         args.device,
-        args.precision,
+        f"{args.precision}, Adam {args.adam}",
         f"{1000 * med['dense']:.1f}",
         f"{med['dsd'] / med['dense']:.3f}",
         f"{med['prune'] / med['dense']:.3f}",

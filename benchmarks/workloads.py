@@ -82,12 +82,22 @@ class Variant:
     step: Callable[[], float]
 
 
+#: torch.optim.Adam's implementations: "default" (torch's choice: per tensor on the CPU, foreach on CUDA),
+#: "foreach" (one kernel per operation over all tensors) and "fused" (one kernel for the whole update).
+ADAM_IMPLEMENTATIONS = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
 def training_step(
-    model: nn.Module, loss_fn, precision: str, dsd_sparsity: float | None, clip: float = 5.0
+    model: nn.Module,
+    loss_fn,
+    precision: str,
+    dsd_sparsity: float | None,
+    clip: float = 5.0,
+    adam: str = "default",
 ) -> Callable[[Any], float]:
     """A function running one Adam step on a batch; with ``dsd_sparsity`` the model is pruned by DSD first."""
     device = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), 1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-4, **ADAM_IMPLEMENTATIONS[adam])
     amp = Precision(precision, device)
     dsd = None
     if dsd_sparsity is not None:
@@ -112,7 +122,13 @@ def training_step(
 
 
 def variants(
-    build: Callable[[], nn.Module], loss_fn, batch, precision: str, sparsity: float, device
+    build: Callable[[], nn.Module],
+    loss_fn,
+    batch,
+    precision: str,
+    sparsity: float,
+    device,
+    adam: str = "default",
 ) -> list[Variant]:
     """The dense, DSD-masked and torch-pruned versions of one model, each with its own copy."""
     dense = build().to(device)
@@ -122,9 +138,9 @@ def variants(
         module_name, _, param = name.rpartition(".")
         prune.l1_unstructured(pruned.get_submodule(module_name), param, amount=sparsity)
     steps = {
-        "dense": (dense, training_step(dense, loss_fn, precision, None)),
-        "dsd": (masked, training_step(masked, loss_fn, precision, sparsity)),
-        "prune": (pruned, training_step(pruned, loss_fn, precision, None)),
+        "dense": (dense, training_step(dense, loss_fn, precision, None, adam=adam)),
+        "dsd": (masked, training_step(masked, loss_fn, precision, sparsity, adam=adam)),
+        "prune": (pruned, training_step(pruned, loss_fn, precision, None, adam=adam)),
     }
     return [Variant(name, model, functools.partial(step, batch)) for name, (model, step) in steps.items()]
 

@@ -70,15 +70,20 @@ def ctc_loss(
     if log_probs.dim() != 3:
         raise ValueError(f"ctc_loss: log_probs must be [B, T, C], got shape {tuple(log_probs.shape)}")
     batch, frames, _ = log_probs.shape
-    output_lengths = output_lengths.long()
-    label_lengths = label_lengths.long().to(labels.device)
+    # Lengths are read on the CPU, where torch's CTC needs them anyway: kept there by the caller, a GPU step
+    # waits for nothing until the labels' checks below (one copy, only when the labels are on the GPU).
+    output_lengths = output_lengths.cpu().long()
+    label_lengths = label_lengths.cpu().long()
     if int(output_lengths.max()) > frames:
         raise ValueError(f"ctc_loss: output_lengths max {int(output_lengths.max())} exceeds T={frames}")
-    in_labels = torch.arange(labels.shape[1], device=labels.device).unsqueeze(0) < label_lengths.unsqueeze(1)
-    if bool((labels[in_labels] == blank).any()):
+    on_labels = label_lengths.to(labels.device, non_blocking=True)
+    in_labels = torch.arange(labels.shape[1], device=labels.device).unsqueeze(0) < on_labels.unsqueeze(1)
+    has_blank = ((labels == blank) & in_labels).any().view(1)
+    checks = torch.cat([_batch_min_ctc_frames(labels, on_labels), has_blank.long()]).cpu()  # one copy
+    needed, has_blank = checks[:-1], bool(checks[-1])
+    if has_blank:
         raise ValueError(f"ctc_loss: labels contain the blank index {blank}; shift the vocabulary past it")
-    needed = _batch_min_ctc_frames(labels, label_lengths).cpu()
-    short = (output_lengths.cpu() < needed).nonzero().flatten().tolist()
+    short = (output_lengths < needed).nonzero().flatten().tolist()
     if short:
         names = [utt_ids[i] if utt_ids is not None else f"batch index {i}" for i in short]
         details = ", ".join(
@@ -91,7 +96,7 @@ def ctc_loss(
         )
     return F.ctc_loss(
         log_probs.transpose(0, 1),
-        labels,
+        labels.to(log_probs.device, non_blocking=True),
         output_lengths,
         label_lengths,
         blank=blank,

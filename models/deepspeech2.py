@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -81,15 +82,45 @@ class DeepSpeech2Config:
         return self.rnn_hidden * (2 if concat else 1)
 
 
-def _batch_norm_valid(norm: nn.Module, x: Tensor, valid: Tensor) -> Tensor:
-    """Normalise the valid positions ``x[valid]`` alone: padding is zeroed and kept out of the statistics."""
+#: Orientations the 2-D convolutions can be computed in; both give the same function and parameters.
+#: "time_freq" runs them on ``[B, C, T, F]`` (the kernel as stored); "freq_time" on ``[B, C, F, T]`` with
+#: the kernel transposed, which puts the short side and the time stride innermost.
+CONV_ORIENTATIONS = ("time_freq", "freq_time")
+#: The orientation per device type, by measurement (benchmarks/peer_reference.py, RESULTS.md): oneDNN on
+#: the CPU is 2.3-3.4x slower on the conv layers in "time_freq" (long kernel side and frequency stride
+#: innermost). CUDA is not measured yet, so it keeps the layout it always had.
+DEFAULT_CONV_ORIENTATION = {"cpu": "freq_time", "cuda": "time_freq"}
+
+
+def conv_orientation_for(device: torch.device) -> str:
+    """The measured default orientation for ``device``; devices not measured keep "time_freq"."""
+    return DEFAULT_CONV_ORIENTATION.get(device.type, "time_freq")
+
+
+def _valid_positions(lengths: Tensor, frames: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``(utterance, frame)`` indices of the valid positions, in row-major order, on ``device``.
+
+    Computed from ``lengths`` on the CPU and copied without waiting, so a GPU step does not stop for a
+    boolean mask's ``nonzero``; the order is that of ``x[valid_mask(...)]``, so results are unchanged.
+    """
+    utt, frame = valid_mask(lengths.cpu(), frames).nonzero(as_tuple=True)
+    return utt.to(device, non_blocking=True), frame.to(device, non_blocking=True)
+
+
+def _batch_norm_valid(norm: nn.Module, x: Tensor, positions: tuple[Tensor, Tensor]) -> Tensor:
+    """Normalise ``x[B, T, ...]`` at the valid ``positions`` alone: padding is zeroed and kept out of the
+    statistics."""
     out = x.new_zeros(x.shape)
-    out[valid] = norm(x[valid])
+    out[positions] = norm(x[positions])
     return out
 
 
 class ConvBlock(nn.Module):
-    """Conv2d over (time, freq), batch norm over valid frames, clipped ReLU (hardtanh 0..20)."""
+    """Conv2d over (time, freq), batch norm over valid frames, clipped ReLU (hardtanh 0..20).
+
+    The parameters are always stored (time, freq) (``conv.weight[out, in, k_time, k_freq]``), so
+    checkpoints do not depend on the orientation the convolution is computed in (``CONV_ORIENTATIONS``).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], stride: tuple[int, int]):
         super().__init__()
@@ -108,14 +139,29 @@ class ConvBlock(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         return (lengths + self.time_stride - 1) // self.time_stride
 
-    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """``x[B, C, T, F]`` with zeros on padded frames -> the same layout, padded frames zero again."""
-        y = self.conv(x)
-        lengths = self.output_lengths(lengths)
-        valid = valid_mask(lengths, y.shape[2], y.device)
+    def _norm_frames(self, v: Tensor) -> Tensor:
         # BatchNorm2d on [N, C, F, 1]: per-channel statistics over valid frames and frequency bins.
-        y = _batch_norm_valid(lambda v: self.norm(v.unsqueeze(-1)).squeeze(-1), y.transpose(1, 2), valid)
-        return F.hardtanh(y.transpose(1, 2), 0.0, _RELU_CLIP), lengths
+        return self.norm(v.unsqueeze(-1)).squeeze(-1)
+
+    def forward(self, x: Tensor, lengths: Tensor, orientation: str = "time_freq") -> tuple[Tensor, Tensor]:
+        """``x`` with zeros on padded frames -> the same layout, padded frames zero again.
+
+        ``x`` is ``[B, C, T, F]`` for "time_freq" and ``[B, C, F, T]`` for "freq_time"; ``lengths`` (frames
+        per utterance) are best kept on the CPU.
+        """
+        lengths = self.output_lengths(lengths)
+        if orientation == "time_freq":
+            y = self.conv(x)
+            positions = _valid_positions(lengths, y.shape[2], y.device)
+            y = _batch_norm_valid(self._norm_frames, y.transpose(1, 2), positions)  # [B, T, C, F]
+            return F.hardtanh(y.transpose(1, 2), 0.0, _RELU_CLIP), lengths
+        conv = self.conv
+        y = F.conv2d(x, conv.weight.transpose(2, 3), None, conv.stride[::-1], conv.padding[::-1])
+        positions = _valid_positions(lengths, y.shape[3], y.device)
+        # Normalised through a [B, T, C, F] view of a [B, C, F, T] result, so the next conv reads it as is.
+        out = y.new_zeros(y.shape)
+        out.permute(0, 3, 1, 2)[positions] = self._norm_frames(y.permute(0, 3, 1, 2)[positions])
+        return F.hardtanh(out, 0.0, _RELU_CLIP), lengths
 
 
 class RecurrentLayer(nn.Module):
@@ -150,9 +196,17 @@ class RecurrentLayer(nn.Module):
 class DeepSpeech2(nn.Module):
     """DeepSpeech 2 acoustic model: filterbank frames -> per-frame character log-probabilities (CTC)."""
 
-    def __init__(self, config: DeepSpeech2Config | None = None) -> None:
+    def __init__(self, config: DeepSpeech2Config | None = None, conv_orientation: str | None = None) -> None:
+        """``conv_orientation``: one of ``CONV_ORIENTATIONS``, or None for the measured default of the
+        device the features are on (``DEFAULT_CONV_ORIENTATION``). It changes speed, not the function."""
         super().__init__()
         self.config = config = config or DeepSpeech2Config()
+        if conv_orientation not in (None, *CONV_ORIENTATIONS):
+            raise ValueError(
+                f"DeepSpeech2: conv_orientation must be one of {list(CONV_ORIENTATIONS)} or None (the measured "
+                f"default per device), got {conv_orientation!r}"
+            )
+        self.conv_orientation = conv_orientation
         in_channels = (1, *config.conv_channels[:-1])
         self.convs = nn.ModuleList(
             ConvBlock(c_in, c_out, tuple(kernel), tuple(stride))
@@ -177,22 +231,31 @@ class DeepSpeech2(nn.Module):
         return lengths
 
     def _encode_packed(self, features: Tensor, feature_lengths: Tensor) -> tuple[PackedSequence, Tensor, int]:
-        """Convolutions, recurrent stack and final norm on the valid frames; ``(packed, lengths, frames)``."""
+        """Convolutions, recurrent stack and final norm on the valid frames; ``(packed, lengths, frames)``.
+
+        The lengths are handled on the CPU (the packing needs them there): with ``feature_lengths`` on the
+        CPU a GPU step waits for nothing here; on the GPU they are copied back once.
+        """
         if features.dim() != 3 or features.shape[-1] != self.config.num_features:
             expected = f"[B, T, {self.config.num_features}]"
             raise ValueError(f"DeepSpeech2 expects features {expected}, got {tuple(features.shape)}")
-        check_lengths(feature_lengths, features.shape[0], features.shape[1], "DeepSpeech2")
-        lengths = feature_lengths.long()
-        valid = valid_mask(lengths, features.shape[1], features.device)
-        x = (features * valid.unsqueeze(-1).to(features.dtype)).unsqueeze(1)  # [B, 1, T, F]
+        lengths = feature_lengths.cpu().long()
+        check_lengths(lengths, features.shape[0], features.shape[1], "DeepSpeech2")
+        valid = valid_mask(lengths, features.shape[1]).to(features.device, non_blocking=True)
+        x = features * valid.unsqueeze(-1).to(features.dtype)  # [B, T, F], zero on padding
+        orientation = self.conv_orientation or conv_orientation_for(features.device)
+        time_axis = 2 if orientation == "time_freq" else 3
+        x = x.unsqueeze(1) if orientation == "time_freq" else x.transpose(1, 2).unsqueeze(1)
         for conv in self.convs:
-            x, lengths = conv(x, lengths)
-        frames = x.shape[2]
-        x = x.transpose(1, 2).flatten(2)  # [B, T', C * F']
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            x, lengths = conv(x, lengths, orientation)
+        frames = x.shape[time_axis]
+        # [B, T', C * F'] with features ordered (channel, bin) in both orientations
+        x = x.transpose(1, 2).flatten(2) if orientation == "time_freq" else x.permute(0, 3, 1, 2).flatten(2)
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         for rnn in self.rnns:
             packed = rnn(packed)
-        return packed._replace(data=self.final_norm(packed.data)), lengths.to(feature_lengths.device), frames
+        out_lengths = lengths.to(feature_lengths.device, non_blocking=True)
+        return packed._replace(data=self.final_norm(packed.data)), out_lengths, frames
 
     def encode(self, features: Tensor, feature_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """The top recurrent layer's normalised output ``[B, T', rnn_output_features]`` (zero on padding)

@@ -140,3 +140,81 @@ def test_tiny_model_overfits_two_utterances_and_greedy_decoding_recovers_them():
     with torch.no_grad():
         log_probs, out_lengths = model(features, lengths)
     assert greedy_decode(log_probs, out_lengths) == [[1, 3, 3, 5], [4, 2, 1]]
+
+
+def reference_time_freq_front_end(model: DeepSpeech2, features: torch.Tensor, lengths: torch.Tensor):
+    """The conv front end as first written (before orientations): ``[B, C, T, F]``, ``nn.Conv2d`` as
+    stored, batch norm over ``x[valid]`` by a boolean mask; ``[B, T', C * F']`` out."""
+    valid = torch.arange(features.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+    x = (features * valid.unsqueeze(-1).to(features.dtype)).unsqueeze(1)
+    for block in model.convs:
+        y = block.conv(x)
+        lengths = (lengths + block.time_stride - 1) // block.time_stride
+        valid = torch.arange(y.shape[2]).unsqueeze(0) < lengths.unsqueeze(1)
+        y = y.transpose(1, 2)
+        normed = y.new_zeros(y.shape)
+        normed[valid] = block.norm(y[valid].unsqueeze(-1)).squeeze(-1)
+        x = torch.nn.functional.hardtanh(normed.transpose(1, 2), 0.0, 20.0)
+    return x.transpose(1, 2).flatten(2), lengths
+
+
+def front_end(model: DeepSpeech2, features: torch.Tensor, lengths: torch.Tensor, orientation: str):
+    """The model's own front end in ``orientation``, flattened to ``[B, T', C * F']`` like the RNNs read it."""
+    x = features.unsqueeze(1) if orientation == "time_freq" else features.transpose(1, 2).unsqueeze(1)
+    for block in model.convs:
+        x, lengths = block(x, lengths, orientation)
+    return (x.transpose(1, 2) if orientation == "time_freq" else x.permute(0, 3, 1, 2)).flatten(2), lengths
+
+
+def test_conv_orientations_match_the_original_layout_in_outputs_gradients_and_statistics():
+    """Both orientations compute the front end as first written: outputs, input and weight gradients and
+    batch-norm running statistics agree within 1e-5 relative (only the summation order of the
+    convolution differs), and the parameters and state_dict are the same tensors in both."""
+    config = tiny_config(num_features=21, conv_kernels=((5, 9), (3, 5)))
+    torch.manual_seed(0)
+    features = torch.randn(3, 17, 21)
+    lengths = torch.tensor([17, 12, 5])
+    results = {}
+    for name in ("reference", "time_freq", "freq_time"):
+        torch.manual_seed(1)
+        model = DeepSpeech2(config)
+        x = features.clone().requires_grad_(True)
+        if name == "reference":
+            out, out_lengths = reference_time_freq_front_end(model, x, lengths)
+        else:
+            out, out_lengths = front_end(
+                model, x * (torch.arange(17) < lengths[:, None])[..., None], lengths, name
+            )
+        assert out_lengths.tolist() == [9, 6, 3]
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[name] = (out.detach(), x.grad, grads, state)
+    reference = results.pop("reference")
+    for name, (out, x_grad, grads, state) in results.items():
+        torch.testing.assert_close(out, reference[0], rtol=1e-5, atol=1e-5, msg=f"{name}: output")
+        torch.testing.assert_close(x_grad, reference[1], rtol=1e-5, atol=1e-5, msg=f"{name}: input grad")
+        assert (
+            grads.keys() == reference[2].keys() and len(grads) == 6
+        )  # 2 conv weights, 2 BN weights and biases
+        for key in grads:
+            torch.testing.assert_close(grads[key], reference[2][key], rtol=1e-5, atol=1e-5, msg=key)
+        assert {k: v.shape for k, v in state.items()} == {k: v.shape for k, v in reference[3].items()}
+        for key in state:
+            torch.testing.assert_close(state[key], reference[3][key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_orientation_changes_neither_the_model_function_nor_its_checkpoint():
+    """A state_dict saved by a model in one orientation loads into the other and gives the same outputs."""
+    torch.manual_seed(0)
+    old = DeepSpeech2(tiny_config(), conv_orientation="time_freq")
+    features, lengths = torch.randn(3, 14, 8), torch.tensor([14, 9, 3])
+    expected, _ = old(features, lengths)
+    new = DeepSpeech2(tiny_config(), conv_orientation="freq_time")
+    new.load_state_dict(old.state_dict())
+    got, got_lengths = new(features, lengths)
+    assert got_lengths.tolist() == [7, 5, 2]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert DeepSpeech2(tiny_config()).conv_orientation is None  # the measured default per device
+    with pytest.raises(ValueError, match="conv_orientation"):
+        DeepSpeech2(tiny_config(), conv_orientation="time_first")
