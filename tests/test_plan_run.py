@@ -62,7 +62,7 @@ def test_a_train_request_and_its_command_line_are_the_same_call(tmp_path):
         exp_dir=tmp_path / "exp",
         overrides=("train.seed=3", "task_args.x={a: 1}"),
         literal_overrides=("task_args.data.train=/p/it's = here.pt",),
-        baseline="finetune",
+        baseline="final_lr",
         resume=True,
         init_from=tmp_path / "phase1-end.pt",
         until_phase=2,
