@@ -124,3 +124,50 @@ def test_a_store_with_two_configurations_needs_the_config_to_choose(config, tmp_
     assert main(["compare", "--report-only", "--out", str(out)]) == 2
     assert "2 configurations" in capsys.readouterr().err
     assert main(["compare", "--report-only", "--out", str(out), "--config", config]) == 0
+
+
+def test_shared_baseline_design_continues_one_dense_model_with_every_seed(config, tmp_path, capsys):
+    """The paper's Appendix A design: one dense baseline (seed 0), then DSD and fine-tuning (the LLR
+    schedule) continued from it by every seed, so the spread comes from retraining only."""
+    from dsd_seq.core.schedule import Schedule
+    from dsd_seq.experiments.compare import plan_runs
+    from dsd_seq.safe_io import load_safely
+
+    out = tmp_path / "cmp"
+    schedule = Schedule.parse("D2:1e-2,S1@0.5:1e-2,D1:1e-3")
+    plan = plan_runs(Path(config), schedule, [0, 1], out, [], [], "shared-baseline")
+    start = out / "baseline" / "checkpoints" / "phase1-end.pt"
+    assert [(r.seed, r.kind) for r in plan] == [(0, "dense"), (0, "dsd"), (0, "llr"), (1, "dsd"), (1, "llr")]
+    assert all(r.request.init_from == start for r in plan[1:])
+    args = ["compare", "--config", config, "--seeds", "2", "--out", str(out), "--design", "shared-baseline"]
+    assert main(args) == 0
+    assert "design shared-baseline" in capsys.readouterr().out
+    baseline = json.loads((out / "baseline" / "results.json").read_text())["phases"]
+    assert len(baseline) == 1
+    finals = {}
+    for seed in (0, 1):
+        for kind in ("dsd", "llr"):
+            run = out / f"seed{seed}" / kind
+            phases = json.loads((run / "results.json").read_text())["phases"]
+            assert phases[0] == baseline[0]  # the dense row is the baseline's, carried over
+            started = [r["phase"] for r in read_metrics(run / "metrics.jsonl") if r["event"] == "phase_start"]
+            assert started == [1, 2]  # no dense phase trained here
+            assert not (run / "checkpoints" / "phase1-end.pt").exists()
+            finals[seed, kind] = load_safely(run / "checkpoints" / "phase3-end.pt")["model"]
+    assert not (out / "seed0" / "final_lr").exists()  # the paper's design has DSD and fine-tuning only
+    for kind in ("dsd", "llr"):  # the seeds retrain differently from the same start
+        a, b = finals[0, kind], finals[1, kind]
+        assert any(not a[name].equal(b[name]) for name in a if a[name].is_floating_point())
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted((r["seed"], r["kind"], r["design"]) for r in records) == [
+        (s, k, "shared-baseline") for s in (0, 1) for k in ("dsd", "llr")
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert report["design"] == "shared-baseline" and set(report["schedules"]) == {"DSD", "LLR"}
+    rows = {c["baseline"]: c for c in report["comparisons"] if c["method"] == "DSD"}
+    assert set(rows) == {"LLR", "Dense"} and rows["Dense"]["baseline_n"] == 1  # one dense model
+    markdown = (out / "report.md").read_text()
+    assert "Design: shared-baseline (the paper's, Appendix A)" in markdown and "Final-LR" not in markdown
+    # the other design's folders would be continued the wrong way: refused, naming the folder's design
+    assert main(["compare", "--config", config, "--seeds", "2", "--out", str(out)]) == 2
+    assert "holds a shared-baseline comparison" in capsys.readouterr().err
