@@ -228,7 +228,7 @@ def _schedule(args: argparse.Namespace) -> int:
         return 0
     for label, s in (
         ("DSD", schedule),
-        ("LLR baseline (from a shared dense baseline: the paper's fine-tuning control)", schedule.llr()),
+        ("LLR baseline", schedule.llr()),
         ("Final-LR control", schedule.final_lr_control()),
     ):
         print(f"{label}: {s.compact()} ({s.total_epochs} epochs)")
@@ -236,6 +236,9 @@ def _schedule(args: argparse.Namespace) -> int:
             print(
                 f"  {i + 1}. {s.label(i):8s} {phase.epochs:4d} epochs  lr {phase.lr:g}  sparsity {phase.sparsity:g}"
             )
+    print(
+        "(the LLR baseline continued from a shared dense baseline is the paper's fine-tuning control, Appendix A)"
+    )
     return 0
 
 
