@@ -15,8 +15,10 @@ from pathlib import Path
 
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.experiments.compare import (
+    DESIGNS,
     KINDS,
     CompareError,
+    check_design,
     execute,
     expected_hash,
     plan_runs,
@@ -28,7 +30,7 @@ from dsd_seq.experiments.run_store import STORE_NAME, append_record, run_record
 from dsd_seq.experiments.score import MODES, score_files
 from dsd_seq.training import launch
 from dsd_seq.training.config import ConfigError, load_config
-from dsd_seq.training.run import RUN_ERRORS, RunOutcome, TrainRequest
+from dsd_seq.training.run import RENAMED_BASELINES, RUN_ERRORS, RunOutcome, TrainRequest
 
 # Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback): a run's errors
 # (config, schedule, data, checkpoints), and the report, figure and comparison ones.
@@ -70,15 +72,26 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
 
 def _plan_run(args: argparse.Namespace) -> int:
     _relaunch_under_torchrun(args)
+    if args.kind in RENAMED_BASELINES:
+        raise ConfigError(f"plan-run {args.kind}: {RENAMED_BASELINES[args.kind]}")
     overrides, literal = list(args.set or []), list(args.set_str or [])
     config = load_config(args.config, overrides, literal)
     schedule = Schedule.from_config(config.schedule)
-    runs = plan_seed(args.config, schedule, args.exp, config.train.seed, overrides, literal)
-    dense, run = runs[0], runs[KINDS.index(args.kind)]
-    if run.request.init_from is not None and not dense.done:
+    init_from = args.init_from
+    if init_from is not None and not init_from.is_file():
+        raise ConfigError(
+            f"--init-from {init_from} does not exist: give the phase1-end.pt of a dense run of this config "
+            "(e.g. an earlier run's exp/dsd/checkpoints/phase1-end.pt)"
+        )
+    runs = plan_seed(args.config, schedule, args.exp, config.train.seed, overrides, literal, init_from)
+    if args.kind == "dense" and init_from is not None:
+        print(f"dense phase: given by --init-from {init_from}; nothing to train")
+        return 0
+    run = next(r for r in runs if r.kind == args.kind)
+    if run.after is not None and not runs[0].done:
         raise CompareError(
             f"the {args.kind} run starts from the dense phase's end, {run.request.init_from}, but "
-            f"{dense.exp_dir} has not finished its dense phase: run `dsd-seq plan-run dense` first"
+            f"{run.after} has not finished its dense phase: run `dsd-seq plan-run dense` first"
         )
     _print_outcome(run.request.run())
     return 0
@@ -179,10 +192,16 @@ def _compare(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.jobs < 1:
         raise ConfigError("dsd-seq compare: --seeds and --jobs must be at least 1")
     schedule = Schedule.from_config(config.schedule)
-    runs = plan_runs(args.config, schedule, list(range(args.seeds)), out, overrides, literal)
-    for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Fine-tune", schedule.fine_tune())):
-        print(f"{label:9s} {s.compact()} ({s.total_epochs} epochs)")
-    print(f"{args.seeds} seeds x (1 shared dense phase + 3 continuations) -> {out}; store {out / STORE_NAME}")
+    runs = plan_runs(args.config, schedule, list(range(args.seeds)), out, overrides, literal, args.design)
+    check_design(out, args.design)
+    for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Final-LR", schedule.final_lr_control())):
+        if args.design == "per-seed" or label != "Final-LR":
+            print(f"{label:9s} {s.compact()} ({s.total_epochs} epochs)")
+    if args.design == "per-seed":
+        plan = f"{args.seeds} seeds x (1 dense phase + 3 continuations)"
+    else:  # the paper's Appendix A
+        plan = f"1 dense baseline (seed 0), then {args.seeds} seeds x (DSD + fine-tuning, the LLR schedule)"
+    print(f"design {args.design}: {plan} -> {out}; store {out / STORE_NAME}")
     problems = execute(runs, args.jobs, out / STORE_NAME)
     record_finished(runs, out / STORE_NAME)
     if problems:
@@ -210,13 +229,16 @@ def _schedule(args: argparse.Namespace) -> int:
     for label, s in (
         ("DSD", schedule),
         ("LLR baseline", schedule.llr()),
-        ("Fine-tune baseline", schedule.fine_tune()),
+        ("Final-LR control", schedule.final_lr_control()),
     ):
         print(f"{label}: {s.compact()} ({s.total_epochs} epochs)")
         for i, phase in enumerate(s):
             print(
                 f"  {i + 1}. {s.label(i):8s} {phase.epochs:4d} epochs  lr {phase.lr:g}  sparsity {phase.sparsity:g}"
             )
+    print(
+        "(the LLR baseline continued from a shared dense baseline is the paper's fine-tuning control, Appendix A)"
+    )
     return 0
 
 
@@ -232,9 +254,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--baseline",
-        choices=["llr", "finetune"],
-        help="run a baseline of the schedule instead: llr (same epochs and learning rates, no pruning) or "
-        "finetune (dense phase, then dense training at the final learning rate for the same epochs)",
+        choices=["llr", "final_lr", *RENAMED_BASELINES],
+        help="run a baseline of the schedule instead: llr (same epochs and learning rates, no pruning; from "
+        "a dense phase-1 checkpoint, the paper's fine-tuning control) or final_lr (dense phase, then dense "
+        "training at the final learning rate for the same epochs). finetune was renamed final_lr",
     )
     train.add_argument(
         "--dense-only", action="store_true", help="allow a schedule without a sparse phase (no pruning)"
@@ -307,7 +330,15 @@ def make_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_score)
     add_inference_parsers(sub)
     compare = sub.add_parser(
-        "compare", help="run a schedule, its LLR and fine-tune baselines over seeds; t-test report"
+        "compare", help="run a schedule and its equal-epoch baselines over seeds; t-test report"
+    )
+    compare.add_argument(
+        "--design",
+        choices=list(DESIGNS),
+        default="per-seed",
+        help="per-seed (default): each seed trains its own dense phase, continued as DSD, LLR and the "
+        "final-LR control; shared-baseline (the paper's Appendix A): one dense baseline (seed 0), continued "
+        "by every seed as DSD and as fine-tuning (the LLR schedule), variance from retraining only",
     )
     compare.add_argument("--config", type=Path, help="YAML run config (needed unless --report-only)")
     compare.add_argument("--seeds", type=int, default=5, help="number of seeds: 0 .. N-1 (default 5)")
@@ -332,11 +363,18 @@ def make_parser() -> argparse.ArgumentParser:
         help="train one run of compare's plan for the config's own seed, in a recipe's layout",
         description="Train one run of the plan `dsd-seq compare` follows for each seed, for the config's own "
         "train.seed, in EXP: dense (the dense phase, into EXP/dsd), dsd (DSD's later phases, EXP/dsd), llr "
-        "or finetune (the baseline, into EXP/llr or EXP/finetune, started from "
+        "or final_lr (the baseline, into EXP/llr or EXP/final_lr, started from "
         "EXP/dsd/checkpoints/phase1-end.pt). Each resumes where it stopped; the recipes' training stages "
-        "are `plan-run dense`, `plan-run dsd` and `plan-run llr`.",
+        "are `plan-run dense`, `plan-run dsd` and `plan-run llr`. With --init-from the dense run is that "
+        "file: `plan-run dense` trains nothing and the others start from it.",
     )
-    plan_run.add_argument("kind", choices=KINDS, help="which run of the plan")
+    plan_run.add_argument("kind", choices=[*KINDS, *RENAMED_BASELINES], help="which run of the plan")
+    plan_run.add_argument(
+        "--init-from",
+        type=Path,
+        help="a dense phase1-end.pt of this config (e.g. a trained model from an earlier run) replacing "
+        "the dense run",
+    )
     plan_run.add_argument("--config", type=Path, required=True, help="YAML run config")
     plan_run.add_argument("--exp", type=Path, required=True, help="the experiment folder (dsd/, llr/ ...)")
     plan_run.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for train")

@@ -36,20 +36,20 @@ def test_compare_over_two_seeds_writes_store_report_and_figures(config, tmp_path
     assert main(["compare", "--config", config, "--seeds", "2", "--out", str(out)]) == 0
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert sorted((r["seed"], r["kind"]) for r in records) == [
-        (s, k) for s in (0, 1) for k in ("dsd", "finetune", "llr")
+        (s, k) for s in (0, 1) for k in ("dsd", "final_lr", "llr")
     ]
     assert len({r["config_hash"] for r in records}) == 1
     assert all(r["versions"]["torch"] and "git_commit" in r and len(r["phases"]) == 3 for r in records)
     for seed in (0, 1):  # the three share the dense phase: same phase-1 result, separate folders after it
         dense = {k: json.loads((out / f"seed{seed}" / k / "results.json").read_text())["phases"][0]["metrics"]
-                 for k in ("dsd", "llr", "finetune")}  # fmt: skip
-        assert dense["dsd"] == dense["llr"] == dense["finetune"]
+                 for k in ("dsd", "llr", "final_lr")}  # fmt: skip
+        assert dense["dsd"] == dense["llr"] == dense["final_lr"]
         assert not (out / f"seed{seed}" / "llr" / "checkpoints" / "phase1-end.pt").exists()
     schedules = json.loads((out / "report.json").read_text())["schedules"]
     assert schedules == {
         "DSD": "D2:0.01,S1@0.5:0.01,D1:0.001",
         "LLR": "D2:0.01,D1:0.01,D1:0.001",
-        "Fine-tune": "D2:0.01,D1:0.001,D1:0.001",
+        "Final-LR": "D2:0.01,D1:0.001,D1:0.001",
     }
     report = json.loads((out / "report.json").read_text())
     dsd = [_final(out / f"seed{s}" / "dsd") for s in (0, 1)]
@@ -62,7 +62,7 @@ def test_compare_over_two_seeds_writes_store_report_and_figures(config, tmp_path
         )
     assert row["improvement"] == pytest.approx(sum(llr) / 2 - sum(dsd) / 2)  # error: lower is better
     markdown = (out / "report.md").read_text()
-    assert "| DSD vs LLR | yes |" in markdown and "| DSD vs Fine-tune | yes |" in markdown
+    assert "| DSD vs LLR | yes |" in markdown and "| DSD vs Final-LR | yes |" in markdown
     assert "| Sparse alone vs Dense | no |" in markdown and "Welch" in markdown
     for name in ("weight_distribution.png", "training_curves.png", "layer_sparsity.png"):
         png = (out / "figures" / name).read_bytes()
@@ -82,21 +82,21 @@ def test_rerun_in_parallel_processes_resumes_an_interrupted_run_and_skips_finish
 ):
     out = tmp_path / "cmp"
     seed0 = out / "seed0"
-    # an earlier compare that finished fine-tuning (but died before recording it) and stopped inside
+    # an earlier compare that finished the final-LR control (but died before recording it) and stopped inside
     # the LLR run, as a crash or Ctrl-C would leave them
     dense = ["train", "--config", config, "--set=train.seed=0", "--resume"]
     assert main([*dense, "--exp-dir", str(seed0 / "dsd"), "--until-phase", "1"]) == 0
     init = ["--init-from", str(seed0 / "dsd" / "checkpoints" / "phase1-end.pt")]
-    assert main([*dense, "--exp-dir", str(seed0 / "finetune"), "--baseline", "finetune", *init]) == 0
+    assert main([*dense, "--exp-dir", str(seed0 / "final_lr"), "--baseline", "final_lr", *init]) == 0
     llr = [*dense, "--exp-dir", str(seed0 / "llr"), "--baseline", "llr", *init, "--stop-after-steps", "3"]
     assert main(llr) == 0
     assert main(["compare", "--config", config, "--seeds", "1", "--jobs", "2", "--out", str(out)]) == 0
     assert "--baseline llr" in (seed0 / "llr" / "train.log").read_text()  # trained by a child process
-    assert not (seed0 / "finetune" / "train.log").exists()
+    assert not (seed0 / "final_lr" / "train.log").exists()
     llr_log = read_metrics(seed0 / "llr" / "metrics.jsonl")
     assert sum(r["event"] == "data" for r in llr_log) == 2  # started once, resumed once: not restarted
     assert sum(r["event"] == "data" for r in read_metrics(seed0 / "dsd" / "metrics.jsonl")) == 2
-    assert sum(r["event"] == "data" for r in read_metrics(seed0 / "finetune" / "metrics.jsonl")) == 1
+    assert sum(r["event"] == "data" for r in read_metrics(seed0 / "final_lr" / "metrics.jsonl")) == 1
     store = (out / "runs.jsonl").read_text()
     assert len(store.splitlines()) == 3
     logs = {p: p.read_text() for p in out.glob("seed0/*/metrics.jsonl")}
@@ -124,3 +124,50 @@ def test_a_store_with_two_configurations_needs_the_config_to_choose(config, tmp_
     assert main(["compare", "--report-only", "--out", str(out)]) == 2
     assert "2 configurations" in capsys.readouterr().err
     assert main(["compare", "--report-only", "--out", str(out), "--config", config]) == 0
+
+
+def test_shared_baseline_design_continues_one_dense_model_with_every_seed(config, tmp_path, capsys):
+    """The paper's Appendix A design: one dense baseline (seed 0), then DSD and fine-tuning (the LLR
+    schedule) continued from it by every seed, so the spread comes from retraining only."""
+    from dsd_seq.core.schedule import Schedule
+    from dsd_seq.experiments.compare import plan_runs
+    from dsd_seq.safe_io import load_safely
+
+    out = tmp_path / "cmp"
+    schedule = Schedule.parse("D2:1e-2,S1@0.5:1e-2,D1:1e-3")
+    plan = plan_runs(Path(config), schedule, [0, 1], out, [], [], "shared-baseline")
+    start = out / "baseline" / "checkpoints" / "phase1-end.pt"
+    assert [(r.seed, r.kind) for r in plan] == [(0, "dense"), (0, "dsd"), (0, "llr"), (1, "dsd"), (1, "llr")]
+    assert all(r.request.init_from == start for r in plan[1:])
+    args = ["compare", "--config", config, "--seeds", "2", "--out", str(out), "--design", "shared-baseline"]
+    assert main(args) == 0
+    assert "design shared-baseline" in capsys.readouterr().out
+    baseline = json.loads((out / "baseline" / "results.json").read_text())["phases"]
+    assert len(baseline) == 1
+    finals = {}
+    for seed in (0, 1):
+        for kind in ("dsd", "llr"):
+            run = out / f"seed{seed}" / kind
+            phases = json.loads((run / "results.json").read_text())["phases"]
+            assert phases[0] == baseline[0]  # the dense row is the baseline's, carried over
+            started = [r["phase"] for r in read_metrics(run / "metrics.jsonl") if r["event"] == "phase_start"]
+            assert started == [1, 2]  # no dense phase trained here
+            assert not (run / "checkpoints" / "phase1-end.pt").exists()
+            finals[seed, kind] = load_safely(run / "checkpoints" / "phase3-end.pt")["model"]
+    assert not (out / "seed0" / "final_lr").exists()  # the paper's design has DSD and fine-tuning only
+    for kind in ("dsd", "llr"):  # the seeds retrain differently from the same start
+        a, b = finals[0, kind], finals[1, kind]
+        assert any(not a[name].equal(b[name]) for name in a if a[name].is_floating_point())
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted((r["seed"], r["kind"], r["design"]) for r in records) == [
+        (s, k, "shared-baseline") for s in (0, 1) for k in ("dsd", "llr")
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert report["design"] == "shared-baseline" and set(report["schedules"]) == {"DSD", "LLR"}
+    rows = {c["baseline"]: c for c in report["comparisons"] if c["method"] == "DSD"}
+    assert set(rows) == {"LLR", "Dense"} and rows["Dense"]["baseline_n"] == 1  # one dense model
+    markdown = (out / "report.md").read_text()
+    assert "Design: shared-baseline (the paper's, Appendix A)" in markdown and "Final-LR" not in markdown
+    # the other design's folders would be continued the wrong way: refused, naming the folder's design
+    assert main(["compare", "--config", config, "--seeds", "2", "--out", str(out)]) == 2
+    assert "holds a shared-baseline comparison" in capsys.readouterr().err

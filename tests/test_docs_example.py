@@ -23,9 +23,9 @@ def test_checked_in_compare_report_is_rebuilt_from_its_run_store(tmp_path, capsy
     for line in (EXAMPLE / "runs.jsonl").read_text().splitlines():
         record = json.loads(line)
         finals.setdefault(record["kind"], []).append(record["phases"][-1]["metrics"]["test"]["wer"])
-    assert all(len(v) == 5 for v in finals.values())  # 5 seeds of DSD, LLR and fine-tuning
+    assert all(len(v) == 5 for v in finals.values())  # 5 seeds of DSD, LLR and the final-LR control
     for row in (r for r in checked_in["comparisons"] if r["equal_epochs"]):
-        baseline = {"LLR": "llr", "Fine-tune": "finetune"}[row["baseline"]]
+        baseline = {"LLR": "llr", "Final-LR": "finetune"}[row["baseline"]]  # stored under its old name
         expected = stats.ttest_ind(finals["dsd"], finals[baseline], equal_var=False)
         assert row["p_value"] == pytest.approx(expected.pvalue) and row["t"] == pytest.approx(
             expected.statistic

@@ -116,6 +116,22 @@ def test_recipe_runs_every_stage_on_the_real_flickr8k_layout(tmp_path):
                  tmp_path)  # fmt: skip
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "already prepared" in again.stdout and "features already cached" in again.stdout
+    # --init-from: start from a trained dense model (the paper started from a trained NeuralTalk), here
+    # the first run's; a new --exp trains no dense phase and runs DSD, LLR and the report from it
+    dense = tmp_path / "exp" / "dsd" / "checkpoints" / "phase1-end.pt"
+    init = _run([*common[:-1], "exp2", "--encoder", "small_cnn", "--encoder-checkpoint", str(encoder),
+                 "--init-from", str(dense)], tmp_path)  # fmt: skip
+    assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
+    assert "dense training skipped: the dense model is --init-from" in init.stdout
+    exp2 = tmp_path / "exp2"
+    assert not (exp2 / "dsd" / "checkpoints" / "phase1-end.pt").exists()
+    for kind in ("dsd", "llr"):  # phases 2-3 trained here, phase 1 is the given model's
+        started = [json.loads(line) for line in (exp2 / kind / "metrics.jsonl").read_text().splitlines()]
+        assert [r["phase"] for r in started if r["event"] == "phase_start"] == [1, 2]
+    first = json.loads((tmp_path / "exp" / "dsd" / "results.json").read_text())["phases"][0]
+    assert json.loads((exp2 / "dsd" / "results.json").read_text())["phases"][0] == first
+    assert (exp2 / "report.md").is_file() and (exp2 / "examples.md").is_file()
+    assert "model: " in init.stdout and "prunable by DSD)" in init.stdout
 
 
 def test_missing_vgg16_weights_stop_the_recipe_before_any_work(tmp_path):

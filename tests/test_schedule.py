@@ -21,9 +21,9 @@ def test_llr_baseline_has_same_epochs_and_learning_rates_without_pruning():
     assert [(p.epochs, p.lr) for p in llr] == [(p.epochs, p.lr) for p in s]
 
 
-def test_fine_tune_baseline_keeps_the_dense_phase_then_trains_dense_at_the_final_lr():
+def test_final_lr_control_keeps_the_dense_phase_then_trains_dense_at_the_final_lr():
     s = Schedule.parse("D50:8e-4~0.9,S50@0.5:5e-4,D50:3e-4,S50@0.25:1e-4,D50:3e-5~0.95")
-    ft = s.fine_tune()
+    ft = s.final_lr_control()
     assert ft[0] == s[0]  # shared with DSD, so it can start from DSD's phase1-end.pt
     assert ft.compact() == "D50:0.0008~0.9,D50:3e-05,D50:3e-05,D50:3e-05,D50:3e-05"
     assert ft.total_epochs == s.total_epochs and not ft.has_sparse_phase

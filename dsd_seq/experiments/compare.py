@@ -1,10 +1,13 @@
 """``dsd-seq compare``: a DSD schedule and its equal-epoch baselines over several seeds, resumable.
 
-For each seed one dense phase is trained once and shared, as the recipes do: DSD, LLR and fine-tuning
-continue from its ``phase1-end.pt``. That is the paper's comparison made fair: the three start from the
-same weights, seed and data, and differ only in what they do after the dense phase. Each run is an
-ordinary ``dsd-seq train`` folder ``OUT/seed<S>/{dsd,llr,finetune}``, so running compare again skips
-finished runs and resumes interrupted ones from their newest checkpoint. Every finished run is appended
+Two designs (``DESIGNS``). ``per-seed`` (the default): for each seed one dense phase is trained once and
+shared, as the recipes do: DSD, LLR and the final-LR control continue from its ``phase1-end.pt``, so the
+three start from the same weights, seed and data and differ only in what they do after the dense phase,
+and the spread over seeds includes the dense phase's. ``shared-baseline`` is the paper's (Appendix A,
+Table 10): one dense baseline trained once (seed 0, ``OUT/baseline``), then every seed continues it as
+DSD and as fine-tuning with DSD's own learning rates (the LLR schedule), so the spread comes from
+retraining only. Each run is an ordinary ``dsd-seq train`` folder ``OUT/seed<S>/<kind>``, so running
+compare again skips finished runs and resumes interrupted ones from their newest checkpoint. Every finished run is appended
 to the run store (``OUT/runs.jsonl``) and the report is rebuilt from the store. The recipes' training
 stages run one seed's plan in their own folder (``dsd-seq plan-run``, :func:`plan_seed`).
 
@@ -31,9 +34,14 @@ from dsd_seq.training.config import ConfigError, RunConfig, fingerprint
 from dsd_seq.training.run import RUN_ERRORS, TrainRequest
 
 #: The continuations of the shared dense phase, and the baseline each trains (None: DSD itself).
-CONTINUATIONS = {"dsd": None, "llr": "llr", "finetune": "finetune"}
+CONTINUATIONS = {"dsd": None, "llr": "llr", "final_lr": "final_lr"}
 #: Every kind of run of one seed's plan, in the order they train.
 KINDS = ("dense", *CONTINUATIONS)
+#: The comparison designs (see the module docstring) and the continuations each trains per seed: the
+#: paper's design compares DSD with its fine-tuning control only (the LLR schedule from the baseline).
+DESIGNS = {"per-seed": tuple(CONTINUATIONS), "shared-baseline": ("dsd", "llr")}
+#: Where the shared-baseline design trains its one dense baseline (seed 0), under OUT.
+BASELINE_FOLDER = "baseline"
 
 
 class CompareError(RuntimeError):
@@ -48,6 +56,8 @@ class PlannedRun:
     kind: str
     request: TrainRequest
     phases: int
+    after: Path | None = None  # the dense run (its folder) this one continues; None: it needs none
+    design: str = "per-seed"
 
     @property
     def exp_dir(self) -> Path:
@@ -80,9 +90,15 @@ def plan_seed(
     seed: int,
     overrides: list[str],
     literal_overrides: list[str],
+    init_from: Path | None = None,
+    kinds: tuple[str, ...] = tuple(CONTINUATIONS),
+    design: str = "per-seed",
+    after: Path | None = None,
 ) -> list[PlannedRun]:
     """One seed's runs in ``folder``, in KINDS order: the dense phase in ``folder/dsd``, then DSD's later
-    phases there and each baseline in ``folder/<kind>``, started from the dense phase's end."""
+    phases there and each baseline in ``folder/<kind>``, started from the dense phase's end. With
+    ``init_from`` (a dense phase-1 checkpoint trained elsewhere, e.g. the shared baseline) no dense run
+    is planned and every continuation of ``kinds`` starts from that file (``after``: the run making it)."""
     if schedule[0].kind != DENSE or not schedule.has_sparse_phase:
         raise ConfigError(
             f"{config_path}: compare needs a DSD schedule that starts dense and has a sparse phase, got "
@@ -95,11 +111,17 @@ def plan_seed(
         literal_overrides=tuple(literal_overrides),
         resume=True,
     )
-    runs = [PlannedRun(seed, "dense", TrainRequest(exp_dir=dense_dir, until_phase=1, **shared), 1)]
-    for kind, baseline in CONTINUATIONS.items():
-        init = None if baseline is None else dense_dir / "checkpoints" / "phase1-end.pt"
+    runs = []
+    if init_from is None:
+        runs.append(PlannedRun(seed, "dense", TrainRequest(exp_dir=dense_dir, until_phase=1, **shared), 1))
+        start, after = dense_dir / "checkpoints" / "phase1-end.pt", dense_dir
+    else:
+        start = Path(init_from)
+    for kind in kinds:
+        baseline = CONTINUATIONS[kind]
+        init = None if baseline is None and init_from is None else start  # DSD resumes its dense folder
         request = TrainRequest(exp_dir=folder / kind, baseline=baseline, init_from=init, **shared)
-        runs.append(PlannedRun(seed, kind, request, len(schedule)))
+        runs.append(PlannedRun(seed, kind, request, len(schedule), after, design))
     return runs
 
 
@@ -110,13 +132,49 @@ def plan_runs(
     out: Path,
     overrides: list[str],
     literal_overrides: list[str],
+    design: str = "per-seed",
 ) -> list[PlannedRun]:
-    """Every run of the comparison, each seed's dense phase before its continuations."""
-    return [
+    """Every run of the comparison, each dense phase before the continuations that need it."""
+    if design not in DESIGNS:
+        raise ConfigError(f"compare design {design!r}; accepted: {', '.join(DESIGNS)}")
+    if design == "per-seed":
+        return [
+            run
+            for seed in seeds
+            for run in plan_seed(
+                config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides
+            )
+        ]
+    # the paper's design: one dense baseline (seed 0), every seed continues it
+    baseline = plan_seed(config_path, schedule, out, 0, overrides, literal_overrides, kinds=())[0]
+    baseline = dataclasses.replace(
+        baseline, request=dataclasses.replace(baseline.request, exp_dir=out / BASELINE_FOLDER), design=design
+    )
+    start = baseline.exp_dir / "checkpoints" / "phase1-end.pt"
+    return [baseline] + [
         run
         for seed in seeds
-        for run in plan_seed(config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides)
-    ]
+        for run in plan_seed(
+            config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides,
+            init_from=start, kinds=DESIGNS[design], design=design, after=baseline.exp_dir,
+        )
+    ]  # fmt: skip
+
+
+def check_design(out: Path, design: str) -> None:
+    """Refuse to mix designs in one ``--out`` folder (their folders would be continued the wrong way);
+    the first compare writes ``OUT/design``. A folder without it, but with runs, is per-seed."""
+    marker = out / "design"
+    found = marker.read_text().strip() if marker.is_file() else None
+    if found is None and any(out.glob("seed*/*/results.json")):
+        found = "per-seed"  # written before designs existed
+    if found is not None and found != design:
+        raise ConfigError(
+            f"{out} holds a {found} comparison; --design {design} needs its own --out folder "
+            f"(or run it again with --design {found})"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(design + "\n")
 
 
 def expected_hash(config: RunConfig) -> str:
@@ -138,7 +196,7 @@ def record_finished(runs: list[PlannedRun], store: Path) -> int:
         if run.kind == "dense" or not run.done:
             continue
         key = (fingerprint(read_run_config(run.exp_dir)), run.seed, run.kind)
-        record = run_record(run.exp_dir, run.kind, run.seed)
+        record = run_record(run.exp_dir, run.kind, run.seed, run.design)
         if known.get(key) != results(record):  # new, or trained again since it was recorded
             append_record(store, record)
             known[key] = results(record)
@@ -172,7 +230,12 @@ def _train_in_subprocess(run: PlannedRun) -> int:
 
 def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     """Train what is not finished, dense phases first; returns the problems (empty when all finished)."""
-    dense = {r.seed: r for r in runs if r.kind == "dense"}
+    dense = {r.exp_dir: r for r in runs if r.kind == "dense"}
+
+    def waits(run: PlannedRun) -> bool:
+        """True while the dense run ``run`` continues has not finished."""
+        return run.after is not None and not dense[run.after].done
+
     pending = [r for r in runs if not r.done]
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="compare: runs", unit="run")
     problems: list[str] = []
@@ -190,14 +253,14 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     try:
         if jobs == 1:
             for run in pending:
-                if run.kind != "dense" and not dense[run.seed].done:
+                if waits(run):
                     continue  # its dense phase failed: already reported
                 finished(run, train_in_process(run))
                 if problems and problems[-1].endswith("(interrupted)"):
                     break
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-                ready = [r for r in pending if r.kind == "dense" or dense[r.seed].done]
+                ready = [r for r in pending if not waits(r)]
                 waiting = [r for r in pending if r not in ready]
                 futures = {pool.submit(_train_in_subprocess, r): r for r in ready}
                 try:
@@ -209,7 +272,7 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
                             run = futures.pop(future)
                             finished(run, future.result())
                             if run.kind == "dense" and run.done:
-                                for follow in [r for r in waiting if r.seed == run.seed]:
+                                for follow in [r for r in waiting if r.after == run.exp_dir]:
                                     waiting.remove(follow)
                                     futures[pool.submit(_train_in_subprocess, follow)] = follow
                 except KeyboardInterrupt:
@@ -219,8 +282,6 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     finally:
         bar.close()
     for run in runs:
-        if run.kind != "dense" and not run.done and not dense[run.seed].done:
-            problems.append(
-                f"{run.name} not started: its dense phase ({dense[run.seed].exp_dir}) did not finish"
-            )
+        if not run.done and waits(run):
+            problems.append(f"{run.name} not started: its dense phase ({run.after}) did not finish")
     return problems

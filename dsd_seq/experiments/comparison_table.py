@@ -1,9 +1,11 @@
 """DSD against its equal-epoch baselines over seeds, in the shape of the paper's Table 10 (Appendix A).
 
 Built from run-store records (see ``run_store``) of one configuration: per stage the mean and standard
-deviation over seeds of the main metric (e.g. test WER) for DSD, LLR and fine-tuning; then DSD's final
+deviation over seeds of the main metric (e.g. test WER) for DSD, LLR and the final-LR control; then DSD's final
 model against each baseline and against the dense model, and the sparse model alone against the dense
-model, with absolute and relative improvement and Welch's unpaired t-test (``significance``).
+model, with absolute and relative improvement and Welch's unpaired t-test (``significance``). Kinds
+with no record are left out. The records say which design ran (``compare.DESIGNS``): under
+``shared-baseline`` every seed continues one dense model, so the dense side is that one model (n = 1).
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from dsd_seq.core.schedule import SPARSE
 from dsd_seq.experiments.significance import Comparison, Sample, compare
 
 #: Run kinds in the store and how tables name them.
-KIND_LABELS = {"dsd": "DSD", "llr": "LLR", "finetune": "Fine-tune"}
+KIND_LABELS = {"dsd": "DSD", "llr": "LLR", "final_lr": "Final-LR"}
+#: How a report says which design ran (records without one were written by the per-seed design).
+DESIGN_TEXT = {
+    "per-seed": "per-seed: each seed trains its own dense phase and continues it as DSD and each baseline, "
+    "so the spread includes the dense phase's",
+    "shared-baseline": "shared-baseline (the paper's, Appendix A): one dense baseline trained once (seed 0), "
+    "then every seed continues it as DSD and as LLR, the paper's fine-tuning control (the same learning "
+    "rates without pruning), so the spread comes from retraining only",
+}
 
 
 class ComparisonError(ValueError):
@@ -59,6 +69,12 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
     dsd_runs = by_kind["dsd"]
     if not dsd_runs:
         raise ComparisonError("no finished DSD run among the records; nothing to compare")
+    designs = sorted({r.get("design", "per-seed") for r in records})
+    if len(designs) > 1:
+        raise ComparisonError(
+            f"the records mix the designs {', '.join(designs)}; compare one design per --out folder"
+        )
+    kinds = {kind: label for kind, label in KIND_LABELS.items() if by_kind.get(kind)}
     reference = dsd_runs[0]
     metric, higher = reference["metric"], bool(reference["higher_is_better"])
     split = _main_split(reference)
@@ -72,18 +88,19 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
     stages = []
     for i, row in enumerate(phases):
         cells = {}
-        for kind, label in KIND_LABELS.items():
+        for kind, label in kinds.items():
             sample = Sample(tuple(values(kind, i)))
             cells[label] = {"mean": sample.mean, "std": sample.std, "n": sample.n}
         stages.append({"label": row["label"], "cumulative_epochs": row["cumulative_epochs"], **cells})
 
     last = len(phases) - 1
     final, dense = values("dsd", last), values("dsd", 0)
+    if designs == ["shared-baseline"]:
+        dense = dense[:1]  # every seed's phase 1 is the one shared model
     comparisons: list[tuple[Comparison, bool]] = [
-        (compare("DSD", final, "LLR", values("llr", last), higher), True),
-        (compare("DSD", final, "Fine-tune", values("finetune", last), higher), True),
-        (compare("DSD", final, "Dense", dense, higher), False),
-    ]
+        (compare("DSD", final, label, values(kind, last), higher), True) for kind, label in kinds.items() if kind != "dsd"
+    ]  # fmt: skip
+    comparisons.append((compare("DSD", final, "Dense", dense, higher), False))
     if sparse_phases:
         sparse = values("dsd", sparse_phases[-1])
         comparisons.append((compare("Sparse alone", sparse, "Dense", dense, higher), False))
@@ -92,18 +109,17 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         seed: {
             "Dense": _value(_run(by_kind, "dsd", seed), 0, split, metric),
             **({"Sparse": _value(_run(by_kind, "dsd", seed), sparse_phases[-1], split, metric)} if sparse_phases else {}),
-            **{label: _value(_run(by_kind, kind, seed), last, split, metric) for kind, label in KIND_LABELS.items()},
+            **{label: _value(_run(by_kind, kind, seed), last, split, metric) for kind, label in kinds.items()},
         }
         for seed in per_seed
     }  # fmt: skip
     return {
         "config_hash": reference["config_hash"],
+        "design": designs[0],
         "metric": metric,
         "split": split,
         "higher_is_better": higher,
-        "schedules": {
-            KIND_LABELS[kind]: by_kind[kind][0]["schedule"] for kind in KIND_LABELS if by_kind.get(kind)
-        },
+        "schedules": {label: by_kind[kind][0]["schedule"] for kind, label in kinds.items()},
         "seeds": per_seed,
         "stages": stages,
         "comparisons": [{**c.to_dict(), "equal_epochs": equal} for c, equal in comparisons],
@@ -132,13 +148,16 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
     """The tables as markdown: per stage, then Table 10, then each seed's numbers."""
     direction = "higher is better" if table["higher_is_better"] else "lower is better"
     name = f"{table['split']} {table['metric']}"
-    labels = list(KIND_LABELS.values())
+    labels = [label for label in KIND_LABELS.values() if label in table["stages"][0]]
+    design = table.get("design", "per-seed")
     lines = [
         f"# DSD against equal-epoch baselines over {len(table['seeds'])} seeds: {name} ({direction})",
         "",
         f"Configuration `{table['config_hash']}`; seeds {', '.join(map(str, table['seeds']))}. Schedules: "
         + "; ".join(f"{label} `{s}`" for label, s in table["schedules"].items())
         + ".",
+        "",
+        f"Design: {DESIGN_TEXT.get(design, design)}.",
         "",
         f"## {name} per stage (mean ± standard deviation over seeds)",
         "",

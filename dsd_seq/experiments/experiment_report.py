@@ -1,9 +1,9 @@
 """``dsd-seq report EXP_DIR``: the markdown report (tables and figures) of a finished experiment.
 
 Three layouts are recognised, all built from files on disk only:
-- a comparison (``dsd-seq compare --out EXP_DIR``): ``runs.jsonl`` and ``seed<S>/{dsd,llr,finetune}``;
+- a comparison (``dsd-seq compare --out EXP_DIR``): ``runs.jsonl`` and ``seed<S>/{dsd,llr,final_lr}``;
   writes ``report.md`` and ``report.json`` (the Table-10 comparison) and figures of the first seed;
-- a recipe's ``exp/`` with ``dsd/`` and optionally ``llr/`` and ``finetune/``: writes the per-phase
+- a recipe's ``exp/`` with ``dsd/`` and optionally ``llr/`` and ``final_lr/``: writes the per-phase
   table ``results.md``/``results.json`` as before, figures, and ``report.md`` holding both;
 - a single run folder (``results.json``, ``checkpoints/``): ``report.md`` with its table and figures.
 Figures go to ``EXP_DIR/figures/``.
@@ -31,7 +31,7 @@ from dsd_seq.experiments.figures import (
 )
 from dsd_seq.experiments.paper_tables import paper_markdown
 from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
-from dsd_seq.experiments.run_store import STORE_NAME, latest_records, read_store
+from dsd_seq.experiments.run_store import RENAMED_KINDS, STORE_NAME, latest_records, read_store
 from dsd_seq.safe_io import CheckpointError
 from dsd_seq.training.metrics_log import MetricsLogError
 
@@ -59,8 +59,10 @@ def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = 
 
 
 def _runs_in(folder: Path) -> dict[str, Path]:
-    """Label -> run folder for the DSD run and the baselines present (finished or not)."""
-    return {label: folder / kind for kind, label in KIND_LABELS.items() if (folder / kind / "results.json").is_file()}  # fmt: skip
+    """Label -> run folder for the DSD run and the baselines present (finished or not); a folder of a
+    renamed kind (``finetune/``, see ``run_store.RENAMED_KINDS``) under its new label."""
+    folders = {**RENAMED_KINDS, **{kind: kind for kind in KIND_LABELS}}  # the new name wins if both exist
+    return {KIND_LABELS[kind]: folder / name for name, kind in folders.items() if (folder / name / "results.json").is_file()}  # fmt: skip
 
 
 def write_comparison_report(
@@ -92,8 +94,8 @@ def write_experiment_report(exp_dir: str | Path, layer: str | None = None, paper
         baseline = runs.get("LLR")
         table_md, _ = write_report(runs["DSD"], baseline, exp_dir / "results")
         parts = [table_md.read_text()]
-        if "Fine-tune" in runs:
-            parts.append(to_markdown(build_table(load_results(runs["Fine-tune"]))))
+        if "Final-LR" in runs:
+            parts.append(to_markdown(build_table(load_results(runs["Final-LR"]))))
         if paper:
             dense = exp_dir / "dense" / "results.json"  # the recipes' same-epochs dense baseline
             baseline_results = load_results(dense.parent) if dense.is_file() else None

@@ -2,8 +2,9 @@
 
 A record holds what a report needs and what says where a number came from: the config hash (the run's
 configuration without its seed and without settings that do not change the computation, see
-:func:`dsd_seq.training.config.fingerprint`), the seed, the run kind (``dsd``, ``llr``, ``finetune``),
-the per-phase results, package versions and the git commit.
+:func:`dsd_seq.training.config.fingerprint`), the seed, the run kind (``dsd``, ``llr``, ``final_lr``),
+the comparison's design (``per-seed`` or ``shared-baseline``; records without one are per-seed), the
+per-phase results, package versions and the git commit.
 Lines are only ever appended; when a run is recorded twice the last line counts.
 """
 
@@ -27,6 +28,9 @@ from dsd_seq.training.config import fingerprint
 STORE_FORMAT = 1
 #: The store's file name in a ``dsd-seq compare --out`` folder.
 STORE_NAME = "runs.jsonl"
+#: Run kinds renamed since records were written: read under their new name (``finetune`` was the final-LR
+#: control, renamed because the paper's fine-tuning is the LLR schedule from a shared baseline).
+RENAMED_KINDS = {"finetune": "final_lr"}
 
 
 class RunStoreError(ValueError):
@@ -56,8 +60,11 @@ def environment() -> dict[str, Any]:
     }
 
 
-def run_record(exp_dir: str | Path, kind: str, seed: int | None = None) -> dict[str, Any]:
-    """The store line of a finished run, from what the run left on disk (results.json, config.yaml)."""
+def run_record(
+    exp_dir: str | Path, kind: str, seed: int | None = None, design: str | None = None
+) -> dict[str, Any]:
+    """The store line of a finished run, from what the run left on disk (results.json, config.yaml);
+    ``design`` is the comparison's (``dsd-seq compare``), absent for a single run."""
     results = load_results(exp_dir)
     config = read_run_config(exp_dir)
     return {
@@ -72,6 +79,7 @@ def run_record(exp_dir: str | Path, kind: str, seed: int | None = None) -> dict[
         "higher_is_better": results.get("higher_is_better"),
         "phases": results["phases"],
         "exp_dir": str(exp_dir),
+        **({"design": design} if design else {}),
         "recorded_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **environment(),
     }
@@ -105,6 +113,7 @@ def read_store(store: str | Path) -> list[dict[str, Any]]:
             ) from None
         if not isinstance(record, dict) or record.get("format") != STORE_FORMAT:
             raise RunStoreError(f"{store} line {number} is not a dsd-seq run record (format {STORE_FORMAT})")
+        record["kind"] = RENAMED_KINDS.get(record.get("kind"), record.get("kind"))
         records.append(record)
     return records
 

@@ -59,7 +59,14 @@ def set_rng_state(state: dict) -> None:
 def restore_rng(state: dict[str, Any], rank: int, world_size: int, seed: int) -> None:
     """Continue this rank's random streams from a checkpoint. Under torchrun each rank continues its own
     when the checkpoint has one per rank; after a checkpoint of another process count (a phase end)
-    every rank starts a fresh stream of its own (rank 0's from the run's seed)."""
+    every rank starts a fresh stream of its own (rank 0's from the run's seed). A run of another seed
+    continuing a phase end (the shared-baseline design's seeds) starts fresh streams from its own seed,
+    so that seeds differ in their retraining."""
+    if saved_seed(state) != seed:
+        torch.manual_seed(rank_seed(seed, rank))
+        random.seed(rank_seed(seed, rank))
+        np.random.seed(rank_seed(seed, rank) % 2**32)
+        return
     rngs = state.get("rng_ranks")
     if rngs is not None and len(rngs) == world_size:
         set_rng_state(rngs[rank])
@@ -67,6 +74,11 @@ def restore_rng(state: dict[str, Any], rank: int, world_size: int, seed: int) ->
     set_rng_state(state["rng"])
     if world_size > 1:
         torch.manual_seed(rank_seed(seed, rank))
+
+
+def saved_seed(state: dict[str, Any]) -> int:
+    """The ``train.seed`` the checkpoint's run had (0, the default, when not recorded)."""
+    return int(state.get("config", {}).get("train", {}).get("seed", 0))
 
 
 def check_resumable(
@@ -108,6 +120,8 @@ def check_resumable(
             "resume with the same schedule or use a new experiment folder"
         )
     changed = diff(state.get("config", {}), config)
+    if continue_schedule:  # a phase end may start runs of other seeds (compare --design shared-baseline)
+        changed = [c for c in changed if not c.startswith("train.seed:")]
     if changed:
         raise CheckpointError(
             f"{path} was written with a different configuration: {'; '.join(changed)}. Resume with the "

@@ -41,7 +41,7 @@ def phase_row(
 
 def write_results(exp_dir: Path, run_label: str, schedule: Schedule, task: Task, rows: list[dict]) -> Path:
     """Replace ``results.json`` (atomically) with the rows so far; ``run_label`` names the run in tables
-    ("DSD", "LLR", "Fine-tune"), ``task`` its main metric."""
+    ("DSD", "LLR", "Final-LR"), ``task`` its main metric."""
     summary = {
         "run": run_label,
         "schedule": schedule.compact(),

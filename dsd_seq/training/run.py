@@ -3,8 +3,9 @@ trains; :class:`TrainRequest` is the same call named by a config file and overri
 or spelled as the ``dsd-seq train`` command line that runs it in another.
 
 The run's schedule is the config's DSD schedule, or one of its equal-epoch baselines (``baseline``):
-``llr`` (same epochs and learning rates, no pruning) or ``finetune`` (dense phase, then dense training at
-the final learning rate), see :meth:`dsd_seq.core.schedule.Schedule.llr`.
+``llr`` (same epochs and learning rates, no pruning; from a shared dense baseline also the paper's
+fine-tuning control) or ``final_lr`` (dense phase, then dense training at the final learning rate: a
+control of this toolkit), see :meth:`dsd_seq.core.schedule.Schedule.llr`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from dsd_seq.training.trainer import Position, Trainer, TrainingError
 BASELINES = {
     None: ("DSD", lambda s: s),
     "llr": ("LLR", Schedule.llr),
-    "finetune": ("Fine-tune", Schedule.fine_tune),
+    "final_lr": ("Final-LR", Schedule.final_lr_control),
+}
+#: Former baseline names, refused with what to use now (the name claimed the paper's control, which it
+#: is not: the paper fine-tunes with DSD's own learning rates, i.e. ``llr`` from a shared baseline).
+RENAMED_BASELINES = {
+    "finetune": "'finetune' was renamed 'final_lr' (the dense phase, then dense training at the schedule's "
+    "final learning rate: a control of this toolkit, not the paper's). The paper's fine-tuning control "
+    "(Appendix A) is the LLR schedule continued from a shared dense baseline: 'llr', or "
+    "`dsd-seq compare --design shared-baseline`",
 }
 #: Errors a run reports to people (bad config, schedule, data or checkpoint): shown as one message.
 #: Tasks raise ValueError/OSError subclasses for bad data, so those are included.
@@ -82,14 +91,16 @@ def train_run(
     dense_only: bool = False,
     label: str | None = None,
 ) -> RunOutcome:
-    """Train ``schedule`` (or its ``baseline``: "llr", "finetune") on the config's task in ``exp_dir``.
+    """Train ``schedule`` (or its ``baseline``: "llr", "final_lr") on the config's task in ``exp_dir``.
 
     A new run writes ``exp_dir/config.yaml``; a resumed one keeps the config it started with. A schedule
     without a sparse phase is refused unless ``dense_only``. ``label`` names the run in results tables
-    (default: "DSD", "LLR", "Fine-tune"). For ``resume``, ``init_from``, ``until_phase`` and
+    (default: "DSD", "LLR", "Final-LR"). For ``resume``, ``init_from``, ``until_phase`` and
     ``stop_after_steps`` see :meth:`Trainer.run`."""
+    if baseline in RENAMED_BASELINES:
+        raise ConfigError(f"baseline {baseline!r}: {RENAMED_BASELINES[baseline]}")
     if baseline not in BASELINES:
-        raise ConfigError(f"baseline {baseline!r}; accepted: llr, finetune (or none for DSD itself)")
+        raise ConfigError(f"baseline {baseline!r}; accepted: llr, final_lr (or none for DSD itself)")
     default_label, to_baseline = BASELINES[baseline]
     if baseline is None and not schedule.has_sparse_phase and not dense_only:
         raise ConfigError(
@@ -106,6 +117,8 @@ def train_run(
     task = build_task(config.task, config.task_args)
     try:
         trainer = Trainer(task, schedule, config, exp_dir, run_label=label or default_label)
+        if trainer.is_main:
+            print(parameter_count_line(trainer.model, trainer.dsd.params.values()), flush=True)
         # a resumed run keeps the config it started with; under torchrun rank 0 writes it
         if trainer.is_main and not trainer.checkpoint_dir.newest_first():
             exp_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +129,14 @@ def train_run(
     finally:
         distributed.destroy()
     return RunOutcome(exp_dir, schedule, trainer.position, trainer.is_main, trainer.checkpoint_dir.last)
+
+
+def parameter_count_line(model: torch.nn.Module, prunable) -> str:
+    """ "model: N parameters (M prunable by DSD)", printed at the start of every run so a recipe's log says
+    how large the model is (e.g. Table 8's ~67M DeepSpeech 2). Tied weights count once."""
+    total = sum(p.numel() for p in model.parameters())
+    pruned = sum({id(p): p.numel() for p in prunable}.values())
+    return f"model: {total:,} parameters ({pruned:,} prunable by DSD)"
 
 
 @dataclass(frozen=True)

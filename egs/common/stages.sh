@@ -1,8 +1,9 @@
 # Shared pieces of the recipes, sourced by every egs/<corpus>/run.sh before it parses its options:
 #   . "$(dirname "$0")/../common/stages.sh"
 # (Kaldi's recipes share utils/ and steps/ the same way.) The functions read the recipe's variables when
-# they are called: python, config, exp, train_args and launch_args (arrays), and data_marker (the .done
-# file of the features a training run depends on; empty where a recipe has none).
+# they are called: python, config, exp, train_args and launch_args (arrays), data_marker (the .done
+# file of the features a training run depends on; empty where a recipe has none) and init_from (a dense
+# phase1-end.pt replacing the dense stage, where a recipe takes --init-from; empty otherwise).
 # shellcheck shell=bash
 
 # The recipes' Python tools (decoding, caption examples), run as scripts: egs/common/local/*.py.
@@ -95,7 +96,9 @@ caption_examples() {
   phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
   labels=$("$python" -c "import json,sys; print(' '.join(r['label'].replace(' ', '_') for r in json.load(open(sys.argv[1]))['phases']))" "$exp/dsd/results.json")
   for label in $labels; do
-    checkpoints+=(--checkpoint "$label=$exp/dsd/checkpoints/phase$phase-end.pt"); phase=$((phase + 1))
+    local file=$exp/dsd/checkpoints/phase$phase-end.pt
+    [ "$phase" -gt 1 ] || [ -z "${init_from:-}" ] || file=$init_from  # the dense model given
+    checkpoints+=(--checkpoint "$label=$file"); phase=$((phase + 1))
   done
   checkpoints+=(--checkpoint "LLR=$exp/llr/checkpoints/phase$phases-end.pt")
   "$python" "$local_tools/caption_examples.py" --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
@@ -103,7 +106,12 @@ caption_examples() {
 
 # train_dense STAGE: the schedule's first (dense) phase into $exp/dsd. The training stages run the plan
 # `dsd-seq compare` follows for each seed (dsd_seq.experiments.compare.plan_seed), for the config's seed.
+# With --init-from the dense model is that file: nothing is trained, the later stages start from it.
 train_dense() {
+  if [ -n "${init_from:-}" ]; then
+    log "$1" "dense training skipped: the dense model is --init-from $init_from"
+    return 0
+  fi
   log "$1" "dense training (phase 1) -> $exp/dsd"
   same_data dsd
   dsd_seq plan-run dense "${launch_args[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
@@ -113,14 +121,16 @@ train_dense() {
 train_dsd_phases() {
   log "$1" "DSD's later phases (sparse, re-dense, ...) -> $exp/dsd"
   same_data dsd
-  dsd_seq plan-run dsd "${launch_args[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
+  local init=(); [ -z "${init_from:-}" ] || init=(--init-from "$init_from")
+  dsd_seq plan-run dsd "${launch_args[@]}" "${init[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
 }
 
 # train_llr STAGE: the LLR baseline (same epochs and learning rates, no pruning) from the dense phase.
 train_llr() {
   log "$1" "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
   same_data llr
-  dsd_seq plan-run llr "${launch_args[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
+  local init=(); [ -z "${init_from:-}" ] || init=(--init-from "$init_from")
+  dsd_seq plan-run llr "${launch_args[@]}" "${init[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
 }
 
 # subword_units STAGE LANG FEATS_DIR: SentencePiece units ($units, $vocab_size) from the training

@@ -9,8 +9,11 @@
 # Usage: egs/flickr8k/run.sh --archives DIR [--stage N] [--stop-stage M] [--config conf/train.yaml]
 #        [--exp exp] [--data data] [--images-archive FILE] [--captions FILE] [--images-sha256 HEX]
 #        [--captions-sha256 HEX] [--encoder vgg16|resnet50|small_cnn] [--encoder-checkpoint FILE]
-#        [--threads N] [--set key=value]
+#        [--threads N] [--set key=value] [--init-from CHECKPOINT]
 #        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
+#   --init-from: start from a trained dense model, as the paper started from a trained NeuralTalk: a dsd-seq
+#   phase1-end.pt of this config (e.g. an earlier run's exp/dsd/checkpoints/phase1-end.pt); stage 2 then
+#   trains nothing and stages 3-4 (DSD, LLR) continue from it.
 set -euo pipefail
 . "$(dirname "$0")/../common/stages.sh"  # absolute, log, done_with, the training stages
 
@@ -27,6 +30,7 @@ captions_sha256=
 encoder=vgg16
 encoder_checkpoint=
 threads=0
+init_from=  # a trained dense model (phase1-end.pt) replacing stage 2
 train_args=()
 launch_args=()  # --ngpu/--nnodes/... for the training stages
 
@@ -43,7 +47,8 @@ while [ $# -gt 0 ]; do
     --encoder) encoder="$2"; shift 2 ;;
     --encoder-checkpoint) encoder_checkpoint=$(absolute "$2"); shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --init-from) init_from=$(absolute "$2"); shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) common_option "$1" "${2-}"; shift 2 ;;  # --stage --stop-stage --config --exp --data --set --ngpu ...
   esac
 done
@@ -56,6 +61,8 @@ esac
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 die() { echo "run.sh: $*" >&2; exit 1; }
+[ -z "$init_from" ] || [ -f "$init_from" ] \
+  || die "--init-from $init_from not found; give a phase1-end.pt of a dense run of this config"
 dataset=$data/corpus/dataset_flickr8k.json
 features=$data/feats/$encoder.pt
 # Paths set verbatim (--set-str): any character in $data is safe.

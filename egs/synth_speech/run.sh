@@ -3,7 +3,7 @@
 # Takes 6 min 7 s on a 2-core CPU. Stages (Kaldi style, each leaves its result on disk):
 #   0 corpus   1 features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results table + figures,
 #   export of the final and the sparse model to exp/model/ (with demo WAVs and the command that transcribes them)
-#   6 (only when asked: --stage 6 --stop-stage 6) DSD vs LLR vs fine-tuning over --seeds N seeds, t-tests
+#   6 (only when asked: --stage 6 --stop-stage 6) DSD vs LLR vs the final-LR control over --seeds N seeds, t-tests
 # Re-running is safe: data stages with a .done marker holding the same parameters are skipped (others are
 # redone from scratch); training stages resume from their newest readable checkpoint, on the same data.
 # Usage: egs/synth_speech/run.sh [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
@@ -83,6 +83,6 @@ if in_stages 5; then
 fi
 
 if in_stages 6; then
-  log 6 "DSD, LLR and fine-tuning over $seeds seeds (resumable) -> $exp/compare"
+  log 6 "DSD, LLR and the final-LR control over $seeds seeds (resumable) -> $exp/compare"
   dsd_seq compare --config "$config" --seeds "$seeds" --out "$exp/compare" "${train_args[@]}"
 fi
