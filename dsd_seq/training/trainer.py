@@ -138,13 +138,7 @@ class Trainer:
             torch.manual_seed(_rank_seed(config.train.seed, self.rank))
         self.precision = Precision(config.train.precision, self.device)
         self.optimizer = build_optimizer(self.model, config)
-        self.dsd = DSD(
-            self.model,
-            self.optimizer,
-            selection=config.selection.to_selection(),
-            scope=config.masking.scope,
-            overrides=config.masking.overrides,
-        )
+        self.dsd = DSD(self.model, self.optimizer, selection=config.selection, masking=config.masking)
         splits = getattr(task, "splits", None)
         missing = [s for s in config.train.eval_splits if splits is not None and s not in splits]
         if missing:
