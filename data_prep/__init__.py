@@ -1,6 +1,34 @@
 """Data preparation: corpora -> Kaldi-style data dirs -> features and token ids -> batches.
 
-Modules, in the order of the flow: ``synth_speech`` (the built-in espeak-ng corpus, via ``espeak``),
-``kaldi_dir`` (wav.scp/text/utt2spk/spk2utt), ``audio`` (reading/writing wavs), ``vocab`` (characters),
-``features`` (fbank/log-mel and the feature cache), ``speech_dataset`` (Dataset, collate, batching).
+Of the project it imports only ``dsd_seq.safe_io`` (atomic writes, checked loading). Modules that a recipe
+runs as a stage are scripts too (``python -m data_prep.features --help``). One module a line:
+
+Speech corpora
+    ``synth_speech``         the built-in corpus: command phrases and digit strings spoken by espeak-ng voices
+    ``espeak``               a ctypes driver for libespeak-ng, the synthesiser behind ``synth_speech``
+    ``librispeech``          LibriSpeech and Mini LibriSpeech: download, verify, extract, data dirs
+    ``wsj``                  WSJ0 and WSJ1 from your own LDC copy: si284, dev93, eval92 data dirs
+    ``sphere``               NIST SPHERE audio (WSJ's ``.wv1``): read uncompressed PCM, convert to WAV
+    ``archive``              checksummed downloads and safe extraction of corpus archives
+
+Speech data
+    ``kaldi_dir``            Kaldi-style data dirs: ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``
+    ``audio``                reading and writing audio, with errors naming the file
+    ``resampling``           resampling with bounded memory whatever the rate (a close fraction, small kernel)
+    ``speed_perturb``        Kaldi-style speed perturbation: extra training copies at other speeds
+    ``features``             fbank/log-mel features and the feature cache (one ``torch.save`` file a split)
+    ``feature_cache``        the one on-disk convention of both feature caches (kind, version, rebuild hint)
+    ``vocab``                DeepSpeech's character vocabulary: blank, space, apostrophe, a-z
+    ``subword_units``        SentencePiece units (BPE or unigram), an alternative to characters
+    ``ngram_lm``             a small word bigram LM in ARPA format, for LM decoding
+    ``speech_dataset``       a Dataset over a feature cache, padding and collation into batches
+    ``bucketing``            batches by a frame budget from duration buckets; SortaGrad's length order
+
+Captioning corpora and image features
+    ``synth_captions``       the built-in caption set: 64x64 images of shapes, five captions each
+    ``flickr``               Flickr8k / Flickr30k / COCO from archives you downloaded
+    ``karpathy``             Karpathy's caption split files and their word vocabulary
+    ``image_features``       fixed CNN image features, extracted once and cached
+    ``small_cnn_encoder``    the built-in recipe's small CNN, pretrained on shape labels, then frozen
+    ``torchvision_encoders`` VGG-16 fc7 (the paper's) and ResNet-50 features through torchvision
 """

@@ -6,7 +6,9 @@ package to load audio. Audio comes back as mono float32 at the sample rate the f
 Sample rates: audio recorded at a higher rate than the features need is resampled (nothing is lost but
 the band the features ignore anyway). Audio at a lower rate is refused (``low_sample_rate``): upsampling
 cannot restore the missing band, so its features would differ from the rest of the corpus without any
-error; for a narrow-band corpus, compute the features at its own rate instead.
+error; for a narrow-band corpus, compute the features at its own rate instead. Resampling keeps its
+memory bounded whatever the rate (:mod:`data_prep.resampling`); a rate it cannot approximate closely
+enough (a header saying 2 GHz) is refused (``odd_sample_rate``).
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
+
+from data_prep.resampling import SampleRateError, resample
 
 
 class AudioError(ValueError):
     """An audio file cannot be used: missing, unreadable, empty or holding NaN/inf samples.
 
     ``kind`` (``missing_audio``, ``corrupt_audio``, ``empty_audio``, ``truncated_audio``,
-    ``nonfinite_audio``, ``low_sample_rate``) lets the feature cache count problems by kind.
+    ``nonfinite_audio``, ``low_sample_rate``, ``odd_sample_rate``) lets the feature cache count problems by kind.
     """
 
     def __init__(self, path: str | os.PathLike, reason: str, kind: str = "corrupt_audio") -> None:
@@ -85,7 +88,10 @@ def read_audio_with_rate(
         )
     wave = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]).contiguous()
     if file_rate != sample_rate:
-        wave = torchaudio.functional.resample(wave, file_rate, sample_rate)
+        try:
+            wave = resample(wave, file_rate, sample_rate)
+        except SampleRateError as err:
+            raise AudioError(path, f"{err}; or drop the utterance", "odd_sample_rate") from None
     return wave, int(file_rate)
 
 

@@ -1,4 +1,5 @@
-"""Acoustic features and the feature cache: audio + transcripts -> one ``torch.save`` file.
+"""Acoustic features and the feature cache: audio + transcripts -> one ``torch.save`` file
+(:mod:`data_prep.feature_cache` says how it is written and checked).
 
 Features are computed once and cached because training reads every utterance every epoch, and DSD runs
 several phases of epochs (DeepSpeech1 Table 7 trains 250 epochs in five phases). Utterances that cannot be
@@ -22,12 +23,20 @@ import torchaudio
 from tqdm import tqdm
 
 from data_prep.audio import AudioError, read_audio_with_rate
+from data_prep.feature_cache import CacheFormat
 from data_prep.kaldi_dir import read_data_dir
 from data_prep.speed_perturb import parse_speed_factors, perturbed_utt_id, speed_perturb
 from data_prep.vocab import CharVocab, OutOfVocabularyError
-from dsd_seq.safe_io import save_atomic, write_atomic
+from dsd_seq.safe_io import write_atomic
 
 CACHE_VERSION = 1
+SPEECH_FEATURE_CACHE = CacheFormat(
+    kind="speech_features",
+    version=CACHE_VERSION,
+    what="feature cache",
+    rebuild="python -m data_prep.features --data-dir <data dir> --out {path}",
+    legacy_header={"version": CACHE_VERSION},  # caches written before they named their kind
+)
 FEATURE_KINDS = ("fbank", "logmel")
 NORMALIZE_KINDS = ("utterance", "none")
 MAX_EXAMPLES = 5
@@ -35,10 +44,6 @@ MAX_EXAMPLES = 5
 
 class DataQualityError(ValueError):
     """Too large a fraction of a data dir's utterances could not be used."""
-
-
-class FeatureCacheError(ValueError):
-    """A feature cache file is missing, unreadable or of another version."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +278,6 @@ def build_feature_cache(
             "pass a higher --max-bad-fraction (max_bad_fraction=...)."
         )
     cache = {
-        "version": CACHE_VERSION,
         "feature_config": cfg.to_dict(),
         "speed_factors": list(speed_factors),
         "vocab": vocab.to_dict(),
@@ -284,32 +288,13 @@ def build_feature_cache(
         "problems": {kind: [u for u, _ in items] for kind, items in sorted(problems.items())},
         "resampled": [u for u, _ in resampled],
     }
-    save_atomic(cache, out_path)
+    SPEECH_FEATURE_CACHE.save(cache, out_path)
     return report
 
 
 def load_feature_cache(path: str | os.PathLike) -> dict:
-    """Load a cache written by build_feature_cache (``weights_only=True``: no code runs on load)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FeatureCacheError(
-            f"{path}: feature cache not found; build it with "
-            f"`python -m data_prep.features --data-dir <data dir> --out {path}`"
-        )
-    try:
-        cache = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        # torch's own message suggests weights_only=False, which is not the fix for a cache: rebuild it.
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise FeatureCacheError(
-            f"{path}: unreadable feature cache ({type(err).__name__}: {reason}); delete it and rebuild it"
-        ) from err
-    if not isinstance(cache, dict) or cache.get("version") != CACHE_VERSION:
-        found = cache.get("version") if isinstance(cache, dict) else type(cache).__name__
-        raise FeatureCacheError(
-            f"{path}: not a version-{CACHE_VERSION} feature cache (found {found!r}); delete it and rebuild it"
-        )
-    return cache
+    """A cache written by build_feature_cache; FeatureCacheError says how to rebuild a bad one."""
+    return SPEECH_FEATURE_CACHE.load(path)
 
 
 def main(argv: list[str] | None = None) -> int:

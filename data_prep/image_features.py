@@ -8,7 +8,8 @@ Encoders: ``small_cnn`` (the built-in one, :mod:`data_prep.small_cnn_encoder`, n
 optional extra (``pip install dsd-seq[vision]``) and needs the weights on disk.
 
 Missing or unreadable images are skipped and counted (``problems`` in the cache, and printed); if more
-than ``max_bad_fraction`` of the images are bad the data is probably wrong and nothing is written.
+than ``max_bad_fraction`` of the images are bad the data is probably wrong and nothing is written. The
+cache is written and checked as :mod:`data_prep.feature_cache` says.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from data_prep import small_cnn_encoder as small_cnn
+from data_prep.feature_cache import CacheFormat
 from data_prep.karpathy import load_karpathy
-from dsd_seq.safe_io import load_safely, save_atomic
 
 CACHE_KIND = "caption_features"
+IMAGE_FEATURE_CACHE = CacheFormat(
+    kind=CACHE_KIND,
+    version=1,
+    what="image feature cache",
+    rebuild="python -m data_prep.image_features --dataset <dataset_*.json> --out {path}",
+    legacy_header={"kind": CACHE_KIND},  # caches written before they had a version
+)
 ENCODERS = ("small_cnn", "vgg16", "resnet50")
 
 
@@ -93,24 +101,13 @@ def extract_features(
             f"({ {k: v[:3] for k, v in problems.items()} }); check the image folder "
             f"({image_root or Path(json_path).parent / 'images'}) or raise --max-bad-fraction"
         )
-    cache = {
-        "kind": CACHE_KIND,
-        "encoder": description,
-        "image_ids": ids,
-        "features": torch.cat(feats),
-        "problems": problems,
-    }
-    save_atomic(cache, out_path)
-    return cache
+    contents = {"encoder": description, "image_ids": ids, "features": torch.cat(feats), "problems": problems}
+    return IMAGE_FEATURE_CACHE.save(contents, out_path)
 
 
 def load_feature_cache(path: str | Path) -> dict:
-    cache = load_safely(path, what="image feature cache")
-    if cache.get("kind") != CACHE_KIND:
-        raise ValueError(
-            f"{path} is not an image feature cache; make one with python -m data_prep.image_features"
-        )
-    return cache
+    """A cache written by extract_features; FeatureCacheError says how to rebuild a bad one."""
+    return IMAGE_FEATURE_CACHE.load(path)
 
 
 def main(argv: list[str] | None = None) -> None:

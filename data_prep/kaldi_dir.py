@@ -60,6 +60,30 @@ def write_data_dir(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     return out
 
 
+#: What Kaldi counts as whitespace between the id and the rest of a line (C ``isspace``), so that a
+#: tab-separated file reads as Kaldi reads it.
+KALDI_WHITESPACE = " \t\r\n\f\v"
+
+
+def split_kaldi_line(line: str) -> tuple[str, str]:
+    """``(id, rest)`` of a ``<id> <value>`` line: the id ends at the first run of any whitespace."""
+    line = line.strip(KALDI_WHITESPACE)
+    for index, char in enumerate(line):
+        if char in KALDI_WHITESPACE:
+            return line[:index], line[index:].strip(KALDI_WHITESPACE)
+    return line, ""
+
+
+def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataDirError(
+            f"{path}:{lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+            "convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
 def _read_table(
     path: Path, value_required: bool, duplicates: dict[str, str] | None = None
 ) -> tuple[dict[str, str], dict[str, int]]:
@@ -72,13 +96,12 @@ def _read_table(
         )
     values: dict[str, str] = {}
     lines: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
+    with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
+            line = _decode_line(path, lineno, raw)
+            if not line.strip(KALDI_WHITESPACE):
                 raise DataDirError(f"{path}:{lineno}: empty line; delete it")
-            key, _, value = line.strip().partition(" ")
-            value = value.strip()
+            key, value = split_kaldi_line(line)
             if value_required and not value:
                 raise DataDirError(
                     f"{path}:{lineno}: line for {key!r} has no value; expected '<id> <value>'. "
@@ -139,7 +162,7 @@ def read_data_dir(path: str | os.PathLike, duplicates: dict[str, str] | None = N
     _check_same_ids("wav.scp", wav_lines, "text", text_lines, data_dir)
     _check_same_ids("wav.scp", wav_lines, "utt2spk", spk_lines, data_dir)
     for utt, spk in spks.items():
-        if " " in spk:
+        if any(char in KALDI_WHITESPACE for char in spk):
             raise DataDirError(
                 f"{data_dir / 'utt2spk'}:{spk_lines[utt]}: speaker of {utt!r} is {spk!r}; "
                 "one speaker id per line"

@@ -104,7 +104,8 @@ def train_units(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from data_prep.features import FeatureCacheError, load_feature_cache
+    from data_prep.feature_cache import FeatureCacheError
+    from data_prep.features import load_feature_cache
 
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.subword_units",

@@ -2,14 +2,15 @@
 
 Why: the paper's captioning experiment (Sec. 4.3, Table 5) needs Flickr8k and VGG-16 weights, which not
 everyone has; this set is made in seconds, offline, with no licence, and is hard enough that BLEU
-separates a model that sees the image from one that does not (PROTOTYPE-FINDINGS.md: an image-blind LSTM
-scores BLEU-4 about 12, the best constant caption about 16).
+separates a model that sees the image from one that does not (measured on 500 test images: an
+image-blind LSTM scores BLEU-4 11.8, the best constant caption 15.6, and a sixth caption drawn from the
+same grammar, scored against the five references, 57.6: an upper bound).
 
 What is drawn: 1-3 non-overlapping objects (6 shapes x 8 colours x 2 sizes) in the cells of a 3x3 grid
 with jitter, on one of 4 backgrounds, with clutter lines and colour jitter. Each image gets five distinct
 references from a small grammar with paraphrases (circle/disk, big/large, ...), counts, positions,
-relations and the background. Every caption names a shape: captions that name none let a constant
-caption score high (PROTOTYPE-FINDINGS.md).
+relations and the background. Every caption names a shape: when captions could name none, one constant
+caption scored BLEU-4 25.
 
 Held-out combinations: a fixed set of (shape, colour) pairs never appears in training images; every dev
 and test image holds at least one of them, so the captioner must compose words it learned apart.

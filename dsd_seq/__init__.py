@@ -9,10 +9,12 @@ The package is three layers, each importing only the ones before it:
 - :mod:`dsd_seq.experiments`: comparisons over seeds, the run store, t-tests, reports, figures, scoring.
 
 :mod:`dsd_seq.cli` (the ``dsd-seq`` command) sits on top; :mod:`dsd_seq.safe_io` (atomic writes and
-checked loading) is a leaf every layer, and ``data_prep``, may use.
+checked loading) is a leaf every layer, and ``data_prep``, may use. :mod:`dsd_seq.export` packages a
+trained model and loads it back (``dsd_seq.load_model(path)``) through the model family's own code.
 """
 
 from dsd_seq.core import DSD, MaskSet, Phase, Schedule, SelectionConfig, measured_sparsity, select_prunable
+from dsd_seq.export import load_model
 
 __all__ = [
     "DSD",
@@ -20,6 +22,7 @@ __all__ = [
     "Phase",
     "Schedule",
     "SelectionConfig",
+    "load_model",
     "measured_sparsity",
     "select_prunable",
 ]

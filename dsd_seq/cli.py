@@ -1,7 +1,9 @@
 """The ``dsd-seq`` command: train a schedule (or a baseline), compare over seeds, write reports.
 
-The task (model family and data) is named in the config as ``module:factory``; this module imports it
-by that name, so the engine itself depends on no model or data package.
+Each subcommand parses its options and calls the library: ``train`` and ``plan-run`` a
+:class:`dsd_seq.training.run.TrainRequest`, ``compare`` :mod:`dsd_seq.experiments.compare`. The task
+(model family and data) is named in the config as ``module:factory`` and imported by that name, so the
+engine itself depends on no model or data package. Nothing imports this module.
 """
 
 from __future__ import annotations
@@ -11,92 +13,92 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
-from dsd_seq.core.schedule import Schedule, ScheduleError
-from dsd_seq.core.selection import SelectionError
-from dsd_seq.experiments.compare import CompareError, execute, expected_hash, plan_runs, record_finished
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.experiments.compare import (
+    KINDS,
+    CompareError,
+    execute,
+    expected_hash,
+    plan_runs,
+    plan_seed,
+    record_finished,
+)
 from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
 from dsd_seq.experiments.run_store import STORE_NAME, append_record, run_record
 from dsd_seq.experiments.score import MODES, score_files
-from dsd_seq.safe_io import CheckpointError
-from dsd_seq.training import distributed, launch
-from dsd_seq.training.config import ConfigError, load_config, to_yaml
-from dsd_seq.training.task import build_task
-from dsd_seq.training.trainer import Trainer, TrainingError
+from dsd_seq.training import launch
+from dsd_seq.training.config import ConfigError, load_config
+from dsd_seq.training.run import RUN_ERRORS, RunOutcome, TrainRequest
 
-# Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback). Tasks raise
-# ValueError/OSError subclasses for bad data, so those are included (as are the report and figure errors).
-USER_ERRORS = (
-    ConfigError,
-    ScheduleError,
-    SelectionError,
-    CheckpointError,
-    TrainingError,
-    CompareError,
-    distributed.RankMismatchError,
-    ValueError,
-    OSError,
-)
+# Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback): a run's errors
+# (config, schedule, data, checkpoints), and the report, figure and comparison ones.
+USER_ERRORS = (*RUN_ERRORS, CompareError)
 
 
 def _train(args: argparse.Namespace) -> int:
+    _relaunch_under_torchrun(args)
+    outcome = train_request(args).run()
+    _print_outcome(outcome)
+    if outcome.is_main and outcome.finished and args.store:
+        append_record(args.store, run_record(outcome.exp_dir, args.baseline or "dsd"))
+    return 0
+
+
+def train_request(args: argparse.Namespace) -> TrainRequest:
+    """The run ``dsd-seq train`` options ask for (the inverse of :meth:`TrainRequest.to_argv`)."""
+    overrides = list(args.set or [])
+    if args.schedule is not None:
+        if not args.schedule.strip():
+            raise ConfigError(
+                "--schedule is empty; give a compact schedule such as D10:1e-3,S10@0.5:1e-3,D10:1e-4, "
+                "or leave the option out to use the config's"
+            )
+        overrides.append(f"schedule={args.schedule}")
+    return TrainRequest(
+        config=args.config,
+        exp_dir=args.exp_dir,
+        overrides=tuple(overrides),
+        literal_overrides=tuple(args.set_str or []),
+        baseline=args.baseline,
+        resume=args.resume,
+        init_from=args.init_from,
+        until_phase=args.until_phase,
+        stop_after_steps=args.stop_after_steps,
+        dense_only=args.dense_only,
+    )
+
+
+def _plan_run(args: argparse.Namespace) -> int:
+    _relaunch_under_torchrun(args)
+    overrides, literal = list(args.set or []), list(args.set_str or [])
+    config = load_config(args.config, overrides, literal)
+    schedule = Schedule.from_config(config.schedule)
+    runs = plan_seed(args.config, schedule, args.exp, config.train.seed, overrides, literal)
+    dense, run = runs[0], runs[KINDS.index(args.kind)]
+    if run.request.init_from is not None and not dense.done:
+        raise CompareError(
+            f"the {args.kind} run starts from the dense phase's end, {run.request.init_from}, but "
+            f"{dense.exp_dir} has not finished its dense phase: run `dsd-seq plan-run dense` first"
+        )
+    _print_outcome(run.request.run())
+    return 0
+
+
+def _relaunch_under_torchrun(args: argparse.Namespace) -> None:
+    """With more than one process asked for, replace this process by torchrun running the same command."""
     if launch.needs_torchrun(args.nproc_per_node, args.nnodes):
         launch.relaunch(
             args.argv, args.nproc_per_node, args.nnodes, args.node_rank, args.master_addr, args.master_port
         )
-    overrides = list(args.set or [])
-    if args.schedule:
-        overrides.append(f"schedule={args.schedule}")
-    config = load_config(args.config, overrides, args.set_str)
-    schedule = Schedule.from_config(config.schedule)
-    if args.baseline == "llr":
-        schedule = schedule.llr()
-    elif args.baseline == "finetune":
-        schedule = schedule.fine_tune()
-    elif not schedule.has_sparse_phase and not args.dense_only:
-        raise ConfigError(
-            f"{args.config}: schedule {schedule.compact()} has no sparse phase, so it is not DSD; add one "
-            "(e.g. S10@0.5:1e-3, sparsity in (0, 1)), or pass --dense-only if a dense-only run is intended "
-            "(--baseline llr runs the LLR baseline of a DSD schedule)"
-        )
-    exp_dir = Path(args.exp_dir)
-    torch.manual_seed(config.train.seed)
-    task = build_task(config.task, config.task_args)
-    label = {"llr": "LLR", "finetune": "Fine-tune"}.get(args.baseline, "DSD")
-    try:
-        trainer = Trainer(task, schedule, config, exp_dir, run_label=label)
-        # a resumed run keeps the config it started with; under torchrun rank 0 writes it
-        if trainer.is_main and not trainer.checkpoints():
-            exp_dir.mkdir(parents=True, exist_ok=True)
-            (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
-        trainer.run(
-            resume=args.resume,
-            init_from=args.init_from,
-            stop_after_steps=args.stop_after_steps,
-            until_phase=args.until_phase,
-        )
-    finally:
-        distributed.destroy()
-    if not trainer.is_main:
-        return 0
-    pos = trainer.position
-    if (
-        trainer.results and (exp_dir / "results.json").is_file()
-    ):  # a baseline stopped in its first phase has none
-        print(to_markdown(build_table(load_results(exp_dir))))
-    if trainer.finished:
-        print(f"results: {exp_dir / 'results.json'}")
-        if args.store:
-            append_record(args.store, run_record(exp_dir, args.baseline or "dsd"))
-    elif pos.epoch == 0 and pos.step == 0:
-        print(f"{pos.phase} of {len(schedule)} phases done; the next continues with --resume")
-    else:
-        print(
-            f"stopped in phase {pos.phase + 1}, epoch {pos.epoch + 1}, after step {pos.step}; continue with "
-            f"--resume (checkpoint {trainer.ckpt_dir / 'last.pt'})"
-        )
-    return 0
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
+    """The run's results table (once it has a finished phase) and where it stands; rank 0 only."""
+    if not outcome.is_main:
+        return
+    if outcome.position.phase and (outcome.exp_dir / "results.json").is_file():
+        print(to_markdown(build_table(load_results(outcome.exp_dir))))
+    print(outcome.summary())
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -105,7 +107,7 @@ def _report(args: argparse.Namespace) -> int:
             write_experiment_report,  # matplotlib: only when drawing
         )
 
-        path = write_experiment_report(args.exp_dir, layer=args.layer)
+        path = write_experiment_report(args.exp_dir, layer=args.layer, paper=args.paper)
         print(path.read_text())
         print(f"report: {path}")
         if (args.exp_dir / "results.md").is_file():
@@ -120,9 +122,40 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.bleu:
+        return _score_bleu(args)
+    if args.ref is None:
+        raise ConfigError("dsd-seq score: --ref is needed (or --bleu with --refs for captions)")
     result = score_files(args.ref, args.hyp, args.mode, "char" if args.cer else "word")
     print("\n".join(result.kaldi_lines()))
     return 0
+
+
+def _score_bleu(args: argparse.Namespace) -> int:
+    from dsd_seq.experiments.bleu import score_caption_file
+
+    if args.refs is None:
+        raise ConfigError("dsd-seq score --bleu: --refs (a Karpathy split file, dataset_*.json) is needed")
+    print("\n".join(score_caption_file(args.hyp, args.refs, None if args.split == "all" else args.split)))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dsd_seq.export.commands import export_command
+
+    return export_command(args)
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from dsd_seq.export.commands import transcribe_command
+
+    return transcribe_command(args)
+
+
+def _caption(args: argparse.Namespace) -> int:
+    from dsd_seq.export.commands import caption_command
+
+    return caption_command(args)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -225,14 +258,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--set-str", action="append", metavar="KEY=TEXT", help="set a config field to TEXT verbatim (paths)"
     )
     train.add_argument("--store", type=Path, help="append this run's record to a run store (JSON lines)")
-    group = train.add_argument_group("several processes (torchrun; see dsd_seq.training.launch)")
-    group.add_argument(
-        "--nproc-per-node", type=int, default=1, help="processes on this node: one per GPU (gloo on a CPU)"
-    )
-    group.add_argument("--nnodes", type=int, default=1, help="number of nodes taking part")
-    group.add_argument("--node-rank", type=int, default=0, help="this node's index, 0 .. nnodes-1")
-    group.add_argument("--master-addr", default="", help="address of node 0 (needed with --nnodes > 1)")
-    group.add_argument("--master-port", type=int, default=29500, help="port node 0 listens on")
+    _add_launch_options(train)
     train.set_defaults(func=_train)
 
     report = sub.add_parser(
@@ -251,12 +277,18 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--layer", help="name glob of the layer for Figure 2 (default: largest recurrent matrix)"
     )
+    report.add_argument(
+        "--paper",
+        choices=["table5", "table7", "table9"],
+        help="(EXP_DIR of a recipe) add the paper's Table 5 (NeuralTalk), 7 (DeepSpeech 1) or 9 (DeepSpeech 2) "
+        "beside this run's phases",
+    )
     report.set_defaults(func=_report)
 
     score = sub.add_parser(
         "score", help="WER (or CER) of a hypothesis file against a reference file, as Kaldi's compute-wer"
     )
-    score.add_argument("--ref", type=Path, required=True, help="reference text: '<utt-id> words...' lines")
+    score.add_argument("--ref", type=Path, help="reference text: '<utt-id> words...' lines")
     score.add_argument("--hyp", type=Path, required=True, help="hypothesis text, the same format")
     score.add_argument("--cer", action="store_true", help="score characters (spaces included), not words")
     score.add_argument(
@@ -265,7 +297,15 @@ def make_parser() -> argparse.ArgumentParser:
         default="strict",
         help="strict: the same ids in both files; present: only ids in HYP; all: a missing hyp is empty",
     )
+    score.add_argument(
+        "--bleu",
+        action="store_true",
+        help="BLEU-1..4 of '<image> <caption>' lines (dsd-seq caption) vs --refs",
+    )
+    score.add_argument("--refs", type=Path, help="with --bleu: Karpathy split file (dataset_*.json)")
+    score.add_argument("--split", default="test", help="with --bleu: test (default), dev/val, train or all")
     score.set_defaults(func=_score)
+    add_inference_parsers(sub)
     compare = sub.add_parser(
         "compare", help="run a schedule, its LLR and fine-tune baselines over seeds; t-test report"
     )
@@ -287,6 +327,25 @@ def make_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(func=_compare)
 
+    plan_run = sub.add_parser(
+        "plan-run",
+        help="train one run of compare's plan for the config's own seed, in a recipe's layout",
+        description="Train one run of the plan `dsd-seq compare` follows for each seed, for the config's own "
+        "train.seed, in EXP: dense (the dense phase, into EXP/dsd), dsd (DSD's later phases, EXP/dsd), llr "
+        "or finetune (the baseline, into EXP/llr or EXP/finetune, started from "
+        "EXP/dsd/checkpoints/phase1-end.pt). Each resumes where it stopped; the recipes' training stages "
+        "are `plan-run dense`, `plan-run dsd` and `plan-run llr`.",
+    )
+    plan_run.add_argument("kind", choices=KINDS, help="which run of the plan")
+    plan_run.add_argument("--config", type=Path, required=True, help="YAML run config")
+    plan_run.add_argument("--exp", type=Path, required=True, help="the experiment folder (dsd/, llr/ ...)")
+    plan_run.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for train")
+    plan_run.add_argument(
+        "--set-str", action="append", metavar="KEY=TEXT", help="verbatim override, as for train"
+    )
+    _add_launch_options(plan_run)
+    plan_run.set_defaults(func=_plan_run)
+
     schedule = sub.add_parser("schedule", help="explain a compact schedule and its LLR baseline")
     schedule.add_argument("schedule", nargs="?", help="compact schedule, e.g. D10:1e-3,S10@0.5:1e-3,D10:1e-4")
     schedule.add_argument("--config", type=Path, help="read the schedule from this run config instead")
@@ -297,6 +356,54 @@ def make_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--count", action="store_true", help="print only the number of phases")
     schedule.set_defaults(func=_schedule)
     return parser
+
+
+def add_inference_parsers(sub) -> None:
+    """``export``, ``transcribe`` and ``caption``: using a trained model (see dsd_seq.export)."""
+    export = sub.add_parser("export", help="write a self-contained model package from a run's checkpoint")
+    export.add_argument("run_dir", type=Path, help="the run folder (e.g. exp/dsd) with checkpoints/")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--phase", type=int, help="the end of this phase (1-based; e.g. a sparse phase)")
+    which.add_argument("--final", action="store_true", help="the end of the last finished phase (default)")
+    which.add_argument(
+        "--best-dev", action="store_true", help="the phase with the best first-eval-split score"
+    )
+    export.add_argument("--out", type=Path, required=True, help="the package folder to write")
+    export.add_argument(
+        "--compressed", action="store_true", help="store pruned matrices as nonzeros + bitmask (exact)"
+    )
+    export.add_argument("--fp16", action="store_true", help="store values in fp16 (half the size, not exact)")
+    export.set_defaults(func=_export)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("model", help="a model package (dsd-seq export) or a training checkpoint")
+    common.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or a wav.scp")
+    common.add_argument("--jsonl", action="store_true", help="JSON lines instead of '<name> <text>' lines")
+    common.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
+    transcribe = sub.add_parser(
+        "transcribe", parents=[common], help="transcribe audio files (any format soundfile reads)"
+    )
+    transcribe.add_argument("--decoding", choices=["greedy", "beam", "lm"], help="default: the model's")
+    transcribe.add_argument("--beam-size", type=int, help="beam width for --decoding beam/lm")
+    transcribe.add_argument("--lm", help="ARPA or KenLM file for --decoding lm")
+    transcribe.add_argument("--batch-size", type=int, default=16, help="files decoded together")
+    transcribe.add_argument("--quiet", action="store_true", help="no progress bar")
+    transcribe.set_defaults(func=_transcribe)
+    caption = sub.add_parser("caption", parents=[common], help="caption image files (formats Pillow reads)")
+    caption.add_argument("--beam", type=int, help="beam size (1: greedy; default: the model's)")
+    caption.add_argument("--encoder-weights", help="torchvision encoders: their weights file, if moved")
+    caption.set_defaults(func=_caption)
+
+
+def _add_launch_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several processes (torchrun; see dsd_seq.training.launch)")
+    group.add_argument(
+        "--nproc-per-node", type=int, default=1, help="processes on this node: one per GPU (gloo on a CPU)"
+    )
+    group.add_argument("--nnodes", type=int, default=1, help="number of nodes taking part")
+    group.add_argument("--node-rank", type=int, default=0, help="this node's index, 0 .. nnodes-1")
+    group.add_argument("--master-addr", default="", help="address of node 0 (needed with --nnodes > 1)")
+    group.add_argument("--master-port", type=int, default=29500, help="port node 0 listens on")
 
 
 def main(argv: list[str] | None = None) -> int:

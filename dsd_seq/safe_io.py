@@ -18,9 +18,10 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -115,16 +116,78 @@ def read_checkpoint_bytes(path: Path, what: str) -> bytes:
     return payload
 
 
-def load_safely(path: str | Path, what: str = "checkpoint") -> dict:
-    """Load with ``weights_only=True``; errors name the file and say what to do."""
+#: The keys every checkpoint the trainer writes holds (see ``Trainer.state_dict``); callers that need the
+#: weights pass ``expect_keys=CHECKPOINT_KEYS`` to :func:`load_safely` or use :func:`load_checkpoint_dict`.
+CHECKPOINT_KEYS = ("model",)
+
+
+def _torch_reason(err: BaseException) -> str:
+    """The first line of torch's message, unless it is torch's advice to load with ``weights_only=False``:
+    for a file that is not what it claims to be that advice is exactly wrong."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    if not lines or any("weights_only" in line for line in lines):
+        return type(err).__name__
+    return f"{type(err).__name__}: {lines[0][:200]}"
+
+
+def load_torch_plain(source: str | Path | BinaryIO, path: str | Path, what: str) -> Any:
+    """``torch.load(weights_only=True)`` whose errors name the file and say what to do.
+
+    A pickle that asks for anything but tensors and plain values (or is not a pickle at all) is refused
+    as "not a dsd-seq <what>", and nothing more is said: torch's own message suggests ``weights_only=False``, which for a hostile
+    file would run its code.
+    """
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{what} {path} cannot be read safely: it is not a dsd-seq {what} (it holds something other "
+            "than the tensors and plain values dsd-seq writes: Python objects, or damaged data); "
+            "it was not loaded"
+        ) from None
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"{what} {path} cannot be read safely ({_torch_reason(err)}); "
+            "it may be truncated or not a dsd-seq file: delete it to restart from the previous one"
+        ) from None
+
+
+def load_safely(path: str | Path, what: str = "checkpoint", expect_keys: Iterable[str] = ()) -> dict:
+    """Load with ``weights_only=True``; errors name the file and say what to do.
+
+    The file must hold a dict (a list, a tensor or a bare number is refused), with each of
+    ``expect_keys`` when given (a bare ``state_dict`` is not a checkpoint: it lacks ``model``).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; check the path or run the stage that writes it")
-    payload = read_checkpoint_bytes(path, what)
-    try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
+    if path.stat().st_size == 0:
         raise CheckpointError(
-            f"{what} {path} cannot be read safely ({type(err).__name__}: {str(err).splitlines()[0]}); "
-            "it may be truncated or not a dsd-seq file: delete it to restart from the previous one"
-        ) from err
+            f"{what} {path} is empty (0 bytes): its write was cut short (a crash or a full disk); "
+            "delete it to restart from the previous one"
+        )
+    with path.open("rb") as f:
+        enveloped = f.read(len(MAGIC)) == MAGIC
+    # A plain torch file (a feature cache, a format-1 checkpoint) loads from disk as it is: reading it into
+    # memory first would peak at about twice its size. An envelope is read whole to check its checksum.
+    source = io.BytesIO(read_checkpoint_bytes(path, what)) if enveloped else path
+    state = load_torch_plain(source, path, what)
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{what} {path} holds a {type(state).__name__}, not a dsd-seq {what} (a dict); "
+            "point to a file dsd-seq wrote"
+        )
+    missing = [key for key in expect_keys if key not in state]
+    if missing:
+        found = ", ".join(repr(k) for k in list(state)[:5]) + (", ..." if len(state) > 5 else "")
+        raise CheckpointError(
+            f"{what} {path} is not a dsd-seq {what}: it lacks {', '.join(repr(k) for k in missing)} "
+            f"(its keys: {found or 'none'}; a bare state_dict is not a checkpoint); "
+            "point to a file dsd-seq wrote"
+        )
+    return state
+
+
+def load_checkpoint_dict(path: str | Path, what: str = "checkpoint") -> dict:
+    """A checkpoint the trainer wrote, checked to hold the model weights (:data:`CHECKPOINT_KEYS`)."""
+    return load_safely(path, what, expect_keys=CHECKPOINT_KEYS)

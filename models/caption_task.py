@@ -16,9 +16,12 @@ from torch import nn
 
 from data_prep.image_features import load_feature_cache
 from data_prep.karpathy import CaptionImage, WordVocab, load_karpathy
-from dsd_seq.training.config import from_dict
-from models.bleu import SMOOTHING, corpus_bleu_1_to_4
+from dsd_seq.experiments.bleu import SMOOTHING, corpus_bleu_1_to_4
+from dsd_seq.training.config import check_number, from_dict
 from models.neuraltalk import BOS, EOS, NeuralTalk, NeuralTalkConfig
+
+#: the inference module of this task (``dsd-seq export``, ``dsd_seq.load_model``)
+INFERENCE = "models.image_captioner"
 
 
 class CaptionDataError(ValueError):
@@ -39,6 +42,20 @@ class CaptionTaskConfig:
     length_penalty: float = 0.0  # beam ranking: log-prob / length ** length_penalty
     max_eval_images: int = 0  # score only the first N images of a held-out split; 0: all
     max_bad_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Ranges checked when the config is read, before the dataset is loaded, naming the key."""
+        for key, low in (
+            ("vocab_min_count", 1),
+            ("max_length", 1),
+            ("batch_size", 1),
+            ("eval_batch_size", 1),
+            ("beam_size", 1),
+            ("max_eval_images", 0),
+        ):
+            check_number(f"task_args.{key}", getattr(self, key), low, 2**63, high_open=True, integer=True)
+        check_number("task_args.length_penalty", self.length_penalty)
+        check_number("task_args.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
 
 
 @dataclass
@@ -111,7 +128,8 @@ class CaptionTask:
         self.problems["truncated_captions"] = cut
 
     # Task interface -----------------------------------------------------------------------------------
-    def train_batches(self, generator: torch.Generator) -> list[CaptionBatch]:
+    def train_batches(self, generator: torch.Generator, epoch: int = 0) -> list[CaptionBatch]:
+        """Shuffled (image, caption) pairs; every epoch alike, so ``epoch`` is not used."""
         order = torch.randperm(len(self.train_rows), generator=generator)
         batches = []
         for idx in order.split(self.config.batch_size):
@@ -122,8 +140,8 @@ class CaptionTask:
             )
         return batches
 
-    def loss(self, batch: CaptionBatch, device: torch.device) -> torch.Tensor:
-        logits = self.model(batch.features.to(device), batch.inputs.to(device))
+    def loss(self, batch: CaptionBatch, device: torch.device, model: nn.Module) -> torch.Tensor:
+        logits = model(batch.features.to(device), batch.inputs.to(device))
         return nn.functional.cross_entropy(
             logits.flatten(0, 1), batch.targets.to(device).flatten(), ignore_index=0
         )

@@ -4,6 +4,9 @@ Both directions read the same input projection ``W x + b`` (one 1024x1024 matrix
 direction has its own recurrent matrix and no recurrent bias, and the two directions' outputs are summed.
 That is what gives the layer 3,146,752 parameters in Table 6 rather than a torch ``nn.RNN``'s 4 matrices
 and 4 biases, so it is written out by hand.
+
+The DeepSpeech 2 of the DSD paper's Table 8 uses the same layer with sequence-wise batch norm on the
+projection ``W x`` instead of a bias (``input_bias=False, input_norm=True``; Amodei et al. 2016, Sec. 3.2).
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ class SharedInputBiRNN(nn.Module):
 
     dsd_prunable = ("weight_hh_forward", "weight_hh_backward")
 
-    def __init__(self, input_size: int, hidden_size: int, relu_clip: float = 20.0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        relu_clip: float = 20.0,
+        input_bias: bool = True,
+        input_norm: bool = False,
+    ) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             sizes = f"input_size={input_size}, hidden_size={hidden_size}"
@@ -40,7 +50,9 @@ class SharedInputBiRNN(nn.Module):
             raise ValueError(f"SharedInputBiRNN relu_clip must be > 0, got {relu_clip}")
         self.hidden_size = hidden_size
         self.relu_clip = relu_clip
-        self.input = nn.Linear(input_size, hidden_size)
+        self.input = nn.Linear(input_size, hidden_size, bias=input_bias)
+        # sequence-wise batch norm of W x: statistics over the valid (utterance, frame) positions only
+        self.input_norm = nn.BatchNorm1d(hidden_size) if input_norm else None
         self.weight_hh_forward = nn.Parameter(torch.empty(hidden_size, hidden_size))
         self.weight_hh_backward = nn.Parameter(torch.empty(hidden_size, hidden_size))
         self.reset_parameters()
@@ -58,7 +70,12 @@ class SharedInputBiRNN(nn.Module):
             raise ValueError(f"SharedInputBiRNN expects input [B, T, F], got shape {tuple(x.shape)}")
         batch, frames, _ = x.shape
         projected = self.input(x)  # all frames at once; only the recurrence is sequential
-        valid = valid_mask(lengths, frames, x.device).unsqueeze(-1).to(projected.dtype)  # [B, T, 1]
+        valid_bool = valid_mask(lengths, frames, x.device)
+        if self.input_norm is not None:
+            normalised = projected.new_zeros(projected.shape)
+            normalised[valid_bool] = self.input_norm(projected[valid_bool])
+            projected = normalised
+        valid = valid_bool.unsqueeze(-1).to(projected.dtype)  # [B, T, 1]
 
         h = projected.new_zeros(batch, self.hidden_size)
         forward_out = []

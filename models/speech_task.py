@@ -23,12 +23,13 @@ from data_prep.features import load_feature_cache
 from data_prep.speech_dataset import FeatureDataset, SpeechBatch, collate_speech, length_sorted_batches
 from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
-from dsd_seq.training.config import from_dict
+from dsd_seq.experiments.score import cer, wer
+from dsd_seq.training.config import check_number, from_dict
 from models.ctc import ctc_loss, infeasible_utterances
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
-from models.scoring import cer, wer
+from models.deepspeech2_table8 import DeepSpeech2Table8, DeepSpeech2Table8Config
 from models.spec_augment import SpecAugmentConfig, spec_augment
 from models.transducer import Transducer, TransducerConfig
 from models.transducer_loss import loss_backend, transducer_loss
@@ -37,8 +38,13 @@ from models.units_guard import attach_units
 MODELS = {
     "deepspeech1": (DeepSpeech1, DeepSpeech1Config),
     "deepspeech2": (DeepSpeech2, DeepSpeech2Config),
+    "deepspeech2_table8": (DeepSpeech2Table8, DeepSpeech2Table8Config),
     "transducer": (Transducer, TransducerConfig),
 }
+
+
+#: the inference module of this task (``dsd-seq export``, ``dsd_seq.load_model``)
+INFERENCE = "models.speech_recognizer"
 
 
 class SpeechDataError(ValueError):
@@ -59,6 +65,12 @@ class SpeechTaskConfig:
     units: str = "char"  # "char" (the cache's characters) or a SentencePiece .model file
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training only; off
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+
+    def __post_init__(self) -> None:
+        """Ranges checked when the config is read, before any cache is loaded, naming the key."""
+        for key, low in (("batch_size", 1), ("batch_frames", 0), ("num_buckets", 1), ("eval_batch_size", 1)):
+            check_number(f"task_args.{key}", getattr(self, key), low, 2**63, high_open=True, integer=True)
+        check_number("task_args.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
 
 
 def build_model(name: str, model_args: dict[str, Any], num_features: int, num_classes: int) -> nn.Module:
@@ -174,15 +186,15 @@ class SpeechTask:
             order = length_sorted_batches(lengths, self.config.batch_size, order_from)
         return [collate_speech([data[i] for i in batch]) for batch in order]
 
-    def loss(self, batch: SpeechBatch, device: torch.device) -> torch.Tensor:
+    def loss(self, batch: SpeechBatch, device: torch.device, model: nn.Module) -> torch.Tensor:
         batch = batch.to(device)
         features = batch.features
-        if self.model.training:
+        if model.training:
             features = spec_augment(features, batch.feature_lengths, self.config.spec_augment)
         if self.transducer:
-            logits, lengths = self.model(features, batch.feature_lengths, batch.labels)
+            logits, lengths = model(features, batch.feature_lengths, batch.labels)
             return transducer_loss(logits, lengths, batch.labels, batch.label_lengths)
-        log_probs, lengths = self.model(features, batch.feature_lengths)
+        log_probs, lengths = model(features, batch.feature_lengths)
         return ctc_loss(log_probs, lengths, batch.labels, batch.label_lengths, utt_ids=batch.utt_ids)
 
     def transcribe(

@@ -87,7 +87,7 @@ def test_an_unknown_criterion_is_a_config_error_naming_the_key_and_the_registere
         load_config(None, ["task=m:f", "schedule=D1:1e-3", "masking.criterion=taylor"])
     model = ToyRecurrentNet()
     with pytest.raises(MaskingError, match=r"masking.criterion='taylor'.*registered: magnitude, random"):
-        DSD(model, torch.optim.SGD(model.parameters()), masking=MaskingConfig(criterion="taylor"))
+        DSD(model, torch.optim.SGD(model.parameters()), criterion="taylor")
 
 
 def test_a_criterion_must_score_every_weight(monkeypatch):

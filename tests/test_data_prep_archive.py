@@ -162,3 +162,147 @@ def test_a_full_length_but_wrong_part_file_is_downloaded_again(mirror, tmp_path)
     download_with_checksum(f"{url}/c.bin", dest, hashlib.sha256(payload).hexdigest())
     assert dest.read_bytes() == payload
     assert RangeHandler.requests == [f"bytes={len(payload)}-", ""]
+
+
+# --- links judged by where they really lead (the CVE-2025-4517 class) ---------------------------------
+
+
+def _sym(name, target):
+    return ({"name": name, "type": tarfile.SYMTYPE, "linkname": target}, None)
+
+
+def _dir(name):
+    return ({"name": name, "type": tarfile.DIRTYPE}, None)
+
+
+def _file(name, data=b"pwned"):
+    return ({"name": name}, data)
+
+
+def _path_max_chain(through_short_links: bool):
+    """The CVE-2025-4517 pattern: short links to folders with 247-character names, so the real path of
+    the last link is longer than PATH_MAX and a resolver that gives up there judges its ``..`` lexically.
+    The deep link is named through the short links (as in the published exploit) or by its real path."""
+    long_name, letters, path = "d" * 247, "abcdefghijklmnop", ""
+    members = []
+    for letter in letters:
+        members += [_dir(f"{path}{long_name}"), _sym(f"{path}{letter}", long_name)]
+        path += f"{long_name}/"
+    deep = ("/".join(letters) + "/" if through_short_links else path) + "l" * 254
+    members.append(_sym(deep, "../" * len(letters)))  # back to the root, through the real (long) path
+    members.append(_sym("escape", deep + "/.."))  # one level above the root
+    if through_short_links:
+        members.append(_file("escape/outside.txt"))  # the published exploit's last step
+    return members
+
+
+HOSTILE_TARS = {
+    "chain longer than PATH_MAX": (_path_max_chain(through_short_links=True), "through the link 'a'"),
+    "chain longer than PATH_MAX, real names": (
+        _path_max_chain(through_short_links=False),
+        "'escape' is a link to .* which points outside",
+    ),
+    "chain that looks inside lexically": (
+        [_dir("a/b"), _sym("a/b/up", "../.."), _sym("a/b/l2", "up/.."), _file("ok.txt")],
+        "'a/b/l2' is a link to 'up/..', which points outside",
+    ),
+    "chain that looks inside lexically, then a file through it": (
+        [_dir("a/b"), _sym("a/b/up", "../.."), _sym("a/b/l2", "up/.."), _file("a/b/l2/outside.txt")],
+        "through the link 'a/b/l2'",
+    ),
+    "link to the root, then a file through it": (
+        [_sym("here", "."), _file("here/x.txt")],
+        "through the link",
+    ),
+    "link through a link, then up": (
+        [_dir("sub"), _sym("l", "sub"), _sym("sub2", "l/../.."), _file("ok.txt")],
+        "outside",
+    ),
+    "absolute link at the end of a chain": (
+        [_sym("a", "b"), _sym("b", "/etc")],
+        "outside",
+    ),
+    "hard link through a symlink": (
+        [
+            _file("data/x.txt", b"x"),
+            _sym("alias", "data"),
+            ({"name": "h", "type": tarfile.LNKTYPE, "linkname": "alias/x.txt"}, None),
+        ],
+        "not a file extracted earlier",
+    ),
+    "hard link to a file outside": (
+        [({"name": "h", "type": tarfile.LNKTYPE, "linkname": "/etc/passwd"}, None)],
+        "points outside",
+    ),
+    "links in a loop": ([_sym("a", "b"), _sym("b", "a")], "cannot be proved"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_TARS))
+def test_hostile_link_chains_are_refused_before_anything_is_written(tmp_path, case):
+    members, message = HOSTILE_TARS[case]
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w", format=tarfile.GNU_FORMAT) as tf:
+        for fields, data in members:
+            info = tarfile.TarInfo(fields["name"])
+            for key, value in fields.items():
+                if key != "name":
+                    setattr(info, key, value)
+            info.size = len(data) if data is not None else 0
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    work = tmp_path / "work"
+    out = work / "out"
+    with pytest.raises(ArchiveError, match=message):
+        extract_archive(archive, out)
+    assert not list(out.iterdir())
+    assert sorted(p.name for p in work.iterdir()) == ["out"]  # nothing beside the target either
+
+
+def test_links_that_stay_inside_are_extracted_and_files_are_never_written_through_them(tmp_path):
+    archive = _tar(
+        tmp_path / "ok.tar.gz",
+        [
+            _file("data/v1/a.txt", b"hello"),
+            _sym("data/latest", "v1"),
+            _sym("current", "data/latest"),  # a chain, inside all along
+            _sym("data/v1/back", "../latest/a.txt"),
+            ({"name": "copy.txt", "type": tarfile.LNKTYPE, "linkname": "data/v1/a.txt"}, None),
+        ],
+    )
+    out = extract_archive(archive, tmp_path / "out")
+    assert (out / "current" / "a.txt").read_bytes() == b"hello"
+    assert (out / "data" / "v1" / "back").read_bytes() == b"hello"
+    assert (out / "copy.txt").read_bytes() == b"hello"
+    (out / "copy.txt").write_bytes(b"changed")  # a hard link is extracted as its own copy
+    assert (out / "data" / "v1" / "a.txt").read_bytes() == b"hello"
+
+
+def test_a_link_already_in_the_target_is_never_written_through(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").symlink_to(outside)  # left by someone else, pointing out
+    tar = _tar(tmp_path / "t.tar.gz", [_file("sub/evil.txt")])
+    with pytest.raises(ArchiveError, match="through the link"):
+        extract_archive(tar, out)
+    zip_path = tmp_path / "z.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("sub/evil.txt", b"pwned")
+    with pytest.raises(ArchiveError, match="through the link"):
+        extract_archive(zip_path, out)
+    chain = _tar(tmp_path / "c.tar.gz", [_sym("x", "sub/..")])
+    with pytest.raises(ArchiveError, match="outside|cannot be proved"):
+        extract_archive(chain, out)
+    assert not list(outside.iterdir())
+
+
+def test_a_member_replacing_an_existing_file_or_link_does_not_follow_it(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.txt").symlink_to(outside)  # a file member of that name replaces the link, not its target
+    extract_archive(_tar(tmp_path / "t.tar.gz", [_file("a.txt", b"new")]), out)
+    assert not (out / "a.txt").is_symlink() and (out / "a.txt").read_bytes() == b"new"
+    assert outside.read_bytes() == b"keep"

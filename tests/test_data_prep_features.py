@@ -8,9 +8,9 @@ import soundfile as sf
 import torch
 
 from data_prep.audio import read_audio
+from data_prep.feature_cache import FeatureCacheError
 from data_prep.features import (
     DataQualityError,
-    FeatureCacheError,
     FeatureConfig,
     build_feature_cache,
     compute_features,

@@ -92,3 +92,30 @@ def test_duplicate_ids_are_an_error_unless_collected(tmp_path):
     duplicates = {}
     assert [u.utt_id for u in read_data_dir(data, duplicates=duplicates)] == ["a"]
     assert list(duplicates) == ["b"] and "wav.scp:3" in duplicates["b"]
+
+
+@pytest.mark.parametrize("separator", ["\t", " \t ", "  ", "\t\t"])
+def test_any_whitespace_separates_the_id_as_in_kaldi(data_dir: Path, tmp_path: Path, separator: str):
+    for name in ("wav.scp", "text", "utt2spk", "spk2utt"):
+        path = data_dir / name
+        lines = path.read_text().splitlines()
+        _rewrite(
+            path, [separator.join(line.split(" ", 1)) + ("\t" if separator == "\t" else "") for line in lines]
+        )
+    assert read_data_dir(data_dir) == sorted(_utts(tmp_path), key=lambda u: u.utt_id)
+
+
+def test_a_speaker_with_a_tab_inside_is_refused(data_dir: Path):
+    _rewrite(data_dir / "utt2spk", ["u1 spk1", "u2 spk1\tx", "u3 spk2"])
+    with pytest.raises(DataDirError, match=r"utt2spk:2: speaker of 'u2'"):
+        read_data_dir(data_dir)
+
+
+@pytest.mark.parametrize("name", ["text", "wav.scp", "utt2spk", "spk2utt"])
+def test_bytes_that_are_not_utf8_name_the_file_and_line(data_dir: Path, name: str):
+    path = data_dir / name
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].rstrip(b"\n") + b" caf\xe9\n"  # latin-1 e-acute
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(DataDirError, match=rf"{name}:2: not UTF-8 \(byte 0xe9 at column \d+\).*iconv"):
+        read_data_dir(data_dir)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-import dsd_seq.training.trainer as trainer_module
+import dsd_seq.training.checkpoint_dir as checkpoint_dir_module
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.safe_io import load_safely
 from dsd_seq.training import distributed
@@ -69,8 +69,11 @@ def _worker(rank: int, world: int, port: int, tmp: Path, precision: str, device:
         MASTER_PORT=str(port),
     )
     writes = []
-    real_save = trainer_module.save_checkpoint
-    trainer_module.save_checkpoint = lambda state, path: (writes.append(str(path)), real_save(state, path))
+    real_save = checkpoint_dir_module.save_checkpoint
+    checkpoint_dir_module.save_checkpoint = lambda state, path: (
+        writes.append(str(path)),
+        real_save(state, path),
+    )
     out = {}
     # a: uninterrupted. The sparse phase's masks are read at its end (re-dense lifts them afterwards).
     full = _trainer(tmp / "a", precision, device)

@@ -1,4 +1,5 @@
-"""The sparse constraint under every optimizer the recipes use (DESIGN.md invariants 2 and 3)."""
+"""The sparse constraint under every optimizer the recipes use: pruned weights stay exactly zero through
+every sparse step, and re-dense restarts them at zero and trains them."""
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ import torch
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.training.config import load_config
-from dsd_seq.training.trainer import build_optimizer
+from dsd_seq.training.optimizer import build_optimizer
 from tests.toy_task import ToyTask
 
 OPTIMIZERS = [
@@ -14,7 +15,11 @@ OPTIMIZERS = [
     ("nesterov", 1e-4, 0.0),
     ("adam", 1e-4, 1.0),
     ("adamw", 0.05, 0.5),
+    ("rmsprop", 1.0e-8, 5.0),  # NeuralTalk's solver and weight decay (the Flickr8k recipe)
 ]
+# RMSProp without bias correction moves every weight by about lr / sqrt(1 - 0.999) = 32 x lr at first: at
+# the others' rates it saturates the toy model's GRU, so it trains at 1/20 of them (still 1.6 x their steps).
+LR_SCALE = {"rmsprop": 0.05}
 
 
 def _setup(optimizer: str, weight_decay: float):
@@ -38,7 +43,7 @@ def _steps(task, opt, dsd, n, clip=0.0, after_each=None):
         if i == n:
             break
         opt.zero_grad()
-        task.loss(batch, "cpu").backward()
+        task.loss(batch, "cpu", task.model).backward()
         dsd.mask_gradients()
         if clip:
             torch.nn.utils.clip_grad_norm_(task.model.parameters(), clip)
@@ -51,7 +56,8 @@ def _steps(task, opt, dsd, n, clip=0.0, after_each=None):
 @pytest.mark.parametrize("optimizer, weight_decay, clip", OPTIMIZERS)
 def test_pruned_weights_stay_exactly_zero_after_every_step(optimizer, weight_decay, clip):
     task, opt, dsd = _setup(optimizer, weight_decay)
-    schedule = Schedule.parse("D1:0.02,S1@0.6:0.02")
+    lr = 0.02 * LR_SCALE.get(optimizer, 1.0)
+    schedule = Schedule.parse(f"D1:{lr},S1@0.6:{lr}")
     dsd.enter(schedule[0])
     _steps(task, opt, dsd, 10, clip)  # dense steps build up momentum / Adam moments everywhere
     dsd.enter(schedule[1])
@@ -73,7 +79,8 @@ def test_pruned_weights_stay_exactly_zero_after_every_step(optimizer, weight_dec
 @pytest.mark.parametrize("optimizer, weight_decay, clip", OPTIMIZERS)
 def test_redense_restarts_pruned_weights_at_zero_and_trains_them(optimizer, weight_decay, clip):
     task, opt, dsd = _setup(optimizer, weight_decay)
-    schedule = Schedule.parse("D1:0.02,S1@0.5:0.02,D1:0.005")
+    scale = LR_SCALE.get(optimizer, 1.0)
+    schedule = Schedule.parse(f"D1:{0.02 * scale},S1@0.5:{0.02 * scale},D1:{0.005 * scale}")
     dsd.enter(schedule[0])
     _steps(task, opt, dsd, 5, clip)
     dsd.enter(schedule[1])
@@ -81,7 +88,7 @@ def test_redense_restarts_pruned_weights_at_zero_and_trains_them(optimizer, weig
     pruned = {n: ~m.clone() for n, m in dsd.masks.masks.items()}
     dsd.enter(schedule[2])
     assert not dsd.is_sparse
-    assert opt.param_groups[0]["lr"] == 0.005
+    assert opt.param_groups[0]["lr"] == 0.005 * scale
     for name, p in dsd.params.items():
         assert torch.all(p.detach()[pruned[name]] == 0.0)
         for value in opt.state[p].values():
@@ -98,7 +105,7 @@ def test_step_helper_keeps_constraint():
     dsd.prune(0.7)
     for batch in task.train_batches(torch.Generator().manual_seed(1)):
         opt.zero_grad()
-        task.loss(batch, "cpu").backward()
+        task.loss(batch, "cpu", task.model).backward()
         dsd.step()
     _, total = dsd.sparsity()
     assert total >= 0.7 - 1e-3

@@ -1,10 +1,10 @@
-"""`dsd-seq score`: compute-wer's output and modes on small reference/hypothesis files."""
+"""`dsd-seq score`: compute-wer's output and modes on small reference/hypothesis files; the in-memory
+WER/CER of the same scorer, which the speech task's evaluation uses, gives the same numbers."""
 
 import pytest
 
 from dsd_seq.cli import main
-from dsd_seq.experiments.score import ScoreError, score_files
-from models.scoring import cer, wer
+from dsd_seq.experiments.score import ScoreError, cer, score_files, wer
 
 REF = {
     "utt1": "the cat sat on the mat",
@@ -74,3 +74,26 @@ def test_extra_and_duplicate_ids_are_errors_naming_the_file(tmp_path):
         score_files(ref, tmp_path / "dup.txt")
     with pytest.raises(ScoreError, match="not found"):
         score_files(ref, tmp_path / "absent.txt")
+
+
+def test_tab_separated_lines_score_as_compute_wer_reads_them(tmp_path, capsys):
+    """compute-wer splits on any whitespace; ``<id>\\t<words>`` once read as the id 'utt1\\tthe'."""
+    ref = tmp_path / "ref.txt"
+    ref.write_text("".join(f"{utt}\t{text}\n" for utt, text in REF.items()))
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("".join(f"{utt} \t {text.replace(' ', chr(9))}\n" for utt, text in HYP.items()))
+    spaced = score_files(_write(tmp_path / "r.txt", REF), _write(tmp_path / "h.txt", HYP))
+    tabbed = score_files(ref, hyp)
+    assert (tabbed.errors, tabbed.reference_length, tabbed.sentences) == (3, 13, 3)
+    assert (tabbed.errors, tabbed.reference_length) == (spaced.errors, spaced.reference_length)
+
+
+@pytest.mark.parametrize("which", ["ref", "hyp"])
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path, which):
+    ref, hyp = _write(tmp_path / "ref.txt", REF), _write(tmp_path / "hyp.txt", HYP)
+    bad = ref if which == "ref" else hyp
+    lines = bad.read_bytes().splitlines(keepends=True)
+    lines[2] = b"utt3 caf\xe9 au lait\n"
+    bad.write_bytes(b"".join(lines))
+    with pytest.raises(ScoreError, match=rf"{bad.name}:3: not UTF-8 \(byte 0xe9 at column 9\)"):
+        score_files(ref, hyp)

@@ -84,3 +84,60 @@ def test_a_figure_that_cannot_be_drawn_is_named_in_the_report(exp, tmp_path):
     assert "not drawn" in report and "no sparse phase finished yet" in report
     assert (run / "figures" / "training_curves.png").stat().st_size > 5000
     assert main(["report", str(tmp_path / "nothing")]) == 2
+
+
+def _damaged_copy(exp, tmp_path, damage):
+    import shutil
+
+    copy = tmp_path / "exp"
+    shutil.copytree(exp, copy, ignore=shutil.ignore_patterns("figures"))  # drawn by the tests above
+    damage(copy / "dsd")
+    return copy
+
+
+def _tear_last_line(run):
+    with (run / "metrics.jsonl").open("ab") as f:
+        f.write(b'{"event": "train", "step": 99, "lo')
+
+
+def _damage_a_middle_line(run):
+    lines = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    lines[2] = b"{not json\n"
+    (run / "metrics.jsonl").write_bytes(b"".join(lines))
+
+
+def test_a_torn_last_metrics_line_is_skipped_and_the_curves_are_drawn(exp, tmp_path):
+    copy = _damaged_copy(exp, tmp_path, _tear_last_line)
+    with pytest.warns(UserWarning, match="torn last line"):
+        assert main(["report", str(copy)]) == 0
+    assert "not drawn" not in (copy / "report.md").read_text()
+    for name in FIGURES:
+        assert (copy / "figures" / name).stat().st_size > 5000
+
+
+@pytest.mark.parametrize(
+    ("damage", "missing", "reason"),
+    [
+        (_damage_a_middle_line, "training_curves.png", r"metrics\.jsonl:3: not a metrics record"),
+        (
+            lambda run: (run / "checkpoints" / "phase2-end.pt").write_bytes(b""),
+            "weight_distribution.png",
+            r"phase2-end\.pt is empty",
+        ),
+        (
+            lambda run: __import__("torch").save([1, 2], run / "checkpoints" / "phase3-end.pt"),
+            "weight_distribution.png",
+            r"phase3-end\.pt holds a list",
+        ),
+    ],
+)
+def test_one_unreadable_input_costs_its_figure_not_the_report(exp, tmp_path, damage, missing, reason):
+    copy = _damaged_copy(exp, tmp_path, damage)
+    assert main(["report", str(copy)]) == 0
+    report = (copy / "report.md").read_text()
+    assert "not drawn" in report
+    assert any(
+        "not drawn" in line and __import__("re").search(reason, line) for line in report.splitlines()
+    ), report
+    for name in FIGURES:
+        assert (copy / "figures" / name).is_file() == (name != missing), name

@@ -63,7 +63,7 @@ def test_trainer_steps_under_amp_on_cuda_keep_flat_weights_and_pruned_weights_ze
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "weights are not part of single contiguous chunk" re-flattening
         for batch in trainer.task.train_batches(torch.Generator().manual_seed(0)):
-            result = trainer._train_step(batch)
+            result = trainer.train_step(batch)
             taken += result.loss is not None
             for name, p in trainer.dsd.params.items():
                 assert torch.all(p.detach()[~trainer.dsd.masks.masks[name]] == 0), name

@@ -105,7 +105,7 @@ def test_spec_augment_changes_training_losses_only(caches):
 
     def loss(seed):
         torch.manual_seed(seed)
-        return task.loss(batch, device).item()
+        return task.loss(batch, device, task.model).item()
 
     task.model.train()
     assert loss(0) == loss(0) and loss(0) != loss(1)

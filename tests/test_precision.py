@@ -30,7 +30,7 @@ def test_pruned_weights_stay_exactly_zero_after_every_mixed_precision_step(tmp_p
     batches = trainer.task.train_batches(torch.Generator().manual_seed(0))
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     for batch in batches:
-        result = trainer._train_step(batch)
+        result = trainer.train_step(batch)
         assert result.loss is not None and not result.overflow
         for name, p in trainer.dsd.params.items():
             assert torch.all(p.detach()[~masks[name]] == 0.0), name

@@ -20,6 +20,8 @@ import pytest
 from data_prep import small_cnn_encoder as small_cnn
 from data_prep import synth_captions as synth
 from data_prep.archive import sha256_of
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.training.config import load_config
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "flickr8k"
 SPLITS = {"train": 24, "val": 4, "test": 4}
@@ -106,6 +108,9 @@ def test_recipe_runs_every_stage_on_the_real_flickr8k_layout(tmp_path):
     )
     for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
         assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000
+    report = (tmp_path / "exp" / "report.md").read_text()  # the paper's Table 5 beside the run's phases
+    assert "| Sparse | 80% | 10 | 0.001 |" in report and "| 58.40 | 39.70 | 26.30 | 17.50 |" in report
+    assert "| DSD | 0% | 6 | 0.0001 |" in report and "| 59.20 | 40.70 | 27.40 | 18.50 |" in report
     # a second run finds the .done markers and the finished checkpoints: nothing is redone
     again = _run([*common, "--encoder", "small_cnn", "--encoder-checkpoint", str(encoder), "--stop-stage", "2"],
                  tmp_path)  # fmt: skip
@@ -121,3 +126,13 @@ def test_missing_vgg16_weights_stop_the_recipe_before_any_work(tmp_path):
         "weights not found" in done.stderr or "needs torchvision" in done.stderr
     )
     assert not (tmp_path / "data").exists()
+
+
+def test_config_retrains_with_neuraltalks_solver_at_table5s_schedule():
+    """Sec. 4.4: NeuralTalk's own weight decay and batch size (and its RMSProp), Table 5's phases."""
+    config = load_config(RECIPE / "conf" / "train.yaml")
+    phases = [(p.kind, p.epochs, p.lr, p.sparsity) for p in Schedule.from_config(config.schedule)]
+    assert phases == [("dense", 19, 1e-2, 0.0), ("sparse", 10, 1e-3, 0.8), ("dense", 6, 1e-4, 0.0)]
+    assert (config.train.optimizer, config.train.weight_decay) == ("rmsprop", 1e-8)
+    assert config.task_args["batch_size"] == 100
+    assert "Embedding" not in config.selection.types  # Ws, the word embedding, is never pruned

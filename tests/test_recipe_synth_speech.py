@@ -6,6 +6,7 @@ must pass paths through without the shell or the YAML parser reading anything in
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,13 @@ def test_recipe_runs_every_stage_and_writes_the_results_table(tmp_path):
         assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000
     assert list((tmp_path / "exp" / "dsd" / "tensorboard").iterdir())
     assert not list(Path.cwd().glob("pwned")) and not list(RECIPE.glob("pwned"))
+    # the last stage exports the models and prints the command that transcribes its demo WAVs: it works
+    printed = done.stdout.split("Try the trained model")[1].splitlines()[1]
+    verb, model, demo = shlex.split(printed)[1:]
+    assert verb == "transcribe" and (tmp_path / "exp" / "model" / "sparse" / "manifest.json").is_file()
+    used = subprocess.run([sys.executable, "-m", "dsd_seq.cli", verb, model, demo], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert used.returncode == 0 and len(used.stdout.splitlines()) == 3, used.stderr
     # re-running is harmless: data stages are skipped, training stages resume at their end
     weights = (tmp_path / "exp" / "dsd" / "checkpoints" / "last.pt").read_bytes()
     again = subprocess.run(

@@ -9,12 +9,11 @@ import pytest
 from dsd_seq.experiments.run_store import (
     RunStoreError,
     append_record,
-    config_hash,
     environment,
     latest_records,
     read_store,
 )
-from dsd_seq.training.config import load_config
+from dsd_seq.training.config import fingerprint, load_config
 
 TOY = "task: tests.toy_task:build_toy_task\nschedule: D1:1e-2,S1@0.5:1e-2,D1:1e-3\n"
 
@@ -22,7 +21,7 @@ TOY = "task: tests.toy_task:build_toy_task\nschedule: D1:1e-2,S1@0.5:1e-2,D1:1e-
 def _hash(tmp_path, *overrides):
     path = tmp_path / "run.yaml"
     path.write_text(TOY)
-    return config_hash(dataclasses.asdict(load_config(path, list(overrides))))
+    return fingerprint(dataclasses.asdict(load_config(path, list(overrides))))
 
 
 def test_config_hash_ignores_the_seed_and_settings_that_do_not_change_the_computation(tmp_path):

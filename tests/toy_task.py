@@ -32,6 +32,7 @@ class ToyRecurrentNet(nn.Module):
 class ToyTask:
     metric = "error"
     higher_is_better = False
+    splits = ("train", "dev", "test")  # all score the same items: the toy has no held-out data
 
     def __init__(
         self,
@@ -53,11 +54,11 @@ class ToyTask:
         self.fail_at_call: int | None = None  # the loss call (1-based) that raises, like a data error
         self.calls = 0
 
-    def train_batches(self, generator: torch.Generator):
+    def train_batches(self, generator: torch.Generator, epoch: int = 0):
         order = torch.randperm(len(self.y), generator=generator)
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
-    def loss(self, batch, device):
+    def loss(self, batch, device, model):
         self.calls += 1
         stall = os.environ.get("TOY_STALL_AFTER_CALLS")  # crash tests: hang here until SIGKILLed
         if stall and self.calls > int(stall):
@@ -70,7 +71,7 @@ class ToyTask:
             x = x + 0.01 * torch.randn_like(x)
         if any(int(i) in self.nan_batches for i in batch):
             x = x * float("nan")
-        logits = self.model(x, self.tokens[batch].to(device))
+        logits = model(x, self.tokens[batch].to(device))
         loss = nn.functional.cross_entropy(logits, self.y[batch].to(device))
         if any(int(i) in self.nan_gradient_batches for i in batch):
             loss = loss + (0 * self.model.out.weight.sum()).abs().sqrt()  # value 0, gradient inf * 0 = NaN

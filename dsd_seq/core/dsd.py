@@ -10,8 +10,9 @@
 
 With gradient clipping or a GradScaler, call ``dsd.mask_gradients()`` before clipping and
 ``dsd.apply_masks()`` after the optimizer step instead of ``dsd.step()``. Which weights are prunable is
-``selection`` (a :class:`SelectionConfig`); how masks are chosen is ``masking`` (a :class:`MaskingConfig`:
-criterion, layer or global scope, per-layer sparsity overrides).
+``selection`` (a :class:`SelectionConfig`); the masks keep the weights that ``criterion`` (a name in
+``dsd_seq.core.criteria.CRITERIA``, default |w|) scores highest, per layer or with ``scope="global"``
+across layers, at the phase's sparsity or an ``overrides`` one (parameter-name glob -> sparsity).
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ class DSD:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         selection: SelectionConfig | None = None,
-        masking: MaskingConfig | None = None,
+        scope: str = "layer",
+        overrides: Mapping[str, float] | None = None,
+        criterion: str = "magnitude",
     ):
         self.model = model
         self.optimizer = optimizer
-        self.masking = masking or MaskingConfig()
+        self.masking = MaskingConfig(criterion=criterion, scope=scope, overrides=dict(overrides or {}))
         self.params = select_prunable(model, selection)
         if not self.params:
             raise ValueError("DSD: the model has no prunable parameter (no nn.Linear or recurrent matrix)")

@@ -7,6 +7,7 @@ Table 7 is ``D50:8e-4,S50@0.5:5e-4,D50:3e-4,S50@0.25:1e-4,D50:3e-5``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -36,10 +37,14 @@ class Phase:
     def validate(self, where: str) -> None:
         if self.kind not in (DENSE, SPARSE):
             raise ScheduleError(f"{where}: kind must be 'dense' or 'sparse', got {self.kind!r}")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ScheduleError(f"{where}: epochs must be a positive integer, got {self.epochs!r}")
-        if not (isinstance(self.lr, int | float) and self.lr > 0):
-            raise ScheduleError(f"{where}: lr must be a positive number, got {self.lr!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs < 2**31:
+            raise ScheduleError(
+                f"{where}: epochs must be a positive integer (accepted: 1 .. 2**31 - 1), got {self.epochs!r}"
+            )
+        if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ScheduleError(
+                f"{where}: lr must be a positive number (finite: accepted > 0), got {self.lr!r}"
+            )
         if not (isinstance(self.lr_decay, int | float) and 0 < self.lr_decay <= 1):
             raise ScheduleError(f"{where}: lr_decay must be in (0, 1], got {self.lr_decay!r}")
         if self.kind == SPARSE and not 0.0 < self.sparsity < 1.0:

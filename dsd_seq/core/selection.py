@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from torch import nn
 _RNN_WEIGHT = re.compile(r"^weight_(ih|hh|hr)_l\d+(_reverse)?$")
 
 #: Module types whose matrices are prunable by default (the paper's FC and recurrent layers).
-DEFAULT_TYPES: tuple[str, ...] = ("Linear", "RNN", "GRU", "LSTM")
+DEFAULT_TYPES: tuple[str, ...] = ("Linear", "RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell")
 #: Module types that may be added with ``types``; the first convolution is still never pruned.
 OPTIONAL_TYPES: tuple[str, ...] = ("Conv1d", "Conv2d")
 #: Type names -> classes; subclasses count (e.g. the out_proj Linear of nn.MultiheadAttention).
@@ -27,6 +28,9 @@ _CLASSES: dict[str, type[nn.Module]] = {
     "RNN": nn.RNN,
     "GRU": nn.GRU,
     "LSTM": nn.LSTM,
+    "RNNCell": nn.RNNCell,  # the cells of a hand-written loop: weight_ih, weight_hh
+    "GRUCell": nn.GRUCell,
+    "LSTMCell": nn.LSTMCell,
     "Conv1d": nn.Conv1d,
     "Conv2d": nn.Conv2d,
 }
@@ -61,8 +65,16 @@ def _module_candidates(name: str, module: nn.Module, types: tuple[type[nn.Module
         return
     if isinstance(module, nn.RNNBase):
         yield from (p for p in own if _RNN_WEIGHT.match(p))
+    elif isinstance(module, nn.RNNCellBase):
+        yield from (p for p in ("weight_ih", "weight_hh") if p in own)
     elif "weight" in own:
         yield "weight"
+    elif "weight" in getattr(module, "parametrizations", {}) or "weight_v" in own:
+        warnings.warn(
+            f"selection: {name}.weight is parametrized (e.g. weight_norm) and is not pruned; to prune "
+            "it, include the tensor that holds its zeros (weight_norm: parametrizations.weight.original1)",
+            stacklevel=4,
+        )
 
 
 def _first_conv_name(model: nn.Module) -> str | None:
@@ -136,5 +148,18 @@ def select_prunable(model: nn.Module, config: SelectionConfig | None = None) -> 
     if config.exclude:
         _check_patterns(config.exclude, chosen, "exclude")
         chosen = [n for n in chosen if not any(fnmatch.fnmatch(n, p) for p in config.exclude)]
+    # shared tensors (weight tying) are listed once, and never when an embedding or the first conv owns one
+    params = dict(model.named_parameters(remove_duplicate=False))
+    protected = {id(params[n]) for n in _never_prunable_names(model) if n in params}
     order = {n: i for i, n in enumerate(params)}
-    return {n: params[n] for n in sorted(set(chosen), key=order.__getitem__)}
+    selected: dict[str, nn.Parameter] = {}
+    for name in sorted(set(chosen), key=order.__getitem__):
+        if id(params[name]) in protected or any(params[name] is p for p in selected.values()):
+            warnings.warn(
+                f"selection: {name!r} shares its tensor with an embedding, the first convolution "
+                "or another selected layer (weight tying); DSD does not prune it again",
+                stacklevel=2,
+            )
+            continue
+        selected[name] = params[name]
+    return selected

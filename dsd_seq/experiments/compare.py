@@ -5,7 +5,8 @@ continue from its ``phase1-end.pt``. That is the paper's comparison made fair: t
 same weights, seed and data, and differ only in what they do after the dense phase. Each run is an
 ordinary ``dsd-seq train`` folder ``OUT/seed<S>/{dsd,llr,finetune}``, so running compare again skips
 finished runs and resumes interrupted ones from their newest checkpoint. Every finished run is appended
-to the run store (``OUT/runs.jsonl``) and the report is rebuilt from the store.
+to the run store (``OUT/runs.jsonl``) and the report is rebuilt from the store. The recipes' training
+stages run one seed's plan in their own folder (``dsd-seq plan-run``, :func:`plan_seed`).
 
 With ``jobs=1`` the runs train one after another in this process; with more, each run is a separate
 ``python -m dsd_seq.cli train`` process (its output in ``<run>/train.log``), at most ``jobs`` at a time.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,11 +26,14 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from dsd_seq.core.schedule import DENSE, Schedule
-from dsd_seq.experiments.run_store import append_record, config_hash, read_run_config, read_store, run_record
-from dsd_seq.training.config import ConfigError, RunConfig
+from dsd_seq.experiments.run_store import append_record, read_run_config, read_store, run_record
+from dsd_seq.training.config import ConfigError, RunConfig, fingerprint
+from dsd_seq.training.run import RUN_ERRORS, TrainRequest
 
-#: The continuations of the shared dense phase, and the ``train`` options that select each.
-CONTINUATIONS = {"dsd": (), "llr": ("--baseline", "llr"), "finetune": ("--baseline", "finetune")}
+#: The continuations of the shared dense phase, and the baseline each trains (None: DSD itself).
+CONTINUATIONS = {"dsd": None, "llr": "llr", "finetune": "finetune"}
+#: Every kind of run of one seed's plan, in the order they train.
+KINDS = ("dense", *CONTINUATIONS)
 
 
 class CompareError(RuntimeError):
@@ -41,9 +46,12 @@ class PlannedRun:
 
     seed: int
     kind: str
-    exp_dir: Path
-    argv: tuple[str, ...]
+    request: TrainRequest
     phases: int
+
+    @property
+    def exp_dir(self) -> Path:
+        return self.request.exp_dir
 
     def finished_phases(self) -> int:
         path = self.exp_dir / "results.json"
@@ -65,6 +73,36 @@ def seed_dir(out: Path, seed: int) -> Path:
     return out / f"seed{seed}"
 
 
+def plan_seed(
+    config_path: Path,
+    schedule: Schedule,
+    folder: Path,
+    seed: int,
+    overrides: list[str],
+    literal_overrides: list[str],
+) -> list[PlannedRun]:
+    """One seed's runs in ``folder``, in KINDS order: the dense phase in ``folder/dsd``, then DSD's later
+    phases there and each baseline in ``folder/<kind>``, started from the dense phase's end."""
+    if schedule[0].kind != DENSE or not schedule.has_sparse_phase:
+        raise ConfigError(
+            f"{config_path}: compare needs a DSD schedule that starts dense and has a sparse phase, got "
+            f"{schedule.compact()}"
+        )
+    dense_dir = folder / "dsd"
+    shared = dict(
+        config=Path(config_path),
+        overrides=(*overrides, f"train.seed={seed}"),
+        literal_overrides=tuple(literal_overrides),
+        resume=True,
+    )
+    runs = [PlannedRun(seed, "dense", TrainRequest(exp_dir=dense_dir, until_phase=1, **shared), 1)]
+    for kind, baseline in CONTINUATIONS.items():
+        init = None if baseline is None else dense_dir / "checkpoints" / "phase1-end.pt"
+        request = TrainRequest(exp_dir=folder / kind, baseline=baseline, init_from=init, **shared)
+        runs.append(PlannedRun(seed, kind, request, len(schedule)))
+    return runs
+
+
 def plan_runs(
     config_path: Path,
     schedule: Schedule,
@@ -74,28 +112,16 @@ def plan_runs(
     literal_overrides: list[str],
 ) -> list[PlannedRun]:
     """Every run of the comparison, each seed's dense phase before its continuations."""
-    if schedule[0].kind != DENSE or not schedule.has_sparse_phase:
-        raise ConfigError(
-            f"{config_path}: compare needs a DSD schedule that starts dense and has a sparse phase, got "
-            f"{schedule.compact()}"
-        )
-    common = [f"--set={o}" for o in overrides] + [f"--set-str={o}" for o in literal_overrides]
-    runs = []
-    for seed in seeds:
-        base = seed_dir(out, seed)
-        shared = ("train", "--config", str(config_path), "--resume", *common, f"--set=train.seed={seed}")
-        dense_dir = base / "dsd"
-        runs.append(PlannedRun(seed, "dense", dense_dir, (*shared, "--exp-dir", str(dense_dir), "--until-phase", "1"), 1))  # fmt: skip
-        for kind, options in CONTINUATIONS.items():
-            exp_dir = base / kind
-            init = () if kind == "dsd" else ("--init-from", str(dense_dir / "checkpoints" / "phase1-end.pt"))
-            runs.append(PlannedRun(seed, kind, exp_dir, (*shared, "--exp-dir", str(exp_dir), *options, *init), len(schedule)))  # fmt: skip
-    return runs
+    return [
+        run
+        for seed in seeds
+        for run in plan_seed(config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides)
+    ]
 
 
 def expected_hash(config: RunConfig) -> str:
     """The store's hash of the configuration every run of this comparison trains with."""
-    return config_hash(dataclasses.asdict(config))
+    return fingerprint(dataclasses.asdict(config))
 
 
 def record_finished(runs: list[PlannedRun], store: Path) -> int:
@@ -111,7 +137,7 @@ def record_finished(runs: list[PlannedRun], store: Path) -> int:
     for run in runs:
         if run.kind == "dense" or not run.done:
             continue
-        key = (config_hash(read_run_config(run.exp_dir)), run.seed, run.kind)
+        key = (fingerprint(read_run_config(run.exp_dir)), run.seed, run.kind)
         record = run_record(run.exp_dir, run.kind, run.seed)
         if known.get(key) != results(record):  # new, or trained again since it was recorded
             append_record(store, record)
@@ -120,15 +146,24 @@ def record_finished(runs: list[PlannedRun], store: Path) -> int:
     return added
 
 
-def _train_in_process(run: PlannedRun) -> int:
-    from dsd_seq.cli import main  # the command line is the one entry point that builds tasks
-
-    return main(list(run.argv))
+def train_in_process(run: PlannedRun) -> int:
+    """Train ``run`` here; returns an exit code as ``dsd-seq train`` would (2: an error for people)."""
+    try:
+        outcome = run.request.run()
+    except RUN_ERRORS as err:
+        if os.environ.get("DSD_SEQ_DEBUG"):
+            raise
+        print(f"dsd-seq train: error ({type(err).__name__}): {err}", file=sys.stderr)
+        return 2
+    if outcome.is_main:
+        print(outcome.summary())
+    return 0
 
 
 def _train_in_subprocess(run: PlannedRun) -> int:
     run.exp_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "dsd_seq.cli", *run.argv, "--set=train.progress=false"]
+    quiet = dataclasses.replace(run.request, overrides=(*run.request.overrides, "train.progress=false"))
+    argv = [sys.executable, "-m", "dsd_seq.cli", *quiet.to_argv()]
     with (run.exp_dir / "train.log").open("a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(argv)}\n")
         log.flush()
@@ -157,7 +192,7 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
             for run in pending:
                 if run.kind != "dense" and not dense[run.seed].done:
                     continue  # its dense phase failed: already reported
-                finished(run, _train_in_process(run))
+                finished(run, train_in_process(run))
                 if problems and problems[-1].endswith("(interrupted)"):
                     break
         else:

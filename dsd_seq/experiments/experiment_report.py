@@ -29,8 +29,11 @@ from dsd_seq.experiments.figures import (
     training_curves_figure,
     weight_distribution_figure,
 )
+from dsd_seq.experiments.paper_tables import paper_markdown
 from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
 from dsd_seq.experiments.run_store import STORE_NAME, latest_records, read_store
+from dsd_seq.safe_io import CheckpointError
+from dsd_seq.training.metrics_log import MetricsLogError
 
 
 def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = None) -> list[str]:
@@ -47,7 +50,8 @@ def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = 
     for caption, name, make in makers:
         try:
             path = make(figures_dir / name)
-        except (FigureError, FileNotFoundError, OSError) as err:
+        except (FigureError, FileNotFoundError, OSError, CheckpointError, MetricsLogError) as err:
+            # one unreadable checkpoint or damaged log costs its figure, not the report
             lines += [f"*{caption}: not drawn ({err}).*", ""]
             continue
         lines += [f"![{caption}]({path.relative_to(figures_dir.parent).as_posix()})", ""]
@@ -77,8 +81,9 @@ def write_comparison_report(
     return md_path, json_path
 
 
-def write_experiment_report(exp_dir: str | Path, layer: str | None = None) -> Path:
-    """``report.md`` for any of the three layouts (see the module docstring); returns its path."""
+def write_experiment_report(exp_dir: str | Path, layer: str | None = None, paper: str | None = None) -> Path:
+    """``report.md`` for any of the three layouts (see the module docstring); returns its path. With
+    ``paper`` (e.g. "table7") a recipe's report also shows that table of the paper beside its phases."""
     exp_dir = Path(exp_dir)
     if (exp_dir / STORE_NAME).is_file():
         return write_comparison_report(exp_dir, layer=layer)[0]
@@ -89,6 +94,10 @@ def write_experiment_report(exp_dir: str | Path, layer: str | None = None) -> Pa
         parts = [table_md.read_text()]
         if "Fine-tune" in runs:
             parts.append(to_markdown(build_table(load_results(runs["Fine-tune"]))))
+        if paper:
+            dense = exp_dir / "dense" / "results.json"  # the recipes' same-epochs dense baseline
+            baseline_results = load_results(dense.parent) if dense.is_file() else None
+            parts.append(paper_markdown(paper, load_results(runs["DSD"]), baseline_results))
     elif (exp_dir / "results.json").is_file():
         runs = {"DSD": exp_dir}
         parts = [to_markdown(build_table(load_results(exp_dir)))]

@@ -1,15 +1,15 @@
 """The run store: one JSON line per finished run, so that reports can be regenerated without retraining.
 
 A record holds what a report needs and what says where a number came from: the config hash (the run's
-configuration without its seed and without settings that do not change the computation), the seed, the
-run kind (``dsd``, ``llr``, ``finetune``), the per-phase results, package versions and the git commit.
+configuration without its seed and without settings that do not change the computation, see
+:func:`dsd_seq.training.config.fingerprint`), the seed, the run kind (``dsd``, ``llr``, ``finetune``),
+the per-phase results, package versions and the git commit.
 Lines are only ever appended; when a run is recorded twice the last line counts.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -22,26 +22,15 @@ import yaml
 
 import dsd_seq
 from dsd_seq.experiments.report import load_results
-from dsd_seq.training.trainer import RESUMABLE_CHANGES
+from dsd_seq.training.config import fingerprint
 
 STORE_FORMAT = 1
 #: The store's file name in a ``dsd-seq compare --out`` folder.
 STORE_NAME = "runs.jsonl"
-#: Config keys left out of the hash: the seed (runs of one experiment differ only in it) and the keys a
-#: run may change on resume because they do not change what is computed (data paths, threads, device...).
-#: The hash therefore names a configuration, not the contents of its data files.
-NOT_HASHED = ("train.seed", *(k for k in RESUMABLE_CHANGES if k != "schedule"))
 
 
 class RunStoreError(ValueError):
     """A store file that cannot be read; the message names the file and the line."""
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """A short stable hash of a configuration (as saved in ``config.yaml``), seed excluded."""
-    flat = _flatten(config)
-    kept = {k: v for k, v in flat.items() if not any(k == n or k.startswith(n + ".") for n in NOT_HASHED)}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def read_run_config(exp_dir: str | Path) -> dict[str, Any]:
@@ -73,7 +62,7 @@ def run_record(exp_dir: str | Path, kind: str, seed: int | None = None) -> dict[
     config = read_run_config(exp_dir)
     return {
         "format": STORE_FORMAT,
-        "config_hash": config_hash(config),
+        "config_hash": fingerprint(config),
         "seed": config.get("train", {}).get("seed", 0) if seed is None else seed,
         "kind": kind,
         "run": results.get("run"),
@@ -126,17 +115,6 @@ def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for record in records:
         latest[(record["config_hash"], record["seed"], record["kind"])] = record
     return list(latest.values())
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):  # an empty mapping adds no key: {} and an absent section agree
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def _git(folder: Path, *args: str) -> str | None:

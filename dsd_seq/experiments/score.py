@@ -1,10 +1,19 @@
-"""Scoring a hypothesis file against a reference file, as Kaldi's ``compute-wer`` does.
+"""Word and character error rates, corpus-level, of transcripts in memory or in Kaldi text files.
+
+One scorer serves both callers: a task's evaluation passes lists of references and hypotheses
+(:func:`wer`, :func:`cer`, :func:`error_counts`); ``dsd-seq score`` passes two files (:func:`score_files`).
+Both return :class:`ErrorCounts`, so a rate printed by training and one printed by ``dsd-seq score`` of the
+decoded files are the same number.
+
+Rates are corpus-level, in percent, as the DSD paper reports them (Table 7): total edits over total
+reference words (or characters; spaces count), not a mean of per-utterance rates. jiwer does the
+alignment; an empty hypothesis deletes every reference word, and the words of a hypothesis whose
+reference is empty are all insertions.
 
 Why a file-level scorer: decoding writes ``<utt-id> word word ...`` lines (Kaldi's ``text`` format), so a
 result can be re-scored, diffed and compared with any other toolkit's output without re-running a model.
 The printed lines follow compute-wer (``%WER 12.34 [ 56 / 454, 10 ins, 20 del, 26 sub ]`` and ``%SER``),
-so scripts that parse Kaldi results read ours too. Error rates are corpus-level: total edits over total
-reference words (or characters with ``--cer``; spaces count, as in :mod:`models.scoring`).
+so scripts that parse Kaldi results read ours too.
 
 Modes, as in compute-wer: ``strict`` needs the same utterance ids in both files; ``present`` scores only
 the utterances the hypothesis file has; ``all`` scores every reference, a missing hypothesis counting as
@@ -14,36 +23,44 @@ belong together.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 MODES = ("strict", "present", "all")
+UNITS = ("word", "char")
 
 
 class ScoreError(ValueError):
-    """A reference or hypothesis file that cannot be scored; the message names the file and line."""
+    """Transcripts that cannot be scored; the message names the file (and line) or what is wrong."""
 
 
 @dataclass(frozen=True)
-class ScoreResult:
-    """Corpus edit counts and sentence errors of one scoring."""
+class ErrorCounts:
+    """Corpus edit counts of one scoring; ``rate`` is (S + D + I) / (S + D + hits) in percent."""
 
-    unit: str  # "word" or "char"
-    insertions: int
-    deletions: int
     substitutions: int
-    reference_length: int
-    sentences: int
-    sentence_errors: int
-    missing: int  # references with no hypothesis line (scored as empty in mode "all")
+    deletions: int
+    insertions: int
+    hits: int
+    sentences: int = 0
+    sentence_errors: int = 0  # utterances with at least one edit
+    missing: int = 0  # references with no hypothesis line (scored as empty in mode "all")
+    unit: str = "word"  # "word" or "char"
+
+    @property
+    def reference_length(self) -> int:
+        return self.substitutions + self.deletions + self.hits
 
     @property
     def errors(self) -> int:
-        return self.insertions + self.deletions + self.substitutions
+        return self.substitutions + self.deletions + self.insertions
 
     @property
     def rate(self) -> float:
+        """Percent, 0-100; more than 100 when there are many insertions."""
         return 100.0 * self.errors / self.reference_length
 
     @property
@@ -61,18 +78,72 @@ class ScoreResult:
         ]
 
 
+def error_counts(references: Sequence[str], hypotheses: Sequence[str], unit: str = "word") -> ErrorCounts:
+    """Edit counts over the corpus of aligned ``references`` and ``hypotheses``; ``unit``: "word" or "char"."""
+    if unit not in UNITS:
+        raise ScoreError(f"unit must be 'word' or 'char', got {unit!r}")
+    if len(references) != len(hypotheses):
+        raise ScoreError(f"got {len(references)} references but {len(hypotheses)} hypotheses")
+    if not references:
+        raise ScoreError("no utterances to score")
+    if not any(r.strip() for r in references):
+        raise ScoreError("every reference is empty; an error rate needs at least one reference word")
+    import jiwer  # here, not at the top: every dsd-seq command imports this package
+
+    align = jiwer.process_words if unit == "word" else jiwer.process_characters
+    # jiwer 3 refuses empty references, so those pairs are counted here: every hypothesis token is an
+    # insertion (tokens as jiwer's default transforms make them: words, or characters once stripped).
+    scorable = [i for i, ref in enumerate(references) if ref.strip()]
+    inserted = [
+        len(hypotheses[i].split() if unit == "word" else hypotheses[i].strip())
+        for i, ref in enumerate(references)
+        if not ref.strip()
+    ]
+    out = align([references[i] for i in scorable], [hypotheses[i] for i in scorable])
+    edited = sum(any(chunk.type != "equal" for chunk in chunks) for chunks in out.alignments)
+    return ErrorCounts(
+        substitutions=out.substitutions,
+        deletions=out.deletions,
+        insertions=out.insertions + sum(inserted),
+        hits=out.hits,
+        sentences=len(references),
+        sentence_errors=edited + sum(n > 0 for n in inserted),
+        unit=unit,
+    )
+
+
+def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus word error rate in percent (0-100, can exceed 100 with many insertions)."""
+    return error_counts(references, hypotheses, "word").rate
+
+
+def cer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus character error rate in percent; spaces count as characters."""
+    return error_counts(references, hypotheses, "char").rate
+
+
 def read_text_file(path: str | os.PathLike, what: str) -> dict[str, str]:
-    """``utt-id -> transcript`` of a Kaldi text file; duplicate ids and blank lines are errors."""
+    """``utt-id -> transcript`` of a Kaldi text file (id and words separated by any whitespace, tabs
+    too); duplicate ids, blank lines and bytes that are not UTF-8 are errors naming the line."""
     path = Path(path)
     if not path.is_file():
         raise ScoreError(f"{what} file {path} not found")
     table: dict[str, str] = {}
     lines: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
+    with path.open("rb") as f:
+        for lineno, raw_bytes in enumerate(f, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ScoreError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw_bytes[err.start]:02x} at column "
+                    f"{err.start + 1}); convert the {what} file to UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+                ) from None
+            # the id ends at the first run of any whitespace (a tab too), as compute-wer reads it
+            fields = raw.strip(" \t\r\n\f\v").split(None, 1)
+            if not fields:
                 raise ScoreError(f"{path}:{lineno}: empty line; every line is '<utt-id> [words...]'")
-            utt, _, text = raw.strip().partition(" ")
+            utt, text = fields[0], fields[1] if len(fields) > 1 else ""
             if utt in table:
                 raise ScoreError(
                     f"{path}:{lineno}: utterance {utt!r} appears twice (first on line {lines[utt]}); "
@@ -85,33 +156,15 @@ def read_text_file(path: str | os.PathLike, what: str) -> dict[str, str]:
     return table
 
 
-def _edits(reference: str, hypothesis: str, unit: str) -> tuple[int, int, int, int]:
-    """(insertions, deletions, substitutions, reference length) of one utterance."""
-    ref_tokens = reference.split() if unit == "word" else list(reference)
-    hyp_tokens = hypothesis.split() if unit == "word" else list(hypothesis)
-    import jiwer  # here, not at the top: every dsd-seq command imports this module
-
-    if not ref_tokens:  # jiwer refuses empty references; every hypothesis token is then an insertion
-        return len(hyp_tokens), 0, 0, 0
-    if not hyp_tokens:
-        return 0, len(ref_tokens), 0, len(ref_tokens)
-    out = (
-        jiwer.process_words(reference, hypothesis)
-        if unit == "word"
-        else jiwer.process_characters(reference, hypothesis)
-    )
-    return out.insertions, out.deletions, out.substitutions, len(ref_tokens)
-
-
 def score(
     references: dict[str, str], hypotheses: dict[str, str], mode: str = "strict", unit: str = "word",
     ref_name: str = "reference", hyp_name: str = "hypothesis",
-) -> ScoreResult:  # fmt: skip
+) -> ErrorCounts:  # fmt: skip
     """Score ``hypotheses`` against ``references`` (both utt-id -> text) in compute-wer's ``mode``."""
     if mode not in MODES:
         raise ScoreError(f"mode {mode!r}; accepted: {', '.join(MODES)}")
-    if unit not in ("word", "char"):
-        raise ScoreError(f"unit {unit!r}; accepted: word, char")
+    if unit not in UNITS:
+        raise ScoreError(f"unit {unit!r}; accepted: {', '.join(UNITS)}")
     extra = [utt for utt in hypotheses if utt not in references]
     if extra:
         raise ScoreError(
@@ -126,21 +179,17 @@ def score(
             "--mode all (count them as empty)"
         )
     scored = [utt for utt in references if utt in hypotheses or mode == "all"]
-    ins = dels = subs = length = sentence_errors = 0
-    for utt in scored:
-        i, d, s, n = _edits(references[utt], hypotheses.get(utt, ""), unit)
-        ins, dels, subs, length = ins + i, dels + d, subs + s, length + n
-        sentence_errors += references[utt] != hypotheses.get(utt, "")
     if not scored:
         raise ScoreError(f"{hyp_name}: no utterance in common with {ref_name}; nothing to score")
-    if length == 0:
+    if not any(references[utt] for utt in scored):
         raise ScoreError(f"{ref_name}: every scored reference is empty; an error rate needs reference words")
-    return ScoreResult(unit, ins, dels, subs, length, len(scored), sentence_errors, len(missing))
+    counts = error_counts([references[u] for u in scored], [hypotheses.get(u, "") for u in scored], unit)
+    return dataclasses.replace(counts, missing=len(missing))
 
 
 def score_files(
     ref: str | os.PathLike, hyp: str | os.PathLike, mode: str = "strict", unit: str = "word"
-) -> ScoreResult:
+) -> ErrorCounts:
     """:func:`score` of two Kaldi text files."""
     return score(
         read_text_file(ref, "reference"), read_text_file(hyp, "hypothesis"), mode, unit, str(ref), str(hyp)

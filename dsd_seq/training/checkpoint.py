@@ -1,12 +1,24 @@
 """What a training checkpoint holds beyond the model: the random generators' states, in a form that
-``torch.load(weights_only=True)`` reads back (:mod:`dsd_seq.safe_io` writes and checks the file)."""
+``torch.load(weights_only=True)`` reads back (:mod:`dsd_seq.safe_io` writes and checks the file), and
+whether a checkpoint may continue in this run (same format, process count, schedule and configuration).
+"""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+from dsd_seq.core.schedule import Schedule
+from dsd_seq.safe_io import CheckpointError
+from dsd_seq.training.config import diff
+from dsd_seq.training.distributed import rank_seed
+
+#: The layout of the state a checkpoint holds (see ``Trainer.state_dict``).
+CHECKPOINT_FORMAT = 1
 
 
 def rng_state() -> dict:
@@ -42,3 +54,62 @@ def set_rng_state(state: dict) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
         else:
             torch.cuda.set_rng_state(state["cuda"])
+
+
+def restore_rng(state: dict[str, Any], rank: int, world_size: int, seed: int) -> None:
+    """Continue this rank's random streams from a checkpoint. Under torchrun each rank continues its own
+    when the checkpoint has one per rank; after a checkpoint of another process count (a phase end)
+    every rank starts a fresh stream of its own (rank 0's from the run's seed)."""
+    rngs = state.get("rng_ranks")
+    if rngs is not None and len(rngs) == world_size:
+        set_rng_state(rngs[rank])
+        return
+    set_rng_state(state["rng"])
+    if world_size > 1:
+        torch.manual_seed(rank_seed(seed, rank))
+
+
+def check_resumable(
+    path: Path,
+    state: dict[str, Any],
+    schedule: Schedule,
+    config: dict,
+    world_size: int,
+    continue_schedule: bool,
+) -> None:
+    """Raise a CheckpointError saying why ``state`` (read from ``path``) cannot continue a run of
+    ``schedule`` with ``config`` (as a dict) on ``world_size`` processes. With ``continue_schedule`` the
+    checkpoint may come from another schedule that shares this one's completed phases (e.g. the LLR
+    baseline starting from DSD's dense phase), and from another process count."""
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}"
+        )
+    position = state["position"]
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != world_size and not continue_schedule:
+        raise CheckpointError(
+            f"{path} was written by a run of {saved_world} process(es), this one has {world_size}: "
+            f"each process's share of an epoch depends on their number. Resume with {saved_world} "
+            "(torchrun --nnodes x --nproc-per-node), or start a new experiment folder with --init-from "
+            "a phaseN-end.pt"
+        )
+    if continue_schedule:
+        done = position["phase"]
+        mine, theirs = schedule.to_list()[:done], state["schedule"][:done]
+        if mine != theirs or position["epoch"] or position["step"]:
+            raise CheckpointError(
+                f"{path}: its completed phases {theirs} (position {position}) are not a prefix of this "
+                f"schedule {schedule.compact()}; start from a phase-end checkpoint of a matching run"
+            )
+    elif state["schedule"] != schedule.to_list():
+        raise CheckpointError(
+            f"{path} was written by schedule {state['schedule']}, not {schedule.to_list()}; "
+            "resume with the same schedule or use a new experiment folder"
+        )
+    changed = diff(state.get("config", {}), config)
+    if changed:
+        raise CheckpointError(
+            f"{path} was written with a different configuration: {'; '.join(changed)}. Resume with the "
+            "original settings (see config.yaml in the experiment folder) or use a new experiment folder"
+        )

@@ -3,12 +3,18 @@
 ``--set section.key=value`` on the command line overrides any field (the value is parsed as YAML);
 ``--set-str section.key=text`` sets a string verbatim, so a path with spaces, quotes or colons needs no
 quoting beyond the shell's.
-The configuration that ran is saved beside the run as ``config.yaml``.
+The configuration that ran is saved beside the run as ``config.yaml``. :func:`fingerprint` names a
+configuration for the run store and :func:`diff` says what a resumed run would change; both read the
+same flattened keys (``train.seed``, ``task_args.data.train``, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -27,7 +33,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    optimizer: str = "adam"  # sgd | nesterov | adam | adamw
+    optimizer: str = "adam"  # sgd | nesterov | adam | adamw | rmsprop (NeuralTalk's)
     momentum: float = 0.9
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
@@ -53,7 +59,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-_OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
+_OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop")
 _PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -78,6 +84,9 @@ def from_dict(cls: type, data: Any, where: str) -> Any:
     return cls(**values)
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
@@ -86,6 +95,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return value
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-8 (no dot) as text; as a float field's value it is a number
     if hint in (int, str, bool) and type(value) is hint:
         return value
     if origin is list and isinstance(value, list):
@@ -151,7 +162,67 @@ def load_config(
     return config
 
 
+SEED_LIMIT = 2**63  # torch.manual_seed takes a 64-bit seed
+INT64 = 2**63
+
+
+def _bounds(low: float | None, high: float | None, high_open: bool, integer: bool) -> tuple[str, str]:
+    """(short, full) descriptions of a range: ">= 1" and "an integer in [1, 2**63)"."""
+    kind = "an integer" if integer else "a finite number"
+    shown = "2**63" if high == INT64 else str(high)
+    if low is not None and high is not None:
+        interval = f"in [{low}, {shown}{')' if high_open else ']'}"
+        return (f">= {low}" if high == INT64 else interval), f"{kind} {interval}"
+    if low is not None:
+        return f">= {low}", f"{kind} >= {low}"
+    return "finite", kind
+
+
+def check_number(
+    where: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    high_open: bool = False,
+    integer: bool = False,
+) -> None:
+    """Refuse a bool, a non-finite number or one out of range, naming the key and the accepted range."""
+    short, accepted = _bounds(low, high, high_open, integer)
+    wrong_type = isinstance(value, bool) or not isinstance(value, int if integer else int | float)
+    if (
+        wrong_type
+        or not math.isfinite(value)
+        or (low is not None and value < low)
+        or (high is not None and (value >= high if high_open else value > high))
+    ):
+        raise ConfigError(f"{where}={value!r} must be {short} (accepted: {accepted})")
+
+
+def _finite_everywhere(value: Any, where: str) -> None:
+    """No NaN or infinity (and no integer past 64 bits) anywhere, task_args and schedule lists included:
+    one such number is written into every weight by the first step."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _finite_everywhere(inner, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for i, inner in enumerate(value):
+            _finite_everywhere(inner, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}={value!r} must be finite (accepted: a finite number)")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        raise ConfigError(f"{where}={value!r} must fit in 64 bits (accepted: an integer in [-2**63, 2**63))")
+
+
 def validate(config: RunConfig, source: str) -> None:
+    try:
+        _validate(config, source)
+    except ConfigError as err:
+        message = str(err)
+        raise ConfigError(message if message.startswith(f"{source}: ") else f"{source}: {message}") from None
+
+
+def _validate(config: RunConfig, source: str) -> None:
     t = config.train
     if t.optimizer not in _OPTIMIZERS:
         raise ConfigError(f"{source}: train.optimizer={t.optimizer!r}; accepted: {list(_OPTIMIZERS)}")
@@ -169,22 +240,112 @@ def validate(config: RunConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: schedule is missing; set it in the config or pass --schedule D10:1e-3,..."
         )
-    for key, minimum in (
-        ("grad_clip", 0),
-        ("weight_decay", 0),
-        ("checkpoint_every_steps", 0),
-        ("max_nonfinite_steps", 1),
-        ("keep_checkpoints", 1),
+    check_number("train.grad_clip", t.grad_clip, 0)  # 0 disables clipping
+    check_number("train.weight_decay", t.weight_decay, 0, 1)  # above 1 a step flips or blows up weights
+    for key, minimum, limit in (
+        ("checkpoint_every_steps", 0, INT64),
+        ("max_nonfinite_steps", 1, INT64),
+        ("keep_checkpoints", 1, INT64),
+        ("num_threads", 0, 1025),  # 0: torch's default
+        ("seed", 0, SEED_LIMIT),
     ):
-        if getattr(t, key) < minimum:
-            raise ConfigError(f"{source}: train.{key}={getattr(t, key)} must be >= {minimum}")
+        check_number(f"train.{key}", getattr(t, key), minimum, limit, high_open=True, integer=True)
     if not 0.0 <= t.momentum < 1.0 or (t.optimizer == "nesterov" and t.momentum == 0):
         raise ConfigError(f"{source}: train.momentum={t.momentum} must be in [0, 1) (and > 0 for nesterov)")
     if not t.eval_splits:
         raise ConfigError(
             f"{source}: train.eval_splits is empty; name the held-out splits to score, e.g. [dev, test]"
         )
+    _finite_everywhere(dataclasses.asdict(config), "")  # after the checks above, which name the range
 
 
 def to_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+
+
+#: Config keys that may change between a run and its resumption (they do not change the computation);
+#: a key names itself and everything under it (``task_args.data`` covers ``task_args.data.train``).
+RESUMABLE_CHANGES = (
+    "schedule",
+    "task_args.data",
+    "train.progress",
+    "train.tensorboard",
+    "train.num_threads",
+    "train.device",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.max_nonfinite_steps",
+    "train.eval_splits",
+)
+#: Keys the fingerprint leaves out: the seed (runs of one experiment differ only in it) and the resumable
+#: ones but the schedule. The fingerprint therefore names a configuration, not the contents of its data.
+NOT_FINGERPRINTED = ("train.seed", *(k for k in RESUMABLE_CHANGES if k != "schedule"))
+#: The keys every configuration had when the run store's first records were written. A key added to
+#: :class:`RunConfig` since is fingerprinted only when set to something other than its default, so the
+#: configurations of earlier runs keep their fingerprint (and their stored comparisons).
+_FINGERPRINTED_FROM_THE_START = (
+    "task",
+    "task_args",
+    "schedule",
+    "selection.types",
+    "selection.include",
+    "selection.exclude",
+    "masking.scope",
+    "masking.overrides",
+    "train.checkpoint_every_steps",
+    "train.device",
+    "train.eval_splits",
+    "train.grad_clip",
+    "train.keep_checkpoints",
+    "train.max_nonfinite_steps",
+    "train.momentum",
+    "train.num_threads",
+    "train.optimizer",
+    "train.precision",
+    "train.progress",
+    "train.seed",
+    "train.tensorboard",
+    "train.weight_decay",
+)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"seed": 0}}`` -> ``{"train.seed": 0}``. An empty mapping adds no key, so ``{}`` and an
+    absent section agree; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """A short stable hash of a configuration (as saved in ``config.yaml``), without NOT_FINGERPRINTED."""
+    defaults = _defaults()
+    kept = {
+        k: v
+        for k, v in flatten(config).items()
+        if not _under(k, NOT_FINGERPRINTED)
+        and (_under(k, _FINGERPRINTED_FROM_THE_START) or k not in defaults or v != defaults[k])
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What resuming a run saved with ``saved`` under ``current`` would change, as 'key: old -> new',
+    RESUMABLE_CHANGES aside. A key the saved config lacks (one added to RunConfig since) counts as its
+    default, so adding a config key with a default never stops older runs from resuming."""
+    old, new = {**_defaults(), **flatten(saved)}, flatten(current)
+    keys = sorted(k for k in set(old) | set(new) if not _under(k, RESUMABLE_CHANGES))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def _defaults() -> dict[str, Any]:
+    return flatten(dataclasses.asdict(RunConfig()))
+
+
+def _under(key: str, names: tuple[str, ...]) -> bool:
+    return any(key == name or key.startswith(name + ".") for name in names)

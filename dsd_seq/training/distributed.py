@@ -16,10 +16,12 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 #: Evaluation and checkpoint writing run on rank 0 while the others wait at a barrier: allow them long.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
@@ -31,6 +33,16 @@ class RankMismatchError(RuntimeError):
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device ``train.device`` names (auto: a GPU if one is visible); under torchrun
+    :func:`init_from_env` then picks this rank's GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
+    return torch.device(name)
 
 
 def init_from_env(device: torch.device) -> torch.device:
@@ -142,6 +154,37 @@ def check_identical(tensors: Mapping[str, torch.Tensor], what: str) -> None:
                 "weights, data or library versions on some node). Resume every rank from the same checkpoint, "
                 "with the same dsd-seq and torch versions on every node"
             )
+
+
+def wrap_for_training(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The module a training step runs: under torchrun ``model`` in DistributedDataParallel (which copies
+    rank 0's weights to every rank now and averages the gradients in each backward pass), else ``model``."""
+    if not is_distributed():
+        return model
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def check_same_start(
+    checkpoint: Path | None, global_step: int, model: torch.nn.Module, masks: Mapping | None
+) -> None:
+    """Every rank starts from the same checkpoint (None: from scratch), weights and masks, or none runs."""
+    if not is_distributed():
+        return
+    starts = gather_objects((str(checkpoint), global_step))
+    if any(start != starts[0] for start in starts):
+        raise RankMismatchError(
+            f"the ranks start from different checkpoints (rank: (file, step) = {dict(enumerate(starts))}); "
+            "the experiment folder must be one folder on a file system every node shares"
+        )
+    check_identical(dict(model.named_parameters()), "weights at the start")
+    if masks is not None:
+        check_identical(masks, "masks at the start")
+
+
+def rank_seed(seed: int, rank_: int) -> int:
+    """Rank 0 keeps the run's seed (single-process runs are unchanged); other ranks get seeds far from it,
+    so rank 1 of seed s never replays rank 0 of seed s + 1 (compare's seeds are 0..N-1)."""
+    return seed + 1_000_003 * rank_
 
 
 def shard(items: list[Any], rank_: int, world: int) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Start ``dsd-seq train`` as several processes through torchrun, for one or many nodes.
+"""Start ``dsd-seq train`` (or ``plan-run``) as several processes through torchrun, for one or many nodes.
 
 ``dsd-seq train --nproc-per-node 4 --nnodes 2 --node-rank 0 --master-addr host0 ...`` (run once on each
 node, with its own ``--node-rank``) replaces itself with
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-#: the launch options of ``dsd-seq train`` (each takes a value), removed from the relaunched command
+#: the launch options of ``dsd-seq train`` and ``plan-run`` (each takes a value), removed from the relaunched command
 LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--master-addr", "--master-port")
 
 

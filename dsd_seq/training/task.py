@@ -18,21 +18,25 @@ from dsd_seq.training.config import ConfigError
 class Task(Protocol):
     #: the network being trained; DSD prunes its parameters in place
     model: nn.Module
+    #: the splits ``evaluate`` can score (``train.eval_splits`` may name only these)
+    splits: Sequence[str]
     #: name of the main metric in ``evaluate``'s result (e.g. "wer", "bleu4")
     metric: str
     #: whether a larger ``metric`` is better (BLEU) or worse (WER)
     higher_is_better: bool
 
-    def train_batches(self, generator: torch.Generator) -> Sequence[Any]:
+    def train_batches(self, generator: torch.Generator, epoch: int) -> Sequence[Any]:
         """All training batches of one epoch, in an order drawn from ``generator`` (for exact resume).
 
-        A task may also accept a keyword ``epoch``, the epoch's index counted from the run's start over all
-        phases (e.g. to present the first epoch in length order, DeepSpeech 2's SortaGrad); the order must
-        stay a function of ``generator`` and ``epoch`` alone.
+        ``epoch`` is the epoch's index counted from the run's start over all phases (e.g. to present the
+        first epoch in length order, DeepSpeech 2's SortaGrad); a task may ignore it. The order must stay
+        a function of ``generator`` and ``epoch`` alone.
         """
 
-    def loss(self, batch: Any, device: torch.device) -> torch.Tensor:
-        """Scalar training loss of one batch."""
+    def loss(self, batch: Any, device: torch.device, model: nn.Module) -> torch.Tensor:
+        """Scalar training loss of one batch, computed by calling ``model``: ``self.model`` itself, or
+        under torchrun its DistributedDataParallel wrapper (which averages the gradients over the
+        processes), so a task must not call ``self.model`` here."""
 
     def evaluate(self, split: str, device: torch.device) -> dict[str, float]:
         """Metrics of the current model on a held-out split, e.g. {"wer": 12.3, "cer": 4.5}."""

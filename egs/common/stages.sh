@@ -101,31 +101,26 @@ caption_examples() {
   "$python" "$local_tools/caption_examples.py" --config "$config" "${checkpoints[@]}" --out "$exp/examples.md" "${train_args[@]}"
 }
 
-# train_dense STAGE: the schedule's first (dense) phase into $exp/dsd.
+# train_dense STAGE: the schedule's first (dense) phase into $exp/dsd. The training stages run the plan
+# `dsd-seq compare` follows for each seed (dsd_seq.experiments.compare.plan_seed), for the config's seed.
 train_dense() {
   log "$1" "dense training (phase 1) -> $exp/dsd"
   same_data dsd
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase 1 "${train_args[@]}"
+  dsd_seq plan-run dense "${launch_args[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
 }
 
-# train_dsd_phases STAGE: every later phase (sparse, re-dense, ...), one `dsd-seq train` call each.
+# train_dsd_phases STAGE: every later phase (sparse, re-dense, ...) into $exp/dsd.
 train_dsd_phases() {
-  local phases phase
+  log "$1" "DSD's later phases (sparse, re-dense, ...) -> $exp/dsd"
   same_data dsd
-  phases=$(dsd_seq schedule --config "$config" --count "${train_args[@]}")
-  for ((phase = 2; phase <= phases; phase++)); do
-    log "$1" "DSD phase $phase of $phases -> $exp/dsd"
-    dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/dsd" --resume --until-phase "$phase" \
-      "${train_args[@]}"
-  done
+  dsd_seq plan-run dsd "${launch_args[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
 }
 
 # train_llr STAGE: the LLR baseline (same epochs and learning rates, no pruning) from the dense phase.
 train_llr() {
   log "$1" "LLR baseline (same epochs and learning rates, no pruning) from the dense phase -> $exp/llr"
   same_data llr
-  dsd_seq train "${launch_args[@]}" --config "$config" --exp-dir "$exp/llr" --baseline llr --resume \
-    --init-from "$exp/dsd/checkpoints/phase1-end.pt" "${train_args[@]}"
+  dsd_seq plan-run llr "${launch_args[@]}" --config "$config" --exp "$exp" "${train_args[@]}"
 }
 
 # subword_units STAGE LANG FEATS_DIR: SentencePiece units ($units, $vocab_size) from the training
@@ -151,4 +146,20 @@ units_args() {
     bpe|unigram) train_args+=(--set-str "task_args.units=$1/units.model") ;;
     *) echo "run.sh: --units '$units': accepted char, bpe, unigram" >&2; exit 2 ;;
   esac
+}
+
+# export_models STAGE transcribe|caption EXAMPLE...: the final DSD model into $exp/model/dsd and the last
+# sparse phase's model, compressed (nonzeros + bitmask), into $exp/model/sparse; then prints the command
+# that runs it on EXAMPLE files (copied to $exp/model/demo/).
+export_models() {
+  local stage_no=$1 verb=$2 sparse
+  shift 2
+  log "$stage_no" "export the final DSD model -> $exp/model/dsd, the sparse one (compressed) -> $exp/model/sparse"
+  dsd_seq export "$exp/dsd" --final --out "$exp/model/dsd"
+  sparse=$("$python" -c "import json,sys; print(max((r['phase'] + 1 for r in json.load(open(sys.argv[1]))['phases'] if r['kind'] == 'sparse'), default=''))" "$exp/dsd/results.json")
+  [ -z "$sparse" ] || dsd_seq export "$exp/dsd" --phase "$sparse" --compressed --out "$exp/model/sparse"
+  local target="YOUR_FILE"
+  if [ $# -gt 0 ]; then mkdir -p "$exp/model/demo" && cp "$@" "$exp/model/demo/" && target=$(absolute "$exp/model/demo"); fi
+  echo "Try the trained model on your own files${1:+ (or these demo ones)}:"
+  printf '  dsd-seq %s %q %q\n' "$verb" "$(absolute "$exp/model/dsd")" "$target"
 }

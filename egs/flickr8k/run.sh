@@ -130,6 +130,7 @@ dsd_training_stages 2  # dense, later DSD phases, LLR baseline: stages 2-4
 
 if in_stages 5; then
   log 5 "results table (BLEU-1..4 per phase, like Table 5) and example captions per phase"
-  dsd_seq report "$exp"  # results.md/json, report.md and figures/
+  dsd_seq report "$exp" --paper table5  # results.md/json, report.md (with the paper's Table 5) and figures/
   caption_examples
+  export_models 5 caption
 fi

@@ -60,4 +60,7 @@ if in_stages 5; then
   log 5 "results table (BLEU-1..4 per phase, like Table 5) and example captions per phase"
   dsd_seq report "$exp"  # results.md/json, report.md and figures/
   caption_examples
+  # three test images (with object/colour pairs never seen in training) as demo images
+  mapfile -t demo < <("$python" -c "import json,sys; print('\n'.join(sys.argv[2] + '/' + im['filename'] for im in [i for i in json.load(open(sys.argv[1]))['images'] if i['split'] == 'test'][:3]))" "$data/corpus/dataset_synth.json" "$data/corpus/images")
+  export_models 5 caption "${demo[@]}"
 fi

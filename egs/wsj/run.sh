@@ -23,6 +23,7 @@ wsj1=
 num_bins=161
 jobs=4
 baseline_schedule=
+paper_table=auto  # the paper's table shown beside the results: table7 (DS1), table9 (DS2), none; auto from --config
 train_args=()
 launch_args=()  # --ngpu/--nnodes/... for the training stages
 
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     --num-bins) num_bins="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --baseline-schedule) baseline_schedule="$2"; shift 2 ;;
+    --paper-table) paper_table="$2"; shift 2 ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) common_option "$1" "${2-}"; shift 2 ;;  # --stage --stop-stage --config --exp --data --set --ngpu ...
   esac
@@ -86,6 +88,11 @@ fi
 
 if in_stages 7; then
   log 7 "results table, report and figures"
-  dsd_seq report "$exp"  # results.md/json, report.md and figures/
+  if [ "$paper_table" = auto ]; then
+    case "$(basename "$config")" in ds1_table7*) paper_table=table7 ;; ds2_table9*) paper_table=table9 ;; *) paper_table=none ;; esac
+  fi
+  paper_args=()
+  [ "$paper_table" = none ] || paper_args=(--paper "$paper_table")
+  dsd_seq report "$exp" "${paper_args[@]}"  # results.md/json, report.md (with the paper's table) and figures/
   [ -z "$baseline_schedule" ] || echo "dense baseline ($baseline_schedule): $(cat "$exp/dense/decode_test/wer.txt" | head -n 1)"
 fi

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from dsd_seq.safe_io import load_safely
+from dsd_seq.safe_io import load_checkpoint_dict
 from dsd_seq.training.config import load_config
 from dsd_seq.training.task import build_task
 
@@ -26,7 +26,7 @@ def write_examples(config_path: Path, checkpoints: list[tuple[str, Path]], out: 
     columns = []
     for label, path in checkpoints:
         try:
-            task.model.load_state_dict(load_safely(path)["model"])
+            task.model.load_state_dict(load_checkpoint_dict(path)["model"])
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         images, captions = task.caption(split, torch.device("cpu"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from dsd_seq.experiments.score import score_files
-from dsd_seq.safe_io import load_safely
+from dsd_seq.safe_io import load_checkpoint_dict
 from dsd_seq.training.config import load_config
 from dsd_seq.training.task import build_task
 
@@ -32,7 +32,7 @@ def decode_and_score(config_path: Path, checkpoint: Path, splits: list[str], out
     if unknown:
         raise ValueError(f"--split {unknown}: the config's task_args.data has only {sorted(task.datasets)}")
     try:
-        task.model.load_state_dict(load_safely(checkpoint)["model"])
+        task.model.load_state_dict(load_checkpoint_dict(checkpoint)["model"])
     except (ValueError, RuntimeError) as err:
         raise ValueError(f"{checkpoint}: cannot load into this config's model ({err})") from None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

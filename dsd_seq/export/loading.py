@@ -1,0 +1,45 @@
+"""``load_model(path)``: a model package (or, failing that, a training checkpoint) as a usable model.
+
+The returned object is the model family's own (e.g. a speech recogniser with ``transcribe``, a
+captioner with ``caption``), built by the ``module:function`` the manifest names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from dsd_seq.export.package import PackageError, read_package
+from dsd_seq.export.sparse_storage import expand_state
+from dsd_seq.safe_io import load_safely
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """Load a package folder made by ``dsd-seq export``; a checkpoint file is accepted too (its run
+    config must still point at readable data, which a package never needs)."""
+    path = Path(path)
+    if path.is_dir():
+        manifest, stored = read_package(path)
+        spec = manifest["inference"]
+        assets = {name: path / name for name in manifest["files"]}
+        settings = manifest["settings"]
+        weights = expand_state(stored["model"])
+    elif path.is_file():
+        from dsd_seq.export.exporter import inference_module  # imports the task module by name
+
+        state = load_safely(path)
+        if "config" not in state or "model" not in state:
+            raise PackageError(
+                f"{path}: not a dsd-seq training checkpoint (no config/model); pass a model package"
+            )
+        module_name, module = inference_module(state["config"]["task"])
+        settings, assets = module.describe(state["config"]["task_args"], state["model"])
+        spec, weights = f"{module_name}:from_package", state["model"]
+    else:
+        raise PackageError(f"{path}: no such model package or checkpoint")
+    module_name, _, function = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as err:
+        raise PackageError(f"{path}: its inference code {spec!r} cannot be imported ({err})") from None
+    return factory(settings, weights, assets, device)

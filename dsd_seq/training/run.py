@@ -1,0 +1,170 @@
+"""One training run, typed: :func:`train_run` builds the task and the trainer, writes ``config.yaml`` and
+trains; :class:`TrainRequest` is the same call named by a config file and overrides, run in this process
+or spelled as the ``dsd-seq train`` command line that runs it in another.
+
+The run's schedule is the config's DSD schedule, or one of its equal-epoch baselines (``baseline``):
+``llr`` (same epochs and learning rates, no pruning) or ``finetune`` (dense phase, then dense training at
+the final learning rate), see :meth:`dsd_seq.core.schedule.Schedule.llr`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dsd_seq.core.schedule import Schedule, ScheduleError
+from dsd_seq.core.selection import SelectionError
+from dsd_seq.safe_io import CheckpointError
+from dsd_seq.training import distributed
+from dsd_seq.training.config import ConfigError, RunConfig, load_config, to_yaml
+from dsd_seq.training.task import build_task
+from dsd_seq.training.trainer import Position, Trainer, TrainingError
+
+#: The baselines of a DSD schedule: how results tables name the run, and its schedule.
+BASELINES = {
+    None: ("DSD", lambda s: s),
+    "llr": ("LLR", Schedule.llr),
+    "finetune": ("Fine-tune", Schedule.fine_tune),
+}
+#: Errors a run reports to people (bad config, schedule, data or checkpoint): shown as one message.
+#: Tasks raise ValueError/OSError subclasses for bad data, so those are included.
+RUN_ERRORS = (
+    ConfigError,
+    ScheduleError,
+    SelectionError,
+    CheckpointError,
+    TrainingError,
+    distributed.RankMismatchError,
+    ValueError,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a :func:`train_run` call left its run."""
+
+    exp_dir: Path
+    schedule: Schedule  # the schedule that ran (a baseline's, for a baseline)
+    position: Position  # the next step; ``position.phase`` phases are done
+    is_main: bool  # rank 0 (under torchrun the other ranks print nothing)
+    last_checkpoint: Path
+
+    @property
+    def finished(self) -> bool:
+        return self.position.phase >= len(self.schedule)
+
+    def summary(self) -> str:
+        """One line: where the results are, or how to continue."""
+        pos = self.position
+        if self.finished:
+            return f"results: {self.exp_dir / 'results.json'}"
+        if pos.epoch == 0 and pos.step == 0:
+            return f"{pos.phase} of {len(self.schedule)} phases done; the next continues with --resume"
+        return (
+            f"stopped in phase {pos.phase + 1}, epoch {pos.epoch + 1}, after step {pos.step}; continue with "
+            f"--resume (checkpoint {self.last_checkpoint})"
+        )
+
+
+def train_run(
+    config: RunConfig,
+    schedule: Schedule,
+    exp_dir: str | Path,
+    *,
+    baseline: str | None = None,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    until_phase: int | None = None,
+    stop_after_steps: int | None = None,
+    dense_only: bool = False,
+    label: str | None = None,
+) -> RunOutcome:
+    """Train ``schedule`` (or its ``baseline``: "llr", "finetune") on the config's task in ``exp_dir``.
+
+    A new run writes ``exp_dir/config.yaml``; a resumed one keeps the config it started with. A schedule
+    without a sparse phase is refused unless ``dense_only``. ``label`` names the run in results tables
+    (default: "DSD", "LLR", "Fine-tune"). For ``resume``, ``init_from``, ``until_phase`` and
+    ``stop_after_steps`` see :meth:`Trainer.run`."""
+    if baseline not in BASELINES:
+        raise ConfigError(f"baseline {baseline!r}; accepted: llr, finetune (or none for DSD itself)")
+    default_label, to_baseline = BASELINES[baseline]
+    if baseline is None and not schedule.has_sparse_phase and not dense_only:
+        raise ConfigError(
+            f"schedule {schedule.compact()} has no sparse phase, so it is not DSD; add one "
+            "(e.g. S10@0.5:1e-3, sparsity in (0, 1)), or pass --dense-only if a dense-only run is intended "
+            "(--baseline llr runs the LLR baseline of a DSD schedule)"
+        )
+    schedule, exp_dir = to_baseline(schedule), Path(exp_dir)
+    if until_phase is not None and not 1 <= until_phase <= len(schedule):
+        raise ConfigError(
+            f"--until-phase {until_phase}: accepted: 1 .. {len(schedule)} (the phases of {schedule.compact()})"
+        )
+    torch.manual_seed(config.train.seed)
+    task = build_task(config.task, config.task_args)
+    try:
+        trainer = Trainer(task, schedule, config, exp_dir, run_label=label or default_label)
+        # a resumed run keeps the config it started with; under torchrun rank 0 writes it
+        if trainer.is_main and not trainer.checkpoint_dir.newest_first():
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
+        trainer.run(
+            resume=resume, init_from=init_from, stop_after_steps=stop_after_steps, until_phase=until_phase
+        )
+    finally:
+        distributed.destroy()
+    return RunOutcome(exp_dir, schedule, trainer.position, trainer.is_main, trainer.checkpoint_dir.last)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A ``dsd-seq train`` call: the config file, its overrides (``--set``, then ``--set-str``) and the
+    run's options. :meth:`run` trains in this process, :meth:`to_argv` is the command line doing the same."""
+
+    config: Path
+    exp_dir: Path
+    overrides: tuple[str, ...] = ()
+    literal_overrides: tuple[str, ...] = ()
+    baseline: str | None = None
+    resume: bool = False
+    init_from: Path | None = None
+    until_phase: int | None = None
+    stop_after_steps: int | None = None
+    dense_only: bool = False
+
+    def load_config(self) -> RunConfig:
+        return load_config(self.config, list(self.overrides), list(self.literal_overrides))
+
+    def run(self) -> RunOutcome:
+        config = self.load_config()
+        return train_run(
+            config,
+            Schedule.from_config(config.schedule),
+            self.exp_dir,
+            baseline=self.baseline,
+            resume=self.resume,
+            init_from=self.init_from,
+            until_phase=self.until_phase,
+            stop_after_steps=self.stop_after_steps,
+            dense_only=self.dense_only,
+        )
+
+    def to_argv(self) -> list[str]:
+        """The ``dsd-seq train ...`` arguments (after ``python -m dsd_seq.cli``) of this request."""
+        argv = ["train", "--config", str(self.config), "--exp-dir", str(self.exp_dir)]
+        argv += [f"--set={o}" for o in self.overrides] + [f"--set-str={o}" for o in self.literal_overrides]
+        if self.baseline:
+            argv += ["--baseline", self.baseline]
+        if self.resume:
+            argv.append("--resume")
+        if self.init_from is not None:
+            argv += ["--init-from", str(self.init_from)]
+        if self.until_phase is not None:
+            argv += ["--until-phase", str(self.until_phase)]
+        if self.stop_after_steps is not None:
+            argv += ["--stop-after-steps", str(self.stop_after_steps)]
+        if self.dense_only:
+            argv.append("--dense-only")
+        return argv

@@ -1,0 +1,180 @@
+"""A trained speech model as a tool: audio files (or waves) in, text out. The inference side of
+``models.speech_task`` for ``dsd-seq export`` / ``transcribe`` and ``dsd_seq.load_model``.
+
+Audio goes through the same reading and features as the training data (``data_prep.audio``,
+``data_prep.features``), so a file transcribed here gets the words the evaluation path decodes for it.
+Files longer than ``chunk_seconds`` are cut into pieces decoded one by one (joined with a space), so a
+long recording never needs the whole utterance's activations in memory; each piece is normalised on its
+own, as an utterance of that length would be.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from data_prep.audio import AudioError, read_audio_with_rate
+from data_prep.features import FeatureConfig, compute_features, load_feature_cache
+from data_prep.subword_units import SentencePieceVocab
+from data_prep.vocab import CharVocab
+from dsd_seq.training.config import from_dict
+from models.ctc_decoding import DecodingConfig, ctc_text_decoder
+from models.speech_task import SpeechTaskConfig, build_model
+from models.transducer import Transducer
+from models.units_guard import attach_units
+
+UNITS_FILE = "units.model"
+LEXICON_FILE = "lexicon.txt"
+
+
+class InputError(ValueError):
+    """One input cannot be transcribed; the message names it."""
+
+
+def describe(task_args: dict, model_state: dict) -> tuple[dict, dict[str, Any]]:
+    """What inference needs, from the run's task_args: the feature config and characters (from the train
+    feature cache), the SentencePiece model, the decoding config and the training words (the LM lexicon)."""
+    config = from_dict(SpeechTaskConfig, task_args, "task_args")
+    cache = load_feature_cache(config.data["train"])
+    words = sorted({w for text in cache["texts"] for w in text.split()})
+    settings = {
+        "model": config.model,
+        "model_args": config.model_args,
+        "feature_config": cache["feature_config"],
+        "units": "char" if config.units == "char" else "sentencepiece",
+        "char_vocab": cache["vocab"],
+        "decoding": dataclasses.asdict(config.decoding),
+    }
+    assets: dict[str, Any] = {LEXICON_FILE: ("\n".join(words) + "\n").encode("utf-8")}
+    if config.units != "char":
+        assets[UNITS_FILE] = Path(config.units)
+    return settings, assets
+
+
+def from_package(
+    settings: dict, weights: dict, assets: dict[str, Any], device: str = "cpu"
+) -> SpeechRecognizer:
+    features = FeatureConfig.from_dict(settings["feature_config"])
+    if settings["units"] == "char":
+        vocab: CharVocab | SentencePieceVocab = CharVocab.from_dict(settings["char_vocab"])
+    else:
+        source = assets[UNITS_FILE]
+        vocab = SentencePieceVocab(
+            source if isinstance(source, bytes) else Path(source).read_bytes(), str(source)
+        )
+    lexicon = assets.get(LEXICON_FILE, b"")
+    lexicon = lexicon if isinstance(lexicon, bytes) else Path(lexicon).read_bytes()
+    model = build_model(settings["model"], settings["model_args"], features.num_bins, len(vocab))
+    attach_units(model, list(vocab.symbols))
+    model.load_state_dict(weights)
+    decoding = DecodingConfig(**settings["decoding"])
+    return SpeechRecognizer(model, features, vocab, decoding, lexicon.decode("utf-8").split(), device)
+
+
+@dataclass
+class Transcript:
+    name: str
+    text: str | None  # None when the input failed
+    error: str | None = None
+    audio_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+
+class SpeechRecognizer:
+    sample_rate: int
+
+    def __init__(self, model, features: FeatureConfig, vocab, decoding: DecodingConfig, lexicon: list[str],
+                 device: str = "cpu", chunk_seconds: float = 30.0):  # fmt: skip
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.features = features
+        self.sample_rate = features.sample_rate
+        self.vocab = vocab
+        self.decoding = decoding
+        self.lexicon = lexicon
+        self.chunk_seconds = chunk_seconds
+        self.transducer = isinstance(model, Transducer)
+
+    def with_decoding(self, mode: str | None = None, beam_size: int | None = None, lm: str | None = None):
+        """This recogniser with another decoding (greedy, beam, lm) than the one it was trained with."""
+        changes = {k: v for k, v in (("mode", mode), ("beam_size", beam_size), ("lm", lm)) if v is not None}
+        self.decoding = dataclasses.replace(self.decoding, **changes)
+        return self
+
+    def transcribe(
+        self, items: Iterable[str | Path | np.ndarray | torch.Tensor], batch_size: int = 16
+    ) -> list[str]:
+        """Texts of audio files, or of mono waves at ``self.sample_rate``; raises InputError on a bad one."""
+        out = []
+        for result in self.transcribe_each(items, batch_size):
+            if result.error:
+                raise InputError(result.error)
+            out.append(result.text)
+        return out
+
+    def transcribe_each(self, items: Iterable, batch_size: int = 16) -> Iterator[Transcript]:
+        """One Transcript per input, in order; a bad input gives one with ``error`` set (the rest go on)."""
+        items = list(items)
+        for start in range(0, len(items), batch_size):
+            yield from self._batch(items[start : start + batch_size])
+
+    def _load(self, item, index: int) -> tuple[str, torch.Tensor]:
+        if isinstance(item, (str, Path)):
+            name = str(item)
+            try:
+                wave, _ = read_audio_with_rate(item, self.sample_rate, allow_upsampling=False)
+            except AudioError as err:
+                raise InputError(str(err)) from None
+        else:
+            name = f"wave #{index}"
+            wave = torch.as_tensor(np.asarray(item, dtype=np.float32)).reshape(-1)
+        if wave.numel() and float(wave.abs().max()) == 0.0:
+            raise InputError(f"{name}: the audio is silent (every sample is 0); nothing to transcribe")
+        return name, wave
+
+    def _batch(self, items: list) -> Iterator[Transcript]:
+        started = time.perf_counter()
+        results: list[Transcript] = []
+        pieces: list[tuple[int, torch.Tensor]] = []  # (result index, features)
+        chunk = int(self.chunk_seconds * self.sample_rate)
+        for index, item in enumerate(items):
+            name = str(item) if isinstance(item, (str, Path)) else f"wave #{index}"
+            try:
+                name, wave = self._load(item, index)
+                feats = [compute_features(wave[s : s + chunk], self.features)
+                         for s in range(0, max(wave.numel(), 1), chunk)
+                         if s == 0 or wave.numel() - s >= self.features.frame_length_samples]  # fmt: skip
+            except (InputError, ValueError) as err:
+                message = str(err) if str(err).startswith(name) else f"{name}: {err}"
+                results.append(Transcript(name, None, message))
+                continue
+            results.append(Transcript(name, "", audio_seconds=wave.numel() / self.sample_rate))
+            pieces += [(len(results) - 1, f) for f in feats]
+        texts = self._decode([f for _, f in pieces]) if pieces else []
+        for (index, _), text in zip(pieces, texts, strict=True):
+            result = results[index]
+            result.text = f"{result.text} {text}".strip() if result.text else text
+        elapsed = time.perf_counter() - started
+        total = sum(r.audio_seconds for r in results) or 1.0
+        for result in results:
+            result.decode_seconds = (
+                elapsed * result.audio_seconds / total
+            )  # the batch's time, shared by length
+            yield result
+
+    @torch.no_grad()
+    def _decode(self, feats: list[torch.Tensor]) -> list[str]:
+        lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
+        padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(self.device)
+        lengths = lengths.to(self.device)
+        if self.transducer:
+            return [self.vocab.decode(s) for s in self.model.greedy_decode(padded, lengths)]
+        decode = ctc_text_decoder(self.decoding, self.vocab, self.lexicon)
+        return decode(*self.model(padded, lengths))

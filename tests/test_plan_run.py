@@ -1,0 +1,74 @@
+"""One plan of runs for compare and the recipes: ``dsd-seq plan-run`` trains one seed of compare's plan in
+a recipe's layout (EXP/dsd, EXP/llr) and gets compare's results; a train request and its command line
+(used for compare's parallel runs) are the same call."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dsd_seq.cli import main, make_parser, train_request
+from dsd_seq.training.run import TrainRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = (
+    "task: tests.toy_task:build_toy_task\nschedule: D2:1e-2,S1@0.5:1e-2,D1:1e-3\n"
+    "train: {progress: false, tensorboard: false, eval_splits: [test], num_threads: 1, seed: 1}\n"
+)
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the toy task is imported as tests.toy_task
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    path = tmp_path / "toy.yaml"
+    path.write_text(TOY)
+    return str(path)
+
+
+def _untimed(run_dir: Path) -> list[dict]:
+    phases = json.loads((run_dir / "results.json").read_text())["phases"]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in phases]
+
+
+def test_plan_run_trains_one_seed_of_compares_plan_in_the_recipe_layout(config, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    assert main(["plan-run", "llr", "--config", config, "--exp", str(exp)]) == 2
+    assert "has not finished its dense phase: run `dsd-seq plan-run dense` first" in capsys.readouterr().err
+    assert main(["plan-run", "dense", "--config", config, "--exp", str(exp)]) == 0
+    assert "1 of 3 phases done" in capsys.readouterr().out
+    assert len(_untimed(exp / "dsd")) == 1 and (exp / "dsd" / "checkpoints" / "phase1-end.pt").is_file()
+    for kind in ("dsd", "llr"):
+        assert main(["plan-run", kind, "--config", config, "--exp", str(exp)]) == 0
+    assert sorted(p.name for p in exp.iterdir()) == ["dsd", "llr"]
+    # compare's seed 1 follows the same plan: the same results, run for run
+    out = tmp_path / "cmp"
+    assert main(["compare", "--config", config, "--seeds", "2", "--out", str(out)]) == 0
+    for kind in ("dsd", "llr"):
+        assert _untimed(exp / kind) == _untimed(out / "seed1" / kind)
+        assert (exp / kind / "config.yaml").read_text() == (out / "seed1" / kind / "config.yaml").read_text()
+    llr = json.loads((exp / "llr" / "results.json").read_text())
+    assert (llr["run"], llr["schedule"]) == ("LLR", "D2:0.01,D1:0.01,D1:0.001")
+    # running a finished stage again trains nothing
+    last = (exp / "dsd" / "checkpoints" / "last.pt").read_bytes()
+    assert main(["plan-run", "dense", "--config", config, "--exp", str(exp)]) == 0
+    assert (exp / "dsd" / "checkpoints" / "last.pt").read_bytes() == last
+
+
+def test_a_train_request_and_its_command_line_are_the_same_call(tmp_path):
+    request = TrainRequest(
+        config=tmp_path / "a b.yaml",
+        exp_dir=tmp_path / "exp",
+        overrides=("train.seed=3", "task_args.x={a: 1}"),
+        literal_overrides=("task_args.data.train=/p/it's = here.pt",),
+        baseline="finetune",
+        resume=True,
+        init_from=tmp_path / "phase1-end.pt",
+        until_phase=2,
+        stop_after_steps=5,
+        dense_only=True,
+    )
+    assert train_request(make_parser().parse_args(request.to_argv())) == request
+    plain = TrainRequest(config=tmp_path / "c.yaml", exp_dir=tmp_path / "e")
+    assert train_request(make_parser().parse_args(plain.to_argv())) == plain
