@@ -33,12 +33,12 @@ def main() -> None:
     params = select_prunable(model)
     total = sum(p.numel() for p in model.parameters())
     prunable = sum(p.numel() for p in params.values())
-    MaskSet.from_magnitude(params, args.sparsity)  # warm-up
+    MaskSet.from_criterion(params, args.sparsity)  # warm-up
     wall, cpu = [], []
     for _ in range(args.repeats):
         w.synchronize(device)
         start, start_cpu = time.perf_counter(), time.process_time()
-        MaskSet.from_magnitude(params, args.sparsity)
+        MaskSet.from_criterion(params, args.sparsity)
         w.synchronize(device)
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)

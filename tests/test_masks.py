@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from dsd_seq.core.masking_config import MaskingConfig
 from dsd_seq.core.masks import MaskSet, kept_count, top_k_mask
 from dsd_seq.core.selection import select_prunable
 from tests.toy_task import ToyRecurrentNet
@@ -14,7 +15,7 @@ from tests.toy_task import ToyRecurrentNet
 def test_each_layer_keeps_exactly_k_weights(sparsity):
     torch.manual_seed(0)
     params = select_prunable(ToyRecurrentNet())
-    masks = MaskSet.from_magnitude(params, sparsity)
+    masks = MaskSet.from_criterion(params, sparsity)
     for name, p in params.items():
         assert int(masks.masks[name].sum()) == p.numel() - round(sparsity * p.numel()), name
 
@@ -35,14 +36,14 @@ def test_masks_agree_with_torch_prune_l1_unstructured(sparsity):
         reference = nn.Linear(1, 1)
         reference.weight = nn.Parameter(weight.clone())
         prune.l1_unstructured(reference, "weight", amount=sparsity)
-        ours = MaskSet.from_magnitude({"w": nn.Parameter(weight.clone())}, sparsity).masks["w"]
+        ours = MaskSet.from_criterion({"w": nn.Parameter(weight.clone())}, sparsity).masks["w"]
         assert torch.equal(ours, reference.weight_mask.bool())
 
 
 def test_global_scope_keeps_k_in_total_with_one_threshold():
     torch.manual_seed(0)
     params = {"a": nn.Parameter(torch.randn(50, 20)), "b": nn.Parameter(3 * torch.randn(30, 10))}
-    masks = MaskSet.from_magnitude(params, 0.6, scope="global")
+    masks = MaskSet.from_criterion(params, 0.6, MaskingConfig(scope="global"))
     kept = sum(int(m.sum()) for m in masks.masks.values())
     assert kept == kept_count(1300, 0.6)
     smallest_kept = min(params[n].detach().abs()[m].min() for n, m in masks.masks.items())
@@ -54,11 +55,11 @@ def test_global_scope_keeps_k_in_total_with_one_threshold():
 def test_per_layer_overrides():
     torch.manual_seed(0)
     params = select_prunable(ToyRecurrentNet())
-    masks = MaskSet.from_magnitude(params, 0.5, overrides={"out.weight": 0.25})
+    masks = MaskSet.from_criterion(params, 0.5, MaskingConfig(overrides={"out.weight": 0.25}))
     assert int(masks.masks["out.weight"].sum()) == kept_count(params["out.weight"].numel(), 0.25)
     assert int(masks.masks["fc.weight"].sum()) == kept_count(params["fc.weight"].numel(), 0.5)
     with pytest.raises(ValueError, match="matches no prunable"):
-        MaskSet.from_magnitude(params, 0.5, overrides={"lstm.*": 0.1})
+        MaskSet.from_criterion(params, 0.5, MaskingConfig(overrides={"lstm.*": 0.1}))
 
 
 def test_sparsity_outside_range_is_refused():
@@ -71,7 +72,7 @@ def test_masking_leaves_excluded_tensors_untouched():
     model = ToyRecurrentNet()
     params = select_prunable(model)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n not in params}
-    MaskSet.from_magnitude(params, 0.9).apply_()
+    MaskSet.from_criterion(params, 0.9).apply_()
     for name, value in before.items():
         assert torch.equal(dict(model.named_parameters())[name], value), name
 
@@ -80,7 +81,7 @@ def test_rnn_flat_weights_keep_their_storage_across_pruning_and_enforcement():
     torch.manual_seed(0)
     model = ToyRecurrentNet()
     ptrs = [w.data_ptr() for w in model.gru._flat_weights]
-    masks = MaskSet.from_magnitude(select_prunable(model), 0.5)
+    masks = MaskSet.from_criterion(select_prunable(model), 0.5)
     masks.apply_()
     for p in model.parameters():
         p.grad = torch.ones_like(p)
@@ -96,7 +97,7 @@ def test_rnn_flat_weights_keep_their_storage_across_pruning_and_enforcement():
 
 def test_mask_state_round_trip_is_boolean():
     params = select_prunable(ToyRecurrentNet())
-    masks = MaskSet.from_magnitude(params, 0.5)
+    masks = MaskSet.from_criterion(params, 0.5)
     state = masks.state_dict()
     assert all(v.dtype == torch.bool for v in state.values())
     again = MaskSet(params, state)

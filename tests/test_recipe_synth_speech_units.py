@@ -46,6 +46,6 @@ def test_transducer_config_builds_a_transducer_with_a_dense_embedding():
     config = load_config(RECIPE / "conf" / "transducer.yaml")
     args = config.task_args
     model = build_model(args["model"], args["model_args"], num_features=40, num_classes=29)
-    names = list(select_prunable(model, config.selection.to_selection()))
+    names = list(select_prunable(model, config.selection))
     assert "predictor.weight_hh_l0" in names and "joiner.weight" in names and "embedding.weight" not in names
     assert args["batch_frames"] > 0 and args["sorta_grad"] is True

@@ -9,20 +9,23 @@
             dsd.step()          # masks gradients, optimizer.step(), re-applies the masks
 
 With gradient clipping or a GradScaler, call ``dsd.mask_gradients()`` before clipping and
-``dsd.apply_masks()`` after the optimizer step instead of ``dsd.step()``.
+``dsd.apply_masks()`` after the optimizer step instead of ``dsd.step()``. Which weights are prunable is
+``selection`` (a :class:`SelectionConfig`); the masks keep the weights that ``criterion`` (a name in
+``dsd_seq.core.criteria.CRITERIA``, default |w|) scores highest, per layer or with ``scope="global"``
+across layers, at the phase's sparsity or an ``overrides`` one (parameter-name glob -> sparsity).
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from dsd_seq.core.masking_config import MaskingConfig
 from dsd_seq.core.masks import LayerSparsity, MaskSet, measured_sparsity
 from dsd_seq.core.schedule import SPARSE, Phase
-from dsd_seq.core.selection import SelectionConfig, SelectionError, select_prunable
+from dsd_seq.core.selection import SelectionConfig, select_prunable
 
 
 class DSD:
@@ -35,20 +38,15 @@ class DSD:
         selection: SelectionConfig | None = None,
         scope: str = "layer",
         overrides: Mapping[str, float] | None = None,
+        criterion: str = "magnitude",
     ):
         self.model = model
         self.optimizer = optimizer
-        self.scope = scope
-        self.overrides = dict(overrides or {})
+        self.masking = MaskingConfig(criterion=criterion, scope=scope, overrides=dict(overrides or {}))
         self.params = select_prunable(model, selection)
         if not self.params:
             raise ValueError("DSD: the model has no prunable parameter (no nn.Linear or recurrent matrix)")
-        for pattern in self.overrides:  # checked now, not when the first sparse phase starts days later
-            if not any(fnmatch.fnmatch(name, pattern) for name in self.params):
-                raise SelectionError(
-                    f"masking.overrides: pattern {pattern!r} matches no prunable parameter; "
-                    f"prunable: {list(self.params)}"
-                )
+        self.masking.validate(self.params)  # now, not when the first sparse phase starts days later
         self.masks: MaskSet | None = None
 
     @property
@@ -68,8 +66,9 @@ class DSD:
             self.redense()
 
     def prune(self, sparsity: float) -> MaskSet:
-        """Compute masks from the current magnitudes, zero the pruned weights and their optimizer state."""
-        self.masks = MaskSet.from_magnitude(self.params, sparsity, self.overrides, self.scope)
+        """Compute masks from the current weights' scores (``masking.criterion``), zero the pruned weights
+        and their optimizer state."""
+        self.masks = MaskSet.from_criterion(self.params, sparsity, self.masking)
         self.masks.apply_()
         self.masks.mask_optimizer_state_(self.optimizer)
         return self.masks

@@ -1,8 +1,8 @@
-"""Magnitude masks and their enforcement (DSD's sparse step, Sec. 2 of the paper).
+"""Masks and their enforcement (DSD's sparse step, Sec. 2 of the paper).
 
-Each prunable tensor keeps exactly ``k = N - round(s * N)`` weights of largest magnitude (the same
-rounding as ``torch.nn.utils.prune``); ties at the threshold keep the lowest flat indices, so masks are
-deterministic. Enforcement multiplies weights (and gradients) by the mask in place, all tensors in one
+Each prunable tensor keeps exactly ``k = N - round(s * N)`` weights of highest score (the same rounding
+as ``torch.nn.utils.prune``); the score is the pruning criterion's (``criteria.py``; by default |w|, the
+paper's). Ties at the threshold keep the lowest flat indices, so masks are deterministic. Enforcement multiplies weights (and gradients) by the mask in place, all tensors in one
 foreach call: no forward hooks and no re-parametrisation, so cuDNN's flattened RNN weights keep their
 storage.
 """
@@ -10,12 +10,14 @@ storage.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from dsd_seq.core.criteria import CRITERIA, Criterion
+from dsd_seq.core.masking_config import MaskingConfig, MaskingError
 
 
 def kept_count(numel: int, sparsity: float) -> int:
@@ -101,11 +103,15 @@ def _one_cpu_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _layer_sparsity(name: str, default: float, overrides: Mapping[str, float]) -> float:
-    for pattern, value in overrides.items():
-        if fnmatch.fnmatch(name, pattern):
-            return float(value)
-    return default
+def _scores(masking: MaskingConfig, criterion: Criterion, name: str, p: nn.Parameter) -> torch.Tensor:
+    scores = criterion.score(name, p)
+    if not isinstance(scores, torch.Tensor) or scores.shape != p.shape:
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise MaskingError(
+            f"masking.criterion={masking.criterion!r} scored {name!r} with {got}; a criterion must return "
+            f"one score per weight, a tensor of shape {tuple(p.shape)}"
+        )
+    return scores
 
 
 @dataclass(frozen=True)
@@ -139,38 +145,34 @@ class MaskSet:
 
     # construction -------------------------------------------------------------------------------
     @classmethod
-    def from_magnitude(
-        cls,
-        params: Mapping[str, nn.Parameter],
-        sparsity: float,
-        overrides: Mapping[str, float] | None = None,
-        scope: str = "layer",
+    def from_criterion(
+        cls, params: Mapping[str, nn.Parameter], sparsity: float, masking: MaskingConfig | None = None
     ) -> MaskSet:
-        """Keep the largest-|w| weights per layer (``scope="layer"``, the paper) or across all layers
-        (``scope="global"``). ``overrides`` maps name globs to a per-layer sparsity; in global scope the
-        overridden layers are pruned on their own and the rest share one threshold."""
-        overrides = dict(overrides or {})
-        if scope not in ("layer", "global"):
-            raise ValueError(f"masks.scope must be 'layer' or 'global', got {scope!r}")
-        for pattern, value in overrides.items():
-            kept_count(1, float(value))  # validates the range
-            if not any(fnmatch.fnmatch(n, pattern) for n in params):
-                raise ValueError(
-                    f"masks.overrides: pattern {pattern!r} matches no prunable parameter; "
-                    f"prunable: {list(params)}"
-                )
+        """Keep the weights that ``masking.criterion`` scores highest (default |w|) per layer
+        (``scope="layer"``, the paper) or across all layers (``scope="global"``). ``overrides`` maps name
+        globs to a per-layer sparsity; in global scope the overridden layers are pruned on their own and
+        the rest share one threshold."""
+        masking = masking or MaskingConfig()
+        masking.validate(params)
+        criterion = CRITERIA[masking.criterion]
         masks: dict[str, torch.Tensor] = {}
         pooled: list[str] = []
         with torch.no_grad(), _one_cpu_thread():
             for name, p in params.items():
-                s = _layer_sparsity(name, sparsity, overrides)
-                if scope == "global" and not any(fnmatch.fnmatch(name, pat) for pat in overrides):
+                if masking.scope == "global" and not masking.is_overridden(name):
                     pooled.append(name)
                     continue
-                masks[name] = top_k_mask(p.detach().abs(), kept_count(p.numel(), s), nonnegative=True)
+                k = kept_count(p.numel(), masking.layer_sparsity(name, sparsity))
+                masks[name] = top_k_mask(
+                    _scores(masking, criterion, name, p), k, nonnegative=criterion.nonnegative
+                )
             if pooled:
-                scores = torch.cat([params[n].detach().abs().reshape(-1).float() for n in pooled])
-                keep = top_k_mask(scores, kept_count(scores.numel(), sparsity), nonnegative=True)
+                scores = torch.cat(
+                    [_scores(masking, criterion, n, params[n]).reshape(-1).float() for n in pooled]
+                )
+                keep = top_k_mask(
+                    scores, kept_count(scores.numel(), sparsity), nonnegative=criterion.nonnegative
+                )
                 offset = 0
                 for name in pooled:
                     p = params[name]

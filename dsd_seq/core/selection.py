@@ -44,11 +44,12 @@ class SelectionError(ValueError):
 
 @dataclass
 class SelectionConfig:
-    """Rules for choosing prunable parameters; patterns are shell globs on parameter names."""
+    """Rules for choosing prunable parameters; patterns are shell globs on parameter names. Also the
+    ``selection`` section of a run config, so its fields are lists (any sequence works here)."""
 
-    types: Sequence[str] = DEFAULT_TYPES
-    include: Sequence[str] = field(default_factory=list)
-    exclude: Sequence[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=lambda: list(DEFAULT_TYPES))
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
 
 
 def _module_candidates(name: str, module: nn.Module, types: tuple[type[nn.Module], ...]) -> Iterable[str]:

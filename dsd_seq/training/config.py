@@ -23,29 +23,12 @@ from typing import Any
 
 import yaml
 
-from dsd_seq.core.selection import DEFAULT_TYPES, SelectionConfig
+from dsd_seq.core.masking_config import MaskingConfig, MaskingError
+from dsd_seq.core.selection import SelectionConfig
 
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names the key, the file and the accepted values."""
-
-
-@dataclass
-class MaskingConfig:
-    scope: str = "layer"  # "layer" (the paper) or "global"
-    overrides: dict[str, float] = field(default_factory=dict)  # parameter-name glob -> sparsity
-
-
-@dataclass
-class SelectionSection:
-    types: list[str] = field(default_factory=lambda: list(DEFAULT_TYPES))
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-
-    def to_selection(self) -> SelectionConfig:
-        return SelectionConfig(
-            types=tuple(self.types), include=list(self.include), exclude=list(self.exclude)
-        )
 
 
 @dataclass
@@ -71,8 +54,8 @@ class RunConfig:
     task: str = ""  # "module:factory" building the task, e.g. "models.speech_task:build_task"
     task_args: dict[str, Any] = field(default_factory=dict)
     schedule: Any = ""  # compact string or list of phases (see dsd_seq.core.schedule)
-    selection: SelectionSection = field(default_factory=SelectionSection)
-    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)  # which weights are prunable
+    masking: MaskingConfig = field(default_factory=MaskingConfig)  # criterion, scope, per-layer overrides
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -247,11 +230,10 @@ def _validate(config: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: train.device={t.device!r}; accepted: auto, cpu, cuda")
     if t.precision not in _PRECISIONS:
         raise ConfigError(f"{source}: train.precision={t.precision!r}; accepted: {', '.join(_PRECISIONS)}")
-    if config.masking.scope not in ("layer", "global"):
-        raise ConfigError(f"{source}: masking.scope={config.masking.scope!r}; accepted: layer, global")
-    for pattern, value in config.masking.overrides.items():
-        if not 0.0 <= value < 1.0:
-            raise ConfigError(f"{source}: masking.overrides[{pattern!r}]={value}; sparsity must be in [0, 1)")
+    try:  # the patterns are matched against the model's names later, by the DSD controller
+        config.masking.validate()
+    except MaskingError as err:
+        raise ConfigError(f"{source}: {err}") from None
     if not config.task or ":" not in config.task:
         raise ConfigError(f"{source}: task must name a factory as 'module:function', got {config.task!r}")
     if config.schedule in ("", None, []):

@@ -78,9 +78,10 @@ class Trainer:
         self.dsd = DSD(
             self.model,
             self.optimizer,
-            selection=config.selection.to_selection(),
+            selection=config.selection,
             scope=config.masking.scope,
             overrides=config.masking.overrides,
+            criterion=config.masking.criterion,
         )
         missing = [s for s in config.train.eval_splits if s not in task.splits]
         if missing:
