@@ -411,6 +411,12 @@ def add_inference_parsers(sub) -> None:
         "--compressed", action="store_true", help="store pruned matrices as nonzeros + bitmask (exact)"
     )
     export.add_argument("--fp16", action="store_true", help="store values in fp16 (half the size, not exact)")
+    export.add_argument(
+        "--format",
+        action="append",
+        choices=["torchscript", "onnx"],
+        help="also write the inference graph(s) as <graph>.ts / <graph>.onnx (repeatable; onnx needs dsd-seq[onnx])",
+    )
     export.set_defaults(func=_export)
 
     common = argparse.ArgumentParser(add_help=False)
@@ -425,6 +431,11 @@ def add_inference_parsers(sub) -> None:
     transcribe.add_argument("--beam-size", type=int, help="beam width for --decoding beam/lm")
     transcribe.add_argument("--lm", help="ARPA or KenLM file for --decoding lm")
     transcribe.add_argument("--batch-size", type=int, default=16, help="files decoded together")
+    transcribe.add_argument(
+        "--chunk-seconds",
+        type=float,
+        help="decode longer files in pieces of this many seconds (default 30; smaller needs less memory)",
+    )
     transcribe.add_argument("--quiet", action="store_true", help="no progress bar")
     transcribe.set_defaults(func=_transcribe)
     caption = sub.add_parser("caption", parents=[common], help="caption image files (formats Pillow reads)")

@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch import nn
 
 from data_prep.image_features import load_feature_cache
+from dsd_seq.export.deployment import DeploymentGraph
 from dsd_seq.training.config import from_dict
 from models.caption_task import CaptionTaskConfig
 from models.neuraltalk import EOS, NeuralTalk, NeuralTalkConfig
@@ -130,6 +132,50 @@ class ImageCaptioner:
                         result.text = next(texts)
             yield from results
 
+    def deployment_graphs(self) -> list[DeploymentGraph]:
+        """NeuralTalk's decoder for ``dsd-seq export --format``: ``decoder_start`` (image features ->
+        log-probs of the first word and the LSTM state) and ``decoder_step`` (one word and the state ->
+        log-probs of the next word and the new state). The search over words (greedy or beam) and the
+        image encoder stay outside the graphs."""
+        model = self.model.cpu().eval()
+        config = model.config
+        generator = torch.Generator().manual_seed(0)
+
+        def state(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+            shape = (config.layers, batch, config.hidden)
+            return torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+
+        def words(batch: int) -> torch.Tensor:
+            return torch.randint(3, config.vocab_size, (batch,), generator=generator)
+
+        def image(batch: int) -> torch.Tensor:
+            return torch.randn(batch, config.feature_dim, generator=generator)
+
+        state_axes = {name: {1: "batch"} for name in ("h", "c", "h_out", "c_out")}
+        return [
+            DeploymentGraph(
+                name="decoder_start",
+                module=DecoderStart(model),
+                example=(image(2),),
+                check=(image(5),),
+                input_names=["image_features"],
+                output_names=["log_probs", "h_out", "c_out"],
+                dynamic_axes={"image_features": {0: "batch"}, "log_probs": {0: "batch"}, **state_axes},
+                description="image features [B, D] -> log-probs of the first word [B, V], LSTM state",
+            ),
+            DeploymentGraph(
+                name="decoder_step",
+                module=DecoderStep(model),
+                example=(words(2), *state(2)),
+                check=(words(5), *state(5)),
+                input_names=["word", "h", "c"],
+                output_names=["log_probs", "h_out", "c_out"],
+                dynamic_axes={"word": {0: "batch"}, "log_probs": {0: "batch"}, **state_axes},
+                description="word ids [B] (int64) and LSTM state [layers, B, hidden] x 2 -> next-word "
+                "log-probs [B, V] and the new state",
+            ),
+        ]
+
     @torch.no_grad()
     def caption_features(self, features: torch.Tensor, beam_size: int | None = None) -> list[str]:
         """Captions of encoder features [N, D], decoded as CaptionTask.caption decodes them."""
@@ -157,3 +203,29 @@ def _open(path: str | Path) -> Image.Image:
         raise InputError(
             f"{path}: Pillow cannot read this image ({err}); convert it to PNG or JPEG"
         ) from None
+
+
+class DecoderStart(nn.Module):
+    """NeuralTalk's first step as a graph of tensors: image features -> (log-probs, h, c)."""
+
+    def __init__(self, model: NeuralTalk):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, (h, c) = self.model.start(features)
+        return logits.log_softmax(-1), h, c
+
+
+class DecoderStep(nn.Module):
+    """One NeuralTalk decoder step as a graph of tensors: (word, h, c) -> (log-probs, h, c)."""
+
+    def __init__(self, model: NeuralTalk):
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, word: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, (h, c) = self.model.step(word.unsqueeze(1), (h, c))
+        return logits.log_softmax(-1), h, c

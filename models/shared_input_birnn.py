@@ -76,22 +76,32 @@ class SharedInputBiRNN(nn.Module):
             normalised[valid_bool] = self.input_norm(projected[valid_bool])
             projected = normalised
         valid = valid_bool.unsqueeze(-1).to(projected.dtype)  # [B, T, 1]
-
-        h = projected.new_zeros(batch, self.hidden_size)
-        forward_out = []
-        for t in range(frames):
-            h = torch.clamp(projected[:, t] + F.linear(h, self.weight_hh_forward), 0.0, self.relu_clip)
-            h = h * valid[:, t]
-            forward_out.append(h)
-
-        h = projected.new_zeros(batch, self.hidden_size)
-        backward_out = [h] * frames
-        for t in reversed(range(frames)):
-            h = torch.clamp(projected[:, t] + F.linear(h, self.weight_hh_backward), 0.0, self.relu_clip)
-            h = h * valid[:, t]  # zero state until each utterance's last valid frame
-            backward_out[t] = h
-
-        return torch.stack(forward_out, dim=1) + torch.stack(backward_out, dim=1)
+        forward_out = _recurrence(projected, valid, self.weight_hh_forward, self.relu_clip, False)
+        backward_out = _recurrence(projected, valid, self.weight_hh_backward, self.relu_clip, True)
+        return forward_out + backward_out
 
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, relu_clip={self.relu_clip}, directions=summed"
+
+
+@torch.jit.script_if_tracing
+def _recurrence(
+    projected: Tensor, valid: Tensor, weight_hh: Tensor, relu_clip: float, reverse: bool
+) -> Tensor:
+    """One direction over ``projected[B, T, H]``: ``h[t] = clip(projected[t] + U h[t-1]) * valid[t]``
+    (the backward direction runs the same over the frames reversed).
+
+    A function of its own so that ``torch.jit.trace`` (TorchScript / ONNX export) scripts it and keeps
+    the loop over frames, instead of unrolling it for the traced utterance's length; in eager mode it
+    runs as plain Python.
+    """
+    if reverse:
+        projected, valid = projected.flip(1), valid.flip(1)
+    h = projected.new_zeros([projected.shape[0], weight_hh.shape[0]])
+    outputs: list[Tensor] = []
+    for t in range(projected.shape[1]):
+        h = torch.clamp(projected[:, t] + F.linear(h, weight_hh), 0.0, relu_clip)
+        h = h * valid[:, t]  # backward: a zero state until each utterance's last valid frame
+        outputs.append(h)
+    out = torch.stack(outputs, dim=1)
+    return out.flip(1) if reverse else out

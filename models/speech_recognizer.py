@@ -24,8 +24,10 @@ from data_prep.audio import AudioError, read_audio_with_rate
 from data_prep.features import FeatureConfig, compute_features, load_feature_cache
 from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
+from dsd_seq.export.deployment import DeploymentError, DeploymentGraph
 from dsd_seq.training.config import from_dict
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
+from models.deepspeech2 import DeepSpeech2
 from models.speech_task import SpeechTaskConfig, build_model
 from models.transducer import Transducer
 from models.units_guard import attach_units
@@ -102,6 +104,17 @@ class SpeechRecognizer:
         self.chunk_seconds = chunk_seconds
         self.transducer = isinstance(model, Transducer)
 
+    def with_chunk_seconds(self, seconds: float):
+        """Cut files longer than ``seconds`` into pieces decoded separately (bounds the memory a file needs)."""
+        shortest = self.features.frame_length_samples / self.sample_rate
+        if not seconds >= shortest:
+            raise ValueError(
+                f"chunk seconds must be at least one feature frame ({shortest:g} s), got {seconds}; "
+                "pieces of a few seconds or more keep words whole"
+            )
+        self.chunk_seconds = float(seconds)
+        return self
+
     def with_decoding(self, mode: str | None = None, beam_size: int | None = None, lm: str | None = None):
         """This recogniser with another decoding (greedy, beam, lm) than the one it was trained with."""
         changes = {k: v for k, v in (("mode", mode), ("beam_size", beam_size), ("lm", lm)) if v is not None}
@@ -157,8 +170,7 @@ class SpeechRecognizer:
                 continue
             results.append(Transcript(name, "", audio_seconds=wave.numel() / self.sample_rate))
             pieces += [(len(results) - 1, f) for f in feats]
-        texts = self._decode([f for _, f in pieces]) if pieces else []
-        for (index, _), text in zip(pieces, texts, strict=True):
+        for index, text in self._decode_pieces(pieces, results):
             result = results[index]
             result.text = f"{result.text} {text}".strip() if result.text else text
         elapsed = time.perf_counter() - started
@@ -168,6 +180,84 @@ class SpeechRecognizer:
                 elapsed * result.audio_seconds / total
             )  # the batch's time, shared by length
             yield result
+
+    def deployment_graphs(self) -> list[DeploymentGraph]:
+        """The acoustic model, ``features[B, T, bins]`` and ``feature_lengths[B]`` (int64) in,
+        ``log_probs[B, T', classes]`` and ``output_lengths[B]`` out, for ``dsd-seq export --format``.
+        Features (``data_prep.features`` with the manifest's feature config, one utterance normalised
+        on its own) and CTC decoding stay outside the graph."""
+        if self.transducer:
+            raise DeploymentError(
+                "an RNN-T does not export: its greedy decoding is a Python loop whose length depends on "
+                "the symbols emitted; use the package (dsd_seq.load_model) instead"
+            )
+        unsupported = {}
+        if any(isinstance(m, DeepSpeech2) for m in self.model.modules()):
+            unsupported["onnx"] = (
+                "DeepSpeech 2's recurrent stack runs on PackedSequence (pack_padded_sequence), whose "
+                "batch sizes per frame depend on the lengths; torch's ONNX exporters refuse it. Use "
+                "--format torchscript (it keeps the packing)"
+            )
+        bins = self.features.num_bins
+        generator = torch.Generator().manual_seed(0)
+
+        def batch(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            features = torch.randn(len(lengths), max(lengths), bins, generator=generator)
+            return features, torch.tensor(lengths, dtype=torch.int64)
+
+        return [
+            DeploymentGraph(
+                name="acoustic_model",
+                module=self.model.cpu().eval(),
+                example=batch([64, 41]),  # two lengths: padding and masking are traced
+                check=batch([23, 97, 60]),  # another batch size and lengths
+                input_names=["features", "feature_lengths"],
+                output_names=["log_probs", "output_lengths"],
+                dynamic_axes={
+                    "features": {0: "batch", 1: "frames"},
+                    "feature_lengths": {0: "batch"},
+                    "log_probs": {0: "batch", 1: "output_frames"},
+                    "output_lengths": {0: "batch"},
+                },
+                unsupported=unsupported,
+                description="features -> per-frame log-probabilities over the units (CTC; blank = 0)",
+            )
+        ]
+
+    def _decode_pieces(
+        self, pieces: list[tuple[int, torch.Tensor]], results: list[Transcript]
+    ) -> Iterator[tuple[int, str]]:
+        """(result index, text) per piece: the batch at once, or, if that runs out of memory, file by
+        file, so that only a file too large to decode even alone fails (named, with what to try)."""
+        if not pieces:
+            return
+        try:
+            texts = self._decode([f for _, f in pieces])
+        except (torch.OutOfMemoryError, MemoryError):
+            self._release_memory()
+            if len({index for index, _ in pieces}) == 1:
+                texts = None
+            else:
+                for index in dict.fromkeys(index for index, _ in pieces):
+                    yield from self._decode_pieces([p for p in pieces if p[0] == index], results)
+                return
+        if texts is None:
+            index = pieces[0][0]
+            result = results[index]
+            result.text, result.error = (
+                None,
+                (
+                    f"{result.name}: decoding ran out of memory on {self.device} "
+                    f"({len(pieces)} piece(s) of at most {self.chunk_seconds:g} s); "
+                    "try a smaller --chunk-seconds, --batch-size 1 or another --device"
+                ),
+            )
+            return
+        yield from ((index, text) for (index, _), text in zip(pieces, texts, strict=True))
+
+    def _release_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     @torch.no_grad()
     def _decode(self, feats: list[torch.Tensor]) -> list[str]:

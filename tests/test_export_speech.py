@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from data_prep.features import FeatureConfig, build_feature_cache
+from data_prep.audio import read_audio_with_rate
+from data_prep.features import FeatureConfig, build_feature_cache, compute_features
 from data_prep.kaldi_dir import read_data_dir
 from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
 from data_prep.vocab import CharVocab
@@ -169,3 +170,65 @@ def test_a_checkpoint_is_accepted_and_a_newer_or_damaged_package_refused(trained
         f.write(b"0123456789")
     with pytest.raises(PackageError, match="checksum mismatch"):
         load_model(damaged)
+
+
+def test_chunk_seconds_cuts_a_long_file_into_pieces_decoded_alone(trained, tmp_path, capsys):
+    root, dirs = trained
+    waves = [sf.read(str(u.wav_path), dtype="float32")[0] for u in read_data_dir(dirs["test"])[:3]]
+    long = np.concatenate(waves)
+    sf.write(str(tmp_path / "long.wav"), long, 16000)
+    recognizer = load_model(root / "dense")
+    chunk = 16000  # 1 s pieces, each normalised and decoded as an utterance of its own
+    pieces = [
+        long[s : s + chunk]
+        for s in range(0, len(long), chunk)
+        if s == 0 or len(long) - s >= recognizer.features.frame_length_samples
+    ]
+    expected = " ".join(t for t in recognizer.transcribe(pieces) if t)
+    assert expected != recognizer.transcribe([long])[0]  # the setting changes what is decoded
+    capsys.readouterr()
+    assert main(["transcribe", str(root / "dense"), str(tmp_path / "long.wav"), "--chunk-seconds", "1"]) == 0
+    assert capsys.readouterr().out == f"long {expected}".rstrip() + "\n"
+    assert main(["transcribe", str(root / "dense"), str(tmp_path / "long.wav"), "--chunk-seconds", "0"]) != 0
+    assert "chunk seconds must be at least one feature frame" in capsys.readouterr().err
+
+
+def test_a_file_that_runs_out_of_memory_is_named_and_skipped(trained, tmp_path, capsys, monkeypatch):
+    import dsd_seq.export.commands as commands
+
+    root, dirs = trained
+    utts = read_data_dir(dirs["test"])[:2]
+    for utt in utts:
+        shutil.copy(utt.wav_path, tmp_path / f"{utt.utt_id}.wav")
+    wave = sf.read(str(utts[0].wav_path), dtype="float32")[0]
+    sf.write(str(tmp_path / "huge.wav"), np.concatenate([wave, wave[::-1], wave]), 16000)
+    greedy = load_model(root / "dense").transcribe([u.wav_path for u in utts])
+    bad_frames = {_features_of(root, tmp_path / "huge.wav").shape[0]}  # how the patched model knows it
+    assert all(_features_of(root, u.wav_path).shape[0] not in bad_frames for u in utts)
+
+    def loader(path, device):
+        recognizer = load_model(path, device)
+        forward = recognizer.model.forward
+
+        def failing_forward(features, lengths):  # a batch holding the huge file does not fit
+            if any(int(n) in bad_frames for n in lengths):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+            return forward(features, lengths)
+
+        recognizer.model.forward = failing_forward
+        return recognizer
+
+    monkeypatch.setattr(commands, "load_model", loader)
+    capsys.readouterr()
+    assert main(["transcribe", str(root / "dense"), str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    got = dict((line.split(" ", 1) + [""])[:2] for line in out.splitlines())
+    assert got == {u.utt_id: t for u, t in zip(utts, greedy, strict=True)}
+    assert f"{tmp_path / 'huge.wav'}: decoding ran out of memory" in err
+    assert "--chunk-seconds" in err and "2 of 3 done, 1 failed" in err
+
+
+def _features_of(root: Path, wav: Path) -> torch.Tensor:
+    recognizer = load_model(root / "dense")
+    wave, _ = read_audio_with_rate(wav, recognizer.sample_rate, allow_upsampling=False)
+    return compute_features(wave, recognizer.features)

@@ -7,6 +7,7 @@ FLAC files and ``.trans.txt`` transcripts made from the project's synthetic spee
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -124,6 +125,18 @@ def test_mini_recipe_runs_end_to_end_on_the_fixture_mirror(mirror, tmp_path):
     # the test WER in results.json is the one the scorer computes from the written files
     rate = float((decode / "wer.txt").read_text().split()[1])
     assert table["rows"][2]["metrics"]["test"]["wer"] == pytest.approx(rate, abs=0.006)
+    # the last stage exports the models and prints the command that transcribes three test files: it works
+    printed = done.stdout.split("Try the trained model")[1].splitlines()[1]
+    verb, model, demo = shlex.split(printed)[1:]
+    assert verb == "transcribe" and (tmp_path / "exp" / "model" / "sparse" / "manifest.json").is_file()
+    assert (
+        json.loads((tmp_path / "exp" / "model" / "dsd" / "manifest.json").read_text())["provenance"]["phase"]
+        == 3
+    )
+    used = subprocess.run([sys.executable, "-m", "dsd_seq.cli", verb, model, demo], env={**os.environ, "PYTHONPATH": str(RECIPE.parents[1])}, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert used.returncode == 0 and len(used.stdout.splitlines()) == 3, used.stderr
+    assert "3 of 3 done, 0 failed" in used.stderr
     again = _run([*common, "--stop-stage", "2"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "extracted already" in again.stdout and "features done already" in again.stdout

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,18 @@ def test_recipe_runs_end_to_end_on_the_ldc_disc_layout(tmp_path):
             assert len((decode / "hyp.txt").read_text().splitlines()) == count
             assert (decode / "wer.txt").read_text().startswith("%WER ")
     assert "dense baseline (D2:8e-4): %WER" in done.stdout
+    # the last stage exports the models and prints the command that transcribes three test files: it works
+    printed = done.stdout.split("Try the trained model")[1].splitlines()[1]
+    verb, model, demo = shlex.split(printed)[1:]
+    assert verb == "transcribe" and (tmp_path / "exp" / "model" / "sparse" / "manifest.json").is_file()
+    assert (
+        json.loads((tmp_path / "exp" / "model" / "dsd" / "manifest.json").read_text())["provenance"]["phase"]
+        == 3
+    )
+    used = subprocess.run([sys.executable, "-m", "dsd_seq.cli", verb, model, demo], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert used.returncode == 0 and len(used.stdout.splitlines()) == 3, used.stderr
+    assert "3 of 3 done, 0 failed" in used.stderr
     report = (tmp_path / "exp" / "report.md").read_text()  # Table 7 beside the run, the baseline row too
     assert "| Dense Iter 0 | 0% | 50 | 0.0008 |" in report and "| 29.82 | 34.57 |" in report
     assert "| Baseline | 0% | 150 | 0.0008 |" in report and "| 28.03 | 33.55 |" in report

@@ -20,7 +20,9 @@ from dsd_seq.export.loading import load_model
 
 def export_command(args) -> int:
     phase = None if args.final else args.phase
-    summary = export_run(args.run_dir, args.out, phase, args.best_dev, args.compressed, args.fp16)
+    summary = export_run(
+        args.run_dir, args.out, phase, args.best_dev, args.compressed, args.fp16, args.format or ()
+    )
     print("\n".join(summary.lines()))
     return 0
 
@@ -51,6 +53,8 @@ def transcribe_command(args) -> int:
     if not hasattr(recognizer, "transcribe_each"):
         raise ValueError(f"{args.model}: not a speech model; use `dsd-seq caption` for captioners")
     recognizer.with_decoding(args.decoding, args.beam_size, args.lm)
+    if args.chunk_seconds is not None:
+        recognizer.with_chunk_seconds(args.chunk_seconds)
     inputs = collect_inputs(args.inputs, AUDIO_SUFFIXES)
     started, failed, audio = time.perf_counter(), 0, 0.0
     results = recognizer.transcribe_each([path for _, path in inputs], args.batch_size)

@@ -16,12 +16,14 @@ import platform
 import re
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
+from dsd_seq.export.deployment import DeploymentError, export_graph
 from dsd_seq.export.package import WEIGHTS, PackageError, serialized_bytes, write_package
 from dsd_seq.export.sparse_storage import compress_state
 from dsd_seq.safe_io import load_safely
@@ -36,6 +38,7 @@ class ExportSummary:
     weights_bytes: int
     dense_bytes: int
     storage: str
+    deployment: dict[str, list[dict]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         ratio = self.weights_bytes / self.dense_bytes
@@ -43,6 +46,11 @@ class ExportSummary:
             f"exported {self.checkpoint} (phase {self.phase}, {self.label}) -> {self.out}",
             f"weights: {self.storage}, {self.weights_bytes / 1e6:.3f} MB; dense file {self.dense_bytes / 1e6:.3f} MB "
             f"(ratio {ratio:.3f})",
+        ] + [
+            f"{fmt}: {entry['file']} ({(self.out / entry['file']).stat().st_size / 1e6:.3f} MB, dense weights), "
+            f"max |difference| to the eager model {entry['max_abs_difference']:.2e}"
+            for fmt, entries in self.deployment.items()
+            for entry in entries
         ]
 
 
@@ -105,13 +113,17 @@ def export_run(
     best_dev: bool = False,
     compressed: bool = False,
     fp16: bool = False,
+    formats: Sequence[str] = (),
 ) -> ExportSummary:
+    """Write the package; ``formats`` ("torchscript", "onnx") add the model's inference graphs in those
+    formats (see :mod:`dsd_seq.export.deployment`), listed in the manifest with checksums."""
     checkpoint, phase = choose_checkpoint(run_dir, phase, best_dev)
     state = load_safely(checkpoint)
     config, model_state = state["config"], state["model"]
     module_name, module = inference_module(config["task"])
     settings, assets = module.describe(config["task_args"], model_state)
     row = next((r for r in state.get("results", []) if r.get("phase") == phase - 1), {})
+    deployment = _deployment_files(module, settings, model_state, assets, formats)
     weights = compress_state(model_state, fp16) if compressed else dict(model_state)
     storage = ("bitmask sparse" if compressed else "dense") + (", fp16 values" if fp16 else "")
     manifest = {
@@ -120,6 +132,9 @@ def export_run(
         "weights": {"file": WEIGHTS, "storage": storage, "exact": not fp16},
         "provenance": _provenance(run_dir, checkpoint, phase, row, state),
     }
+    if deployment:
+        manifest["deployment"] = {fmt: [e for e, _ in files] for fmt, files in deployment.items()}
+        assets = {**assets, **{e["file"]: data for files in deployment.values() for e, data in files}}
     write_package(out, manifest, {"model": weights}, assets)
     return ExportSummary(
         out=out,
@@ -129,7 +144,21 @@ def export_run(
         weights_bytes=(out / WEIGHTS).stat().st_size,
         dense_bytes=serialized_bytes({"model": dict(model_state)}),
         storage=storage,
+        deployment=manifest.get("deployment", {}),
     )
+
+
+def _deployment_files(module, settings: dict, model_state: dict, assets: dict, formats: Sequence[str]):
+    """format -> [(manifest entry, file bytes)] for each inference graph the model family names."""
+    if not formats:
+        return {}
+    model = module.from_package(settings, dict(model_state), assets, "cpu")
+    if not hasattr(model, "deployment_graphs"):
+        raise DeploymentError(
+            f"{type(model).__name__} names no inference graphs to export; only the package can be written"
+        )
+    graphs = model.deployment_graphs()
+    return {fmt: [export_graph(graph, fmt)[::-1] for graph in graphs] for fmt in dict.fromkeys(formats)}
 
 
 def _provenance(run_dir: Path, checkpoint: Path, phase: int, row: dict, state: dict) -> dict:

@@ -5,7 +5,7 @@
 # Stages (Kaldi style, each leaves its result on disk; data stages leave a .done marker and are skipped
 #   when it holds the same parameters, training stages resume from their checkpoints):
 #   0 download+extract  1 data dirs  2 features (+ SentencePiece units with --units bpe|unigram)  3 dense
-#   4 sparse/re-dense  5 LLR  6 decode+score  7 results
+#   4 sparse/re-dense  5 LLR  6 decode+score  7 results, and the models to use exported to exp/model/
 # Usage: egs/librispeech/run.sh [--mini] [--stage N] [--stop-stage M] [--config conf/train.yaml] [--exp exp]
 #        [--data data] [--train "train-clean-100 ..."] [--dev "dev-clean"] [--test "test-clean"]
 #        [--mirror URL] [--sha256 SUBSET=HEX] [--num-bins N] [--set key=value]
@@ -94,4 +94,7 @@ fi
 if in_stages 7; then
   log 7 "results table, report and figures"
   dsd_seq report "$exp"  # results.md/json, report.md and figures/
+  # the model to use: the final DSD model and the compressed sparse one, three test files to try it on
+  mapfile -t demo < <(head -n 3 "$data/kaldi/test/wav.scp" | cut -d' ' -f2-)
+  export_models 7 transcribe "${demo[@]}"
 fi

@@ -4,7 +4,8 @@
 # Configs: conf/ds1_table7.yaml (DeepSpeech 1, Table 7) and conf/ds2_table9.yaml (DeepSpeech 2, Table 9).
 # Stages (Kaldi style; data stages leave a .done marker and are skipped when it holds the same
 #   parameters, training stages resume from their checkpoints):
-#   0 audio + data dirs  1 features  2 dense  3 sparse/re-dense  4 LLR  5 dense baseline  6 decode+score  7 results
+#   0 audio + data dirs  1 features  2 dense  3 sparse/re-dense  4 LLR  5 dense baseline  6 decode+score
+#   7 results, and the models to use exported to exp/model/
 # Stage 5 runs only with --baseline-schedule S: a dense-only run of S from scratch (e.g. the paper's
 # 150-epoch DeepSpeech 1 baseline); it is decoded and scored beside the others.
 # Usage: egs/wsj/run.sh --wsj0 DIR --wsj1 DIR [--config conf/ds1_table7.yaml] [--stage N] [--stop-stage M]
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs="$2"; shift 2 ;;
     --baseline-schedule) baseline_schedule="$2"; shift 2 ;;
     --paper-table) paper_table="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) common_option "$1" "${2-}"; shift 2 ;;  # --stage --stop-stage --config --exp --data --set --ngpu ...
   esac
 done
@@ -95,4 +96,7 @@ if in_stages 7; then
   [ "$paper_table" = none ] || paper_args=(--paper "$paper_table")
   dsd_seq report "$exp" "${paper_args[@]}"  # results.md/json, report.md (with the paper's table) and figures/
   [ -z "$baseline_schedule" ] || echo "dense baseline ($baseline_schedule): $(cat "$exp/dense/decode_test/wer.txt" | head -n 1)"
+  # the model to use: the final DSD model and the compressed sparse one, three eval92 files to try it on
+  mapfile -t demo < <(head -n 3 "$data/corpus/data/${sets[test]}/wav.scp" | cut -d' ' -f2-)
+  export_models 7 transcribe "${demo[@]}"
 fi
