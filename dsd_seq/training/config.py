@@ -58,6 +58,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0 = at epoch ends only
     keep_checkpoints: int = 3  # recent step checkpoints kept (phase-end ones are always kept)
     max_nonfinite_steps: int = 20  # consecutive NaN/inf losses before the run stops
+    max_nonfinite_fraction: float = 0.25  # share of a phase's steps skipped (NaN/inf) that stops the run
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast forward; fp16 with a gradient scaler)
@@ -260,6 +261,7 @@ def _validate(config: RunConfig, source: str) -> None:
         )
     check_number("train.grad_clip", t.grad_clip, 0)  # 0 disables clipping
     check_number("train.weight_decay", t.weight_decay, 0, 1)  # above 1 a step flips or blows up weights
+    check_number("train.max_nonfinite_fraction", t.max_nonfinite_fraction, 0, 1)
     for key, minimum, limit in (
         ("checkpoint_every_steps", 0, INT64),
         ("max_nonfinite_steps", 1, INT64),
@@ -293,6 +295,7 @@ RESUMABLE_CHANGES = (
     "train.checkpoint_every_steps",
     "train.keep_checkpoints",
     "train.max_nonfinite_steps",
+    "train.max_nonfinite_fraction",
     "train.eval_splits",
 )
 #: Keys the fingerprint leaves out: the seed (runs of one experiment differ only in it) and the resumable
