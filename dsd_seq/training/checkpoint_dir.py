@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from dsd_seq.safe_io import CheckpointError, load_safely, save_checkpoint
+from dsd_seq.safe_io import CheckpointError, kill_point, load_safely, save_checkpoint
 
 _STEP = re.compile(r"step-(\d{9,})\.pt")
 _PHASE_END = re.compile(r"phase(\d+)-end\.pt")
@@ -51,11 +51,22 @@ class CheckpointDir:
         path = self.step_path(global_step)
         save_checkpoint(state, path)
         if phase_end is not None:
+            kill_point("phase-end-saved")  # crash window: the step file holds a phase end not yet linked
             _link_atomic(path, self.phase_end_path(phase_end))
         _link_atomic(path, self.last)
         for old in self.steps()[self.keep :]:
             old.unlink(missing_ok=True)
         return path
+
+    def link_phase_end(self, source: Path, phase: int) -> Path:
+        """Name ``source`` (a checkpoint holding the end of ``phase``) ``phase<phase>-end.pt``."""
+        target = self.phase_end_path(phase)
+        _link_atomic(source, target)
+        return target
+
+    def link_last(self, source: Path) -> None:
+        if not (self.last.is_file() and os.path.samefile(source, self.last)):
+            _link_atomic(source, self.last)
 
     def steps(self) -> list[Path]:
         """The step checkpoints, newest (highest global step) first."""

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import Schedule
-from dsd_seq.safe_io import CheckpointError, load_safely
+from dsd_seq.safe_io import CheckpointError, kill_point, load_safely
 from dsd_seq.training import distributed
 from dsd_seq.training.checkpoint import CHECKPOINT_FORMAT, check_resumable, restore_rng, rng_state
 from dsd_seq.training.checkpoint_dir import CheckpointDir
@@ -35,6 +35,7 @@ from dsd_seq.training.config import RunConfig
 from dsd_seq.training.metrics_log import MetricsLog
 from dsd_seq.training.nonfinite_guard import NonfiniteGuard
 from dsd_seq.training.optimizer import build_optimizer
+from dsd_seq.training.phase_completion import complete_phase_end
 from dsd_seq.training.precision import Precision
 from dsd_seq.training.results import flat_metrics, phase_row, write_results
 from dsd_seq.training.step import StepResult, TrainStep
@@ -129,6 +130,8 @@ class Trainer:
         if not self.is_main:
             return self.checkpoint_dir.step_path(self.position.global_step)
         state = self.state_dict()
+        if phase_end is not None:
+            state["phase_end"] = phase_end  # what a start after a crash finishes (phase_completion)
         if rngs is not None:
             state["rng_ranks"] = rngs
         return self.checkpoint_dir.write(state, self.position.global_step, phase_end)
@@ -166,6 +169,10 @@ class Trainer:
         path, state, self.skipped_checkpoints = found
         self.load(path, state=state)
         self.resumed_from = path
+        if self.is_main:
+            repaired = complete_phase_end(self.checkpoint_dir, path, state, self.exp_dir, self._write_results)
+            if repaired:
+                tqdm.write(f"resume: finished the phase end a crash cut short: {'; '.join(repaired)}")
         if self.skipped_checkpoints and self.is_main:
             tqdm.write(
                 f"resume: continuing from {path} (step {self.position.global_step}); skipped "
@@ -356,8 +363,12 @@ class Trainer:
         log.log("phase_end", pos.global_step, **scalars, **flat_metrics(metrics))
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
         self.save(phase_end=pos.phase + 1)
+        kill_point("phase-end-linked")  # crash window: the phase end is saved, results.json not yet
         if self.is_main:
-            write_results(self.exp_dir, self.run_label, self.schedule, self.task, self.results)
+            self._write_results(self.results)
+
+    def _write_results(self, rows: list[dict[str, Any]]) -> Path:
+        return write_results(self.exp_dir, self.run_label, self.schedule, self.task, rows)
 
     @property
     def finished(self) -> bool:
