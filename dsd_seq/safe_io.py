@@ -202,6 +202,8 @@ def load_safely(path: str | Path, what: str = "checkpoint", expect_keys: Iterabl
     return state
 
 
-def load_checkpoint_dict(path: str | Path, what: str = "checkpoint") -> dict:
-    """A checkpoint the trainer wrote, checked to hold the model weights (:data:`CHECKPOINT_KEYS`)."""
-    return load_safely(path, what, expect_keys=CHECKPOINT_KEYS)
+def load_checkpoint_dict(path: str | Path, what: str = "checkpoint", needs: Iterable[str] = ()) -> dict:
+    """A checkpoint the trainer wrote, checked to hold the model weights (:data:`CHECKPOINT_KEYS`) and
+    the keys the caller ``needs`` (a resumed run: the optimizer, masks, position ...). Every command that
+    reads a checkpoint goes through here, so a 0-byte, foreign or damaged file gets the same message."""
+    return load_safely(path, what, expect_keys=(*CHECKPOINT_KEYS, *needs))

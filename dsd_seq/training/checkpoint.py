@@ -19,6 +19,8 @@ from dsd_seq.training.distributed import rank_seed
 
 #: The layout of the state a checkpoint holds (see ``Trainer.state_dict``).
 CHECKPOINT_FORMAT = 1
+#: What a run continuing from a checkpoint (``--resume``, ``--init-from``) needs besides the weights.
+RESUME_KEYS = ("format", "optimizer", "dsd", "position", "schedule", "results")
 
 
 def rng_state() -> dict:

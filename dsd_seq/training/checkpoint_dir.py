@@ -20,7 +20,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from dsd_seq.safe_io import CheckpointError, kill_point, load_safely, save_checkpoint
+from dsd_seq.safe_io import CheckpointError, kill_point, load_checkpoint_dict, save_checkpoint
+from dsd_seq.training.checkpoint import RESUME_KEYS
 
 _STEP = re.compile(r"step-(\d{9,})\.pt")
 _PHASE_END = re.compile(r"phase(\d+)-end\.pt")
@@ -89,7 +90,7 @@ class CheckpointDir:
         skipped: list[tuple[Path, str]] = []
         for path in self.newest_first():
             try:
-                state = load_safely(path)
+                state = load_checkpoint_dict(path, needs=RESUME_KEYS)  # 0-byte, foreign: skipped
             except CheckpointError as err:
                 skipped.append((path, str(err)))
                 if rename_damaged:

@@ -27,9 +27,15 @@ from tqdm.auto import tqdm
 
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import Schedule
-from dsd_seq.safe_io import CheckpointError, kill_point, load_safely
+from dsd_seq.safe_io import CheckpointError, kill_point, load_checkpoint_dict
 from dsd_seq.training import distributed
-from dsd_seq.training.checkpoint import CHECKPOINT_FORMAT, check_resumable, restore_rng, rng_state
+from dsd_seq.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    RESUME_KEYS,
+    check_resumable,
+    restore_rng,
+    rng_state,
+)
 from dsd_seq.training.checkpoint_dir import CheckpointDir
 from dsd_seq.training.config import RunConfig
 from dsd_seq.training.metrics_log import MetricsLog
@@ -139,7 +145,7 @@ class Trainer:
     def load(self, path: str | Path, continue_schedule: bool = False, state: dict | None = None) -> None:
         """Restore a checkpoint. With ``continue_schedule`` the checkpoint may come from another schedule
         that shares this one's completed phases (e.g. the LLR baseline starting from DSD's dense phase)."""
-        state = load_safely(path) if state is None else state
+        state = load_checkpoint_dict(path, needs=RESUME_KEYS) if state is None else state
         config = dataclasses.asdict(self.config)
         check_resumable(Path(path), state, self.schedule, config, self.world_size, continue_schedule)
         try:
