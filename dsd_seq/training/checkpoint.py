@@ -14,7 +14,7 @@ import torch
 
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.safe_io import CheckpointError
-from dsd_seq.training.config import diff
+from dsd_seq.training.config import accepted_changes, diff
 from dsd_seq.training.distributed import rank_seed
 
 #: The layout of the state a checkpoint holds (see ``Trainer.state_dict``).
@@ -78,11 +78,14 @@ def check_resumable(
     config: dict,
     world_size: int,
     continue_schedule: bool,
-) -> None:
+    also_resumable: tuple[str, ...] = (),
+) -> list[str]:
     """Raise a CheckpointError saying why ``state`` (read from ``path``) cannot continue a run of
     ``schedule`` with ``config`` (as a dict) on ``world_size`` processes. With ``continue_schedule`` the
     checkpoint may come from another schedule that shares this one's completed phases (e.g. the LLR
-    baseline starting from DSD's dense phase), and from another process count."""
+    baseline starting from DSD's dense phase), and from another process count. ``also_resumable``: the
+    task's settings that do not change the computation (evaluation batch size, decoding). Returns the
+    accepted changes ('key: old -> new'), for the user."""
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}"
@@ -109,9 +112,10 @@ def check_resumable(
             f"{path} was written by schedule {state['schedule']}, not {schedule.to_list()}; "
             "resume with the same schedule or use a new experiment folder"
         )
-    changed = diff(state.get("config", {}), config)
+    changed = diff(state.get("config", {}), config, also_resumable)
     if changed:
         raise CheckpointError(
             f"{path} was written with a different configuration: {'; '.join(changed)}. Resume with the "
             "original settings (see config.yaml in the experiment folder) or use a new experiment folder"
         )
+    return accepted_changes(state.get("config", {}), config, also_resumable)

@@ -355,13 +355,27 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def diff(saved: dict[str, Any], current: dict[str, Any], also_resumable: tuple[str, ...] = ()) -> list[str]:
     """What resuming a run saved with ``saved`` under ``current`` would change, as 'key: old -> new',
-    RESUMABLE_CHANGES aside. A key the saved config lacks (one added to RunConfig since) counts as its
-    default, so adding a config key with a default never stops older runs from resuming."""
+    RESUMABLE_CHANGES (and a task's ``also_resumable``) aside. A key the saved config lacks (one added to
+    RunConfig since) counts as its default, so adding a config key with a default never stops older runs
+    from resuming."""
+    resumable = (*RESUMABLE_CHANGES, *also_resumable)
+    return [line for key, line in _changes(saved, current) if not _under(key, resumable)]
+
+
+def accepted_changes(
+    saved: dict[str, Any], current: dict[str, Any], also_resumable: tuple[str, ...] = ()
+) -> list[str]:
+    """The changes a resumed run accepts (they do not change the computation), to tell the user."""
+    resumable = tuple(k for k in (*RESUMABLE_CHANGES, *also_resumable) if k != "schedule")
+    return [line for key, line in _changes(saved, current) if _under(key, resumable)]
+
+
+def _changes(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, str]]:
     old, new = {**_defaults(), **flatten(saved)}, flatten(current)
-    keys = sorted(k for k in set(old) | set(new) if not _under(k, RESUMABLE_CHANGES))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    keys = sorted(set(old) | set(new))
+    return [(k, f"{k}: {old.get(k)!r} -> {new.get(k)!r}") for k in keys if old.get(k) != new.get(k)]
 
 
 def _defaults() -> dict[str, Any]:

@@ -147,7 +147,14 @@ class Trainer:
         that shares this one's completed phases (e.g. the LLR baseline starting from DSD's dense phase)."""
         state = load_checkpoint_dict(path, needs=RESUME_KEYS) if state is None else state
         config = dataclasses.asdict(self.config)
-        check_resumable(Path(path), state, self.schedule, config, self.world_size, continue_schedule)
+        also = tuple(getattr(self.task, "resumable_changes", ()))
+        accepted = check_resumable(
+            Path(path), state, self.schedule, config, self.world_size, continue_schedule, also
+        )
+        if accepted and self.is_main and not continue_schedule:
+            tqdm.write(
+                f"resume: settings changed since {path} (they do not change training): {'; '.join(accepted)}"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -210,6 +217,9 @@ class Trainer:
             self._resume()
         elif init_from is not None:
             self.load(init_from, continue_schedule=True)
+        check_evaluation = getattr(self.task, "check_evaluation", None)
+        if check_evaluation is not None and self.is_main:  # a missing LM is found now, not after an epoch
+            check_evaluation()
         masks = self.dsd.masks.masks if self.dsd.masks is not None else None
         distributed.check_same_start(self.resumed_from, self.position.global_step, self.model, masks)
         t = self.config.train
