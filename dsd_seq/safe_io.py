@@ -63,6 +63,20 @@ MAGIC = b"dsd-seq-checkpoint "
 #: temporary file and before the rename (the worst moment for a crash); used by tests/test_crash_resume.py.
 KILL_IN_WRITE_ENV = "DSD_SEQ_TEST_KILL_IN_CHECKPOINT_WRITE"
 _writes = 0
+#: Test hook: ``NAME:N`` SIGKILLs this process the N-th time it reaches :func:`kill_point` ``NAME`` (the
+#: moments between the steps of a phase end; used by tests/test_crash_windows.py).
+KILL_AT_ENV = "DSD_SEQ_TEST_KILL_AT"
+_reached: dict[str, int] = {}
+
+
+def kill_point(name: str) -> None:
+    """SIGKILL here when :data:`KILL_AT_ENV` asks for this point and this count (tests only)."""
+    wanted = os.environ.get(KILL_AT_ENV)
+    if not wanted:
+        return
+    _reached[name] = _reached.get(name, 0) + 1
+    if wanted == f"{name}:{_reached[name]}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def save_checkpoint(obj: Any, path: str | Path) -> None:
@@ -188,6 +202,8 @@ def load_safely(path: str | Path, what: str = "checkpoint", expect_keys: Iterabl
     return state
 
 
-def load_checkpoint_dict(path: str | Path, what: str = "checkpoint") -> dict:
-    """A checkpoint the trainer wrote, checked to hold the model weights (:data:`CHECKPOINT_KEYS`)."""
-    return load_safely(path, what, expect_keys=CHECKPOINT_KEYS)
+def load_checkpoint_dict(path: str | Path, what: str = "checkpoint", needs: Iterable[str] = ()) -> dict:
+    """A checkpoint the trainer wrote, checked to hold the model weights (:data:`CHECKPOINT_KEYS`) and
+    the keys the caller ``needs`` (a resumed run: the optimizer, masks, position ...). Every command that
+    reads a checkpoint goes through here, so a 0-byte, foreign or damaged file gets the same message."""
+    return load_safely(path, what, expect_keys=(*CHECKPOINT_KEYS, *needs))

@@ -100,6 +100,8 @@ def _relabel(cache: dict, vocab: SentencePieceVocab) -> dict:
 class SpeechTask:
     metric = "wer"
     higher_is_better = False
+    #: settings used only when scoring: a resumed run may change them (the Task protocol's option)
+    resumable_changes = ("task_args.decoding", "task_args.eval_batch_size")
 
     def __init__(self, config: SpeechTaskConfig):
         if "train" not in config.data:
@@ -196,6 +198,13 @@ class SpeechTask:
             return transducer_loss(logits, lengths, batch.labels, batch.label_lengths)
         log_probs, lengths = model(features, batch.feature_lengths)
         return ctc_loss(log_probs, lengths, batch.labels, batch.label_lengths, utt_ids=batch.utt_ids)
+
+    def check_evaluation(self) -> None:
+        """Build the decoder (opening the language model of ``decoding: {mode: lm}``) before training, so
+        a missing LM file stops the run now, not after the first epoch."""
+        if not self.transducer:
+            words = (w for text in self.datasets["train"].texts for w in text.split())
+            ctc_text_decoder(self.config.decoding, self.vocab, words)
 
     def transcribe(
         self, split: str, device: torch.device, decoding: DecodingConfig | None = None

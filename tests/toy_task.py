@@ -51,6 +51,7 @@ class ToyTask:
         self.model = ToyRecurrentNet(batch_norm=batch_norm)
         self.nan_batches: set[int] = set()  # batches holding these items get NaN inputs
         self.nan_gradient_batches: set[int] = set()  # finite loss, NaN gradient
+        self.loss_scale = 1.0  # e.g. 1e30: a finite loss whose gradient makes the update overflow
         self.fail_at_call: int | None = None  # the loss call (1-based) that raises, like a data error
         self.calls = 0
 
@@ -75,7 +76,7 @@ class ToyTask:
         loss = nn.functional.cross_entropy(logits, self.y[batch].to(device))
         if any(int(i) in self.nan_gradient_batches for i in batch):
             loss = loss + (0 * self.model.out.weight.sum()).abs().sqrt()  # value 0, gradient inf * 0 = NaN
-        return loss
+        return loss * self.loss_scale
 
     def evaluate(self, split, device):
         pred = self.model(self.x.to(device), self.tokens.to(device)).argmax(1).cpu()

@@ -25,10 +25,10 @@ import torch  # noqa: E402
 
 from dsd_seq.core.schedule import SPARSE  # noqa: E402
 from dsd_seq.experiments.report import load_results  # noqa: E402
-from dsd_seq.safe_io import load_safely  # noqa: E402
+from dsd_seq.safe_io import load_checkpoint_dict  # noqa: E402
 from dsd_seq.training.metrics_log import read_metrics  # noqa: E402
 
-PHASE_END_KEYS = ("model", "dsd")  # the weights and the masks Figure 2 draws
+PHASE_END_KEYS = ("dsd",)  # besides the weights: the masks Figure 2 draws
 
 WEIGHT_FIGURE = "weight_distribution.png"
 CURVES_FIGURE = "training_curves.png"
@@ -73,10 +73,12 @@ def weight_panels(
     results = load_results(run_dir)
     sparse = _sparse_window(results, run_dir)
     ckpt = run_dir / "checkpoints"
-    dense_state = load_safely(ckpt / f"phase{sparse}-end.pt", expect_keys=PHASE_END_KEYS)
-    sparse_state = load_safely(ckpt / f"phase{sparse + 1}-end.pt", expect_keys=PHASE_END_KEYS)
+    dense_state = load_checkpoint_dict(ckpt / f"phase{sparse}-end.pt", needs=PHASE_END_KEYS)
+    sparse_state = load_checkpoint_dict(ckpt / f"phase{sparse + 1}-end.pt", needs=PHASE_END_KEYS)
     redense_path = ckpt / f"phase{sparse + 2}-end.pt"
-    redense_state = load_safely(redense_path, expect_keys=PHASE_END_KEYS) if redense_path.is_file() else None
+    redense_state = (
+        load_checkpoint_dict(redense_path, needs=PHASE_END_KEYS) if redense_path.is_file() else None
+    )
     masks = sparse_state["dsd"]["masks"]
     if not masks:
         raise FigureError(f"{ckpt / f'phase{sparse + 1}-end.pt'} holds no masks")

@@ -26,7 +26,7 @@ import torch
 from dsd_seq.export.deployment import DeploymentError, export_graph
 from dsd_seq.export.package import WEIGHTS, PackageError, serialized_bytes, write_package
 from dsd_seq.export.sparse_storage import compress_state
-from dsd_seq.safe_io import load_safely
+from dsd_seq.safe_io import load_checkpoint_dict
 
 
 @dataclass
@@ -118,7 +118,7 @@ def export_run(
     """Write the package; ``formats`` ("torchscript", "onnx") add the model's inference graphs in those
     formats (see :mod:`dsd_seq.export.deployment`), listed in the manifest with checksums."""
     checkpoint, phase = choose_checkpoint(run_dir, phase, best_dev)
-    state = load_safely(checkpoint)
+    state = load_checkpoint_dict(checkpoint, needs=("config",))
     config, model_state = state["config"], state["model"]
     module_name, module = inference_module(config["task"])
     settings, assets = module.describe(config["task_args"], model_state)

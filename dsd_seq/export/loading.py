@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dsd_seq.export.package import PackageError, read_package
 from dsd_seq.export.sparse_storage import expand_state
-from dsd_seq.safe_io import load_safely
+from dsd_seq.safe_io import load_checkpoint_dict
 
 
 def load_model(path: str | Path, device: str = "cpu"):
@@ -27,11 +27,7 @@ def load_model(path: str | Path, device: str = "cpu"):
     elif path.is_file():
         from dsd_seq.export.exporter import inference_module  # imports the task module by name
 
-        state = load_safely(path)
-        if "config" not in state or "model" not in state:
-            raise PackageError(
-                f"{path}: not a dsd-seq training checkpoint (no config/model); pass a model package"
-            )
+        state = load_checkpoint_dict(path, needs=("config",))
         module_name, module = inference_module(state["config"]["task"])
         settings, assets = module.describe(state["config"]["task_args"], state["model"])
         spec, weights = f"{module_name}:from_package", state["model"]

@@ -14,11 +14,13 @@ import torch
 
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.safe_io import CheckpointError
-from dsd_seq.training.config import diff
+from dsd_seq.training.config import accepted_changes, diff
 from dsd_seq.training.distributed import rank_seed
 
 #: The layout of the state a checkpoint holds (see ``Trainer.state_dict``).
 CHECKPOINT_FORMAT = 1
+#: What a run continuing from a checkpoint (``--resume``, ``--init-from``) needs besides the weights.
+RESUME_KEYS = ("format", "optimizer", "dsd", "position", "schedule", "results")
 
 
 def rng_state() -> dict:
@@ -88,11 +90,14 @@ def check_resumable(
     config: dict,
     world_size: int,
     continue_schedule: bool,
-) -> None:
+    also_resumable: tuple[str, ...] = (),
+) -> list[str]:
     """Raise a CheckpointError saying why ``state`` (read from ``path``) cannot continue a run of
     ``schedule`` with ``config`` (as a dict) on ``world_size`` processes. With ``continue_schedule`` the
     checkpoint may come from another schedule that shares this one's completed phases (e.g. the LLR
-    baseline starting from DSD's dense phase), and from another process count."""
+    baseline starting from DSD's dense phase), and from another process count. ``also_resumable``: the
+    task's settings that do not change the computation (evaluation batch size, decoding). Returns the
+    accepted changes ('key: old -> new'), for the user."""
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: checkpoint format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}"
@@ -119,7 +124,7 @@ def check_resumable(
             f"{path} was written by schedule {state['schedule']}, not {schedule.to_list()}; "
             "resume with the same schedule or use a new experiment folder"
         )
-    changed = diff(state.get("config", {}), config)
+    changed = diff(state.get("config", {}), config, also_resumable)
     if continue_schedule:  # a phase end may start runs of other seeds (compare --design shared-baseline)
         changed = [c for c in changed if not c.startswith("train.seed:")]
     if changed:
@@ -127,3 +132,4 @@ def check_resumable(
             f"{path} was written with a different configuration: {'; '.join(changed)}. Resume with the "
             "original settings (see config.yaml in the experiment folder) or use a new experiment folder"
         )
+    return accepted_changes(state.get("config", {}), config, also_resumable)

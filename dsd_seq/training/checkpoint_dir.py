@@ -20,7 +20,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from dsd_seq.safe_io import CheckpointError, load_safely, save_checkpoint
+from dsd_seq.safe_io import CheckpointError, kill_point, load_checkpoint_dict, save_checkpoint
+from dsd_seq.training.checkpoint import RESUME_KEYS
 
 _STEP = re.compile(r"step-(\d{9,})\.pt")
 _PHASE_END = re.compile(r"phase(\d+)-end\.pt")
@@ -51,11 +52,22 @@ class CheckpointDir:
         path = self.step_path(global_step)
         save_checkpoint(state, path)
         if phase_end is not None:
+            kill_point("phase-end-saved")  # crash window: the step file holds a phase end not yet linked
             _link_atomic(path, self.phase_end_path(phase_end))
         _link_atomic(path, self.last)
         for old in self.steps()[self.keep :]:
             old.unlink(missing_ok=True)
         return path
+
+    def link_phase_end(self, source: Path, phase: int) -> Path:
+        """Name ``source`` (a checkpoint holding the end of ``phase``) ``phase<phase>-end.pt``."""
+        target = self.phase_end_path(phase)
+        _link_atomic(source, target)
+        return target
+
+    def link_last(self, source: Path) -> None:
+        if not (self.last.is_file() and os.path.samefile(source, self.last)):
+            _link_atomic(source, self.last)
 
     def steps(self) -> list[Path]:
         """The step checkpoints, newest (highest global step) first."""
@@ -78,7 +90,7 @@ class CheckpointDir:
         skipped: list[tuple[Path, str]] = []
         for path in self.newest_first():
             try:
-                state = load_safely(path)
+                state = load_checkpoint_dict(path, needs=RESUME_KEYS)  # 0-byte, foreign: skipped
             except CheckpointError as err:
                 skipped.append((path, str(err)))
                 if rename_damaged:

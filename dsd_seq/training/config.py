@@ -41,6 +41,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0 = at epoch ends only
     keep_checkpoints: int = 3  # recent step checkpoints kept (phase-end ones are always kept)
     max_nonfinite_steps: int = 20  # consecutive NaN/inf losses before the run stops
+    max_nonfinite_fraction: float = 0.25  # share of a phase's steps skipped (NaN/inf) that stops the run
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast forward; fp16 with a gradient scaler)
@@ -242,6 +243,7 @@ def _validate(config: RunConfig, source: str) -> None:
         )
     check_number("train.grad_clip", t.grad_clip, 0)  # 0 disables clipping
     check_number("train.weight_decay", t.weight_decay, 0, 1)  # above 1 a step flips or blows up weights
+    check_number("train.max_nonfinite_fraction", t.max_nonfinite_fraction, 0, 1)
     for key, minimum, limit in (
         ("checkpoint_every_steps", 0, INT64),
         ("max_nonfinite_steps", 1, INT64),
@@ -275,6 +277,7 @@ RESUMABLE_CHANGES = (
     "train.checkpoint_every_steps",
     "train.keep_checkpoints",
     "train.max_nonfinite_steps",
+    "train.max_nonfinite_fraction",
     "train.eval_splits",
 )
 #: Keys the fingerprint leaves out: the seed (runs of one experiment differ only in it) and the resumable
@@ -334,13 +337,27 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def diff(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def diff(saved: dict[str, Any], current: dict[str, Any], also_resumable: tuple[str, ...] = ()) -> list[str]:
     """What resuming a run saved with ``saved`` under ``current`` would change, as 'key: old -> new',
-    RESUMABLE_CHANGES aside. A key the saved config lacks (one added to RunConfig since) counts as its
-    default, so adding a config key with a default never stops older runs from resuming."""
+    RESUMABLE_CHANGES (and a task's ``also_resumable``) aside. A key the saved config lacks (one added to
+    RunConfig since) counts as its default, so adding a config key with a default never stops older runs
+    from resuming."""
+    resumable = (*RESUMABLE_CHANGES, *also_resumable)
+    return [line for key, line in _changes(saved, current) if not _under(key, resumable)]
+
+
+def accepted_changes(
+    saved: dict[str, Any], current: dict[str, Any], also_resumable: tuple[str, ...] = ()
+) -> list[str]:
+    """The changes a resumed run accepts (they do not change the computation), to tell the user."""
+    resumable = tuple(k for k in (*RESUMABLE_CHANGES, *also_resumable) if k != "schedule")
+    return [line for key, line in _changes(saved, current) if _under(key, resumable)]
+
+
+def _changes(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, str]]:
     old, new = {**_defaults(), **flatten(saved)}, flatten(current)
-    keys = sorted(k for k in set(old) | set(new) if not _under(k, RESUMABLE_CHANGES))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    keys = sorted(set(old) | set(new))
+    return [(k, f"{k}: {old.get(k)!r} -> {new.get(k)!r}") for k in keys if old.get(k) != new.get(k)]
 
 
 def _defaults() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dsd_seq.core.selection import SelectionError
 from dsd_seq.safe_io import CheckpointError
 from dsd_seq.training import distributed
 from dsd_seq.training.config import ConfigError, RunConfig, load_config, to_yaml
+from dsd_seq.training.run_lock import RunLockedError, lock_for_all_ranks
 from dsd_seq.training.task import build_task
 from dsd_seq.training.trainer import Position, Trainer, TrainingError
 
@@ -45,6 +46,7 @@ RUN_ERRORS = (
     SelectionError,
     CheckpointError,
     TrainingError,
+    RunLockedError,
     distributed.RankMismatchError,
     ValueError,
     OSError,
@@ -119,13 +121,16 @@ def train_run(
         trainer = Trainer(task, schedule, config, exp_dir, run_label=label or default_label)
         if trainer.is_main:
             print(parameter_count_line(trainer.model, trainer.dsd.params.values()), flush=True)
-        # a resumed run keeps the config it started with; under torchrun rank 0 writes it
-        if trainer.is_main and not trainer.checkpoint_dir.newest_first():
-            exp_dir.mkdir(parents=True, exist_ok=True)
-            (exp_dir / "config.yaml").write_text(to_yaml(config) + f"# schedule run: {schedule.compact()}\n")
-        trainer.run(
-            resume=resume, init_from=init_from, stop_after_steps=stop_after_steps, until_phase=until_phase
-        )
+        # one run per folder, for the whole run: under torchrun rank 0 holds the lock for all ranks
+        with lock_for_all_ranks(exp_dir, trainer.is_main):
+            # a resumed run keeps the config it started with; under torchrun rank 0 writes it
+            if trainer.is_main and not trainer.checkpoint_dir.newest_first():
+                (exp_dir / "config.yaml").write_text(
+                    to_yaml(config) + f"# schedule run: {schedule.compact()}\n"
+                )
+            trainer.run(
+                resume=resume, init_from=init_from, stop_after_steps=stop_after_steps, until_phase=until_phase
+            )
     finally:
         distributed.destroy()
     return RunOutcome(exp_dir, schedule, trainer.position, trainer.is_main, trainer.checkpoint_dir.last)

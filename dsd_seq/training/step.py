@@ -2,7 +2,9 @@
 
 Order (see :mod:`dsd_seq.training.precision`): forward under autocast -> (scaled) backward -> mask the
 gradients -> unscale -> clip -> step -> re-apply the masks. A step whose loss or gradients are not finite
-changes nothing: no update, and buffers the forward pass moved (batch-norm statistics) are put back.
+changes nothing: no update, and buffers the forward pass moved (batch-norm statistics) are put back. A step
+that leaves a weight or the optimizer state non-finite (an update that overflows) is undone from the copy
+taken before it (:mod:`dsd_seq.training.pre_step_copy`) and skipped the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import nn
 
 from dsd_seq.core.dsd import DSD
 from dsd_seq.training import distributed
+from dsd_seq.training.pre_step_copy import PreStepCopy
 from dsd_seq.training.precision import Precision
 from dsd_seq.training.task import Task
 
@@ -56,6 +59,7 @@ class TrainStep:
         self.device = device
         self.stop_requested = stop_requested
         self.world_size = distributed.world_size()
+        self.pre_step = PreStepCopy(model, optimizer)
 
     def __call__(self, batch: Any) -> StepResult:
         self.optimizer.zero_grad(set_to_none=True)
@@ -80,11 +84,18 @@ class TrainStep:
             self.optimizer.zero_grad(set_to_none=True)
             _restore(buffers)
             return StepResult(None, stop=stop)
+        self.pre_step.take()
         if not self.precision.step(self.optimizer):  # fp16: the scaler found inf/NaN and skipped the step
             self.optimizer.zero_grad(set_to_none=True)
             _restore(buffers)
             return StepResult(None, overflow=True, stop=stop)
         self.dsd.apply_masks()
+        # the weights are the same on every rank (DDP), so every rank takes the same branch
+        if not self.pre_step.finite():
+            self.pre_step.restore()
+            self.optimizer.zero_grad(set_to_none=True)
+            _restore(buffers)
+            return StepResult(None, stop=stop)
         return StepResult(loss_value, stop=stop)
 
 

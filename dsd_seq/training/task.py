@@ -44,6 +44,12 @@ class Task(Protocol):
     def data_summary(self) -> dict[str, Any]:
         """What the task loaded and what it skipped (counts per kind of problem), for the log."""
 
+    # Optional, read with getattr:
+    # - ``check_evaluation()``: build what evaluation needs (a decoder, a language model file) and raise
+    #   a ValueError naming the setting if it cannot; the trainer calls it before the first step.
+    # - ``resumable_changes``: task_args keys (e.g. "task_args.decoding") that change only evaluation, so
+    #   a resumed run accepts new values for them (see dsd_seq.training.config.RESUMABLE_CHANGES).
+
 
 def build_task(spec: str, task_args: dict):
     """Import ``module:factory`` and call it with the config's ``task_args``."""

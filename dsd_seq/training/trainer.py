@@ -2,8 +2,9 @@
 
 Every position in the run (phase, epoch, step) is checkpointed with the RNG states, and an epoch's batch
 order is drawn from a generator seeded by (seed, phase, epoch), so a resumed run continues exactly where
-it stopped. A NaN/inf loss or gradient skips the step (:mod:`dsd_seq.training.step`); too many in a row
-stop the run with the last good checkpoint (:mod:`dsd_seq.training.checkpoint_dir`) on disk.
+it stopped. A NaN/inf loss or gradient skips the step (:mod:`dsd_seq.training.step`); too many in a row,
+or too large a share of a phase (:mod:`dsd_seq.training.nonfinite_guard`), stop the run with the last good
+checkpoint (:mod:`dsd_seq.training.checkpoint_dir`) on disk.
 
 Under ``torchrun`` (:mod:`dsd_seq.training.distributed`) every rank runs this loop on its share of each
 epoch's batches. Rank 0 alone writes checkpoints, metrics and progress bars and runs the evaluation (the
@@ -26,13 +27,21 @@ from tqdm.auto import tqdm
 
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import Schedule
-from dsd_seq.safe_io import CheckpointError, load_safely
+from dsd_seq.safe_io import CheckpointError, kill_point, load_checkpoint_dict
 from dsd_seq.training import distributed
-from dsd_seq.training.checkpoint import CHECKPOINT_FORMAT, check_resumable, restore_rng, rng_state
+from dsd_seq.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    RESUME_KEYS,
+    check_resumable,
+    restore_rng,
+    rng_state,
+)
 from dsd_seq.training.checkpoint_dir import CheckpointDir
 from dsd_seq.training.config import RunConfig
 from dsd_seq.training.metrics_log import MetricsLog
+from dsd_seq.training.nonfinite_guard import NonfiniteGuard
 from dsd_seq.training.optimizer import build_optimizer
+from dsd_seq.training.phase_completion import complete_phase_end
 from dsd_seq.training.precision import Precision
 from dsd_seq.training.results import flat_metrics, phase_row, write_results
 from dsd_seq.training.step import StepResult, TrainStep
@@ -96,6 +105,7 @@ class Trainer:
         self.position = Position()
         self.results: list[dict[str, Any]] = []
         self.nonfinite_total = 0
+        self.nonfinite = NonfiniteGuard(config.train.max_nonfinite_steps, config.train.max_nonfinite_fraction)
         self.resumed_from: Path | None = None
         self.skipped_checkpoints: list[tuple[Path, str]] = []  # (file, why) found unreadable on resume
 
@@ -112,6 +122,7 @@ class Trainer:
             "schedule": self.schedule.to_list(),
             "config": dataclasses.asdict(self.config),
             "nonfinite_total": self.nonfinite_total,
+            "nonfinite_counts": self.nonfinite.state_dict(),
             "precision": self.precision.state_dict(),
             "world_size": self.world_size,
         }
@@ -126,6 +137,8 @@ class Trainer:
         if not self.is_main:
             return self.checkpoint_dir.step_path(self.position.global_step)
         state = self.state_dict()
+        if phase_end is not None:
+            state["phase_end"] = phase_end  # what a start after a crash finishes (phase_completion)
         if rngs is not None:
             state["rng_ranks"] = rngs
         return self.checkpoint_dir.write(state, self.position.global_step, phase_end)
@@ -133,9 +146,16 @@ class Trainer:
     def load(self, path: str | Path, continue_schedule: bool = False, state: dict | None = None) -> None:
         """Restore a checkpoint. With ``continue_schedule`` the checkpoint may come from another schedule
         that shares this one's completed phases (e.g. the LLR baseline starting from DSD's dense phase)."""
-        state = load_safely(path) if state is None else state
+        state = load_checkpoint_dict(path, needs=RESUME_KEYS) if state is None else state
         config = dataclasses.asdict(self.config)
-        check_resumable(Path(path), state, self.schedule, config, self.world_size, continue_schedule)
+        also = tuple(getattr(self.task, "resumable_changes", ()))
+        accepted = check_resumable(
+            Path(path), state, self.schedule, config, self.world_size, continue_schedule, also
+        )
+        if accepted and self.is_main and not continue_schedule:
+            tqdm.write(
+                f"resume: settings changed since {path} (they do not change training): {'; '.join(accepted)}"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -148,6 +168,7 @@ class Trainer:
         done = self.position.phase
         self.results = list(state["results"])[:done] if continue_schedule else list(state["results"])
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.nonfinite.load_state_dict(None if continue_schedule else state.get("nonfinite_counts"))
 
     def _resume(self) -> None:
         """Continue from the newest readable checkpoint. Rank 0 looks first and renames unreadable newer
@@ -162,6 +183,10 @@ class Trainer:
         path, state, self.skipped_checkpoints = found
         self.load(path, state=state)
         self.resumed_from = path
+        if self.is_main:
+            repaired = complete_phase_end(self.checkpoint_dir, path, state, self.exp_dir, self._write_results)
+            if repaired:
+                tqdm.write(f"resume: finished the phase end a crash cut short: {'; '.join(repaired)}")
         if self.skipped_checkpoints and self.is_main:
             tqdm.write(
                 f"resume: continuing from {path} (step {self.position.global_step}); skipped "
@@ -193,6 +218,9 @@ class Trainer:
             self._resume()
         elif init_from is not None:
             self.load(init_from, continue_schedule=True)
+        check_evaluation = getattr(self.task, "check_evaluation", None)
+        if check_evaluation is not None and self.is_main:  # a missing LM is found now, not after an epoch
+            check_evaluation()
         masks = self.dsd.masks.masks if self.dsd.masks is not None else None
         distributed.check_same_start(self.resumed_from, self.position.global_step, self.model, masks)
         t = self.config.train
@@ -219,6 +247,7 @@ class Trainer:
                     if stopped:
                         self.save()
                         return self.results
+                    self._check_phase_share()
                     pos.epoch, pos.step = pos.epoch + 1, 0
                     if pos.epoch < phase.epochs:  # the phase end scores every split anyway
                         self._log_epoch(log, self._evaluate(t.eval_splits[:1]))
@@ -233,6 +262,7 @@ class Trainer:
         if self.dsd.masks is not None:  # computed on every rank from identical weights: verify they agree
             distributed.check_identical(self.dsd.masks.masks, f"masks of phase {pos.phase + 1}")
         pos.entered = True
+        self.nonfinite.new_phase()
         layers, total = self.dsd.sparsity()
         log.log(
             "phase_start", pos.global_step, phase=pos.phase, label=self.schedule.label(pos.phase), lr=phase.lr,
@@ -256,12 +286,11 @@ class Trainer:
             leave=False,
             dynamic_ncols=True,
         )
-        bad_in_a_row = 0
         every = self.config.train.checkpoint_every_steps
         with contextlib.closing(bar):
             for index in range(pos.step, len(batches)):
                 result = self._step(batches[index], log, index)
-                bad_in_a_row = self._record(result, bad_in_a_row, log, index, bar)
+                self._record(result, log, index, bar)
                 pos.step, pos.global_step = index + 1, pos.global_step + 1
                 steps_this_call += 1
                 bar.update(1)
@@ -283,28 +312,45 @@ class Trainer:
             tqdm.write(f"step failed; {self.checkpoint_dir.last} holds the state before it (--resume)")
             raise
 
-    def _record(self, result: StepResult, bad_in_a_row: int, log: MetricsLog, index: int, bar: tqdm) -> int:
-        """Log the step; returns the number of skipped (NaN/inf) steps in a row, stopping at too many."""
+    def _record(self, result: StepResult, log: MetricsLog, index: int, bar: tqdm) -> None:
+        """Log the step and count it; too many skipped (NaN/inf) steps in a row stop the run."""
         pos = self.position
         if result.overflow and not self.precision.gradient_is_broken():
             log.log("overflow", pos.global_step, phase=pos.phase, scale=self.precision.scale)
-            return bad_in_a_row
+            return
+        self.nonfinite.record(skipped=result.loss is None)
         if result.loss is not None:
             log.log("train", pos.global_step, loss=result.loss, lr=self.optimizer.param_groups[0]["lr"])
             bar.set_postfix(loss=f"{result.loss:.3f}")
-            return 0
+            return
         self.nonfinite_total += 1
         log.log("nonfinite", pos.global_step, phase=pos.phase, epoch=pos.epoch, batch=index)
-        if bad_in_a_row + 1 >= self.config.train.max_nonfinite_steps:
+        if self.nonfinite.too_many_in_a_row:
             self.save()
             raise TrainingError(
-                f"{bad_in_a_row + 1} consecutive steps had a NaN/inf loss or gradient (phase {pos.phase + 1}, "
-                f"epoch {pos.epoch + 1}, batch {index}); the weights were not updated by them and "
-                f"{self.checkpoint_dir.last} holds the state before. Check the data for bad utterances, set "
-                "train.grad_clip or lower the learning rate; a changed config needs a new --exp-dir "
-                "(--init-from a phaseN-end.pt keeps finished phases)"
+                f"{self.nonfinite.counts.in_a_row} consecutive steps had a NaN/inf loss or gradient, or an "
+                f"update that would have made the weights non-finite (phase {pos.phase + 1}, epoch "
+                f"{pos.epoch + 1}, batch {index}); " + self._advice()
             )
-        return bad_in_a_row + 1
+
+    def _check_phase_share(self) -> None:
+        """At an epoch end: stop when too large a share of the phase's steps so far was skipped."""
+        if not self.nonfinite.phase_share_too_high:
+            return
+        self.save()
+        pos = self.position
+        raise TrainingError(
+            f"phase {pos.phase + 1} ({self.schedule.label(pos.phase)}), epoch {pos.epoch + 1}: "
+            f"{self.nonfinite.describe_share()} (a NaN/inf loss or gradient, or an update that would have "
+            "made the weights non-finite), so the phase is not training as scheduled; " + self._advice()
+        )
+
+    def _advice(self) -> str:
+        return (
+            f"the weights were not updated by them and {self.checkpoint_dir.last} holds the state before. "
+            "Check the data for bad utterances, set train.grad_clip or lower the learning rate; a changed "
+            "config needs a new --exp-dir (--init-from a phaseN-end.pt keeps finished phases)"
+        )
 
     def _evaluate(self, splits: list[str]) -> dict[str, dict[str, float]]:
         """Scores on rank 0 (the weights are the same on every rank); the others receive its result."""
@@ -334,8 +380,12 @@ class Trainer:
         log.log("phase_end", pos.global_step, **scalars, **flat_metrics(metrics))
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
         self.save(phase_end=pos.phase + 1)
+        kill_point("phase-end-linked")  # crash window: the phase end is saved, results.json not yet
         if self.is_main:
-            write_results(self.exp_dir, self.run_label, self.schedule, self.task, self.results)
+            self._write_results(self.results)
+
+    def _write_results(self, rows: list[dict[str, Any]]) -> Path:
+        return write_results(self.exp_dir, self.run_label, self.schedule, self.task, rows)
 
     @property
     def finished(self) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from dsd_seq.experiments.score import score_files
-from dsd_seq.safe_io import load_checkpoint_dict
+from dsd_seq.safe_io import CheckpointError, load_checkpoint_dict
 from dsd_seq.training.config import load_config
 from dsd_seq.training.task import build_task
 
@@ -27,12 +27,13 @@ def decode_and_score(config_path: Path, checkpoint: Path, splits: list[str], out
                      overrides: list[str], literal_overrides: list[str]) -> dict[str, list[str]]:  # fmt: skip
     """Decode and score each split into ``out_dir/decode_<split>``; returns split -> compute-wer lines."""
     config = load_config(config_path, overrides, literal_overrides)
+    state = load_checkpoint_dict(checkpoint)  # before the (slow) task: a bad file is named at once
     task = build_task(config.task, config.task_args)
     unknown = [split for split in splits if split not in task.datasets]
     if unknown:
         raise ValueError(f"--split {unknown}: the config's task_args.data has only {sorted(task.datasets)}")
     try:
-        task.model.load_state_dict(load_checkpoint_dict(checkpoint)["model"])
+        task.model.load_state_dict(state["model"])
     except (ValueError, RuntimeError) as err:
         raise ValueError(f"{checkpoint}: cannot load into this config's model ({err})") from None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = decode_and_score(
             args.config, args.checkpoint, args.split, args.out_dir, args.set, args.set_str
         )
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for split, lines in scores.items():

@@ -1,0 +1,90 @@
+"""SIGKILL between the writes of a phase end (the kill points of dsd_seq.safe_io), then --resume: the
+rerun finishes what the phase end left half done, and the run ends as one never interrupted.
+
+Window 1: the step file holding the phase end is in place, ``phaseN-end.pt`` not yet linked.
+Window 2: the final checkpoint is in place, ``results.json`` lacks its row.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dsd_seq.safe_io import KILL_AT_ENV, KILL_IN_WRITE_ENV, load_safely
+
+ROOT = Path(__file__).resolve().parents[1]
+# 8 batches an epoch, 1 epoch a phase: phase ends at global steps 8, 16, 24
+CONFIG = """\
+task: tests.toy_task:build_toy_task
+schedule: D1:0.01,S1@0.5:0.01,D1:0.001
+train:
+  optimizer: nesterov
+  grad_clip: 1.0
+  keep_checkpoints: 1
+  num_threads: 1
+  progress: false
+  tensorboard: false
+  eval_splits: [test]
+"""
+
+
+def _train(config: Path, exp: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in (KILL_AT_ENV, KILL_IN_WRITE_ENV, "TOY_STALL_AFTER_CALLS"):
+        env.pop(key, None)
+    if kill_at:
+        env[KILL_AT_ENV] = kill_at
+    command = [sys.executable, "-m", "dsd_seq.cli", "train", "--config", str(config), "--exp-dir", str(exp)]
+    return subprocess.run(
+        [*command, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def _rows(exp: Path) -> list[dict]:
+    rows = json.loads((exp / "results.json").read_text())["phases"]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reference")
+    (tmp / "config.yaml").write_text(CONFIG)
+    done = _train(tmp / "config.yaml", tmp / "exp")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp / "exp"
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "missing"),
+    [
+        ("phase-end-saved:1", "checkpoints/phase1-end.pt"),  # window 1, at the end of phase 1
+        ("phase-end-saved:3", "checkpoints/phase3-end.pt"),  # window 1, at the end of the run
+        ("phase-end-linked:3", None),  # window 2: the final checkpoint is there, its results row is not
+    ],
+)
+def test_a_phase_end_cut_short_is_finished_on_the_next_start(tmp_path, reference, kill_at, missing):
+    config, exp = tmp_path / "config.yaml", tmp_path / "exp"
+    config.write_text(CONFIG)
+    killed = _train(config, exp, kill_at)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    if missing:
+        assert not (exp / missing).exists()
+    phase = int(kill_at[-1])
+    results = exp / "results.json"
+    assert len(json.loads(results.read_text())["phases"] if results.exists() else []) == phase - 1
+    done = _train(config, exp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "finished the phase end a crash cut short" in done.stdout + done.stderr
+    for n in (1, 2, 3):  # every phase end is named, and holds the state after that phase
+        state = load_safely(exp / "checkpoints" / f"phase{n}-end.pt")
+        assert state["position"]["global_step"] == 8 * n and state["phase_end"] == n
+    assert _rows(exp) == _rows(reference)
+    final, ref = (
+        load_safely(exp / "checkpoints" / "last.pt"),
+        load_safely(reference / "checkpoints" / "last.pt"),
+    )
+    for name, value in ref["model"].items():
+        assert value.equal(final["model"][name]), name
