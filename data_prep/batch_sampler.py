@@ -26,8 +26,12 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 
 
+class TooManyUnreadableError(ValueError):
+    """More training utterances failed at read time than ``task_args.max_bad_fraction`` allows."""
+
+
 class SkippedUtterances:
-    """Counts utterances dropped at read time; raises the read error once more than ``limit`` are dropped."""
+    """Counts utterances dropped at read time; raises once more than ``limit`` are dropped."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -35,11 +39,37 @@ class SkippedUtterances:
 
     def skip(self, error: Exception, name: str) -> None:
         self.names.append(name)
+        print(f"warning: skipped an unreadable training utterance: {error}", flush=True)
         if len(self.names) > self.limit:
-            raise type(error)(
+            raise TooManyUnreadableError(
                 f"{error} ({len(self.names)} unreadable training utterances, more than the {self.limit} allowed "
                 f"by task_args.max_bad_fraction; e.g. {self.names[:5]})"
             ) from error
+
+
+def read_items(
+    read: Callable[[int], dict],
+    indices: Sequence[int],
+    names: Sequence[str],
+    skipped: SkippedUtterances | None,
+    errors: tuple[type[Exception], ...],
+) -> list[dict]:
+    """``read(i)`` of every index; with ``skipped``, those raising one of ``errors`` are left out and
+    counted (evaluation passes None: nothing is skipped). A batch with nothing readable raises."""
+    items, last_error = [], None
+    for i in indices:
+        try:
+            items.append(read(i))
+        except errors as err:
+            if skipped is None:
+                raise
+            skipped.skip(err, names[i])
+            last_error = err
+    if not items:
+        raise TooManyUnreadableError(
+            f"no utterance of a batch of {len(indices)} can be read, e.g.: {last_error}"
+        )
+    return items
 
 
 class LazyBatches(Sequence):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data_prep.batch_sampler import SkippedUtterances
+from data_prep.batch_sampler import SkippedUtterances, read_items
 from data_prep.feature_store import FeatureStore, FeatureStoreError
 from data_prep.speech_dataset import SpeechBatch, collate_speech
 
@@ -80,17 +80,7 @@ class StoredFeatureDataset(Dataset):
 
     def collate(self, indices: Sequence[int]) -> SpeechBatch:
         """The padded batch of ``indices``; with ``skipped`` set, unreadable utterances are left out and
-        counted (the error is raised past its limit, or if no utterance of the batch is readable)."""
-        items = []
-        for i in indices:
-            try:
-                items.append(self[i])
-            except FeatureStoreError as err:
-                if self.skipped is None:
-                    raise
-                self.skipped.skip(err, self.utt_ids[i])
-                print(f"warning: skipped an unreadable utterance: {err}", flush=True)
-                last_error = err
-        if not items:
-            raise FeatureStoreError(f"every utterance of a batch is unreadable, e.g.: {last_error}")
-        return collate_speech(items)
+        counted (see :func:`data_prep.batch_sampler.read_items`)."""
+        return collate_speech(
+            read_items(self.__getitem__, indices, self.utt_ids, self.skipped, (FeatureStoreError,))
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +23,8 @@ from torch import nn
 from data_prep.batch_sampler import LazyBatches, SkippedUtterances
 from data_prep.bucketing import frame_budget_batches
 from data_prep.feature_store import FeatureStore, is_feature_store
-from data_prep.features import load_feature_cache
+from data_prep.features import FeatureConfig, load_feature_cache
+from data_prep.onthefly_features import OnTheFlyFeatureDataset, is_data_dir
 from data_prep.speech_dataset import FeatureDataset, SpeechBatch, collate_speech, length_sorted_batches
 from data_prep.stored_speech_dataset import StoredFeatureDataset
 from data_prep.subword_units import SentencePieceVocab
@@ -57,7 +59,9 @@ class SpeechDataError(ValueError):
 
 @dataclass
 class SpeechTaskConfig:
-    data: dict[str, str]  # split -> .pt feature cache or store directory (data_prep.features); needs "train"
+    data: dict[
+        str, str
+    ]  # split -> .pt cache, store directory (data_prep.features) or Kaldi data dir; needs "train"
     model: str = "deepspeech2"
     model_args: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16  # utterances per training batch (when batch_frames is 0)
@@ -69,6 +73,10 @@ class SpeechTaskConfig:
     num_workers: int = 0  # >0: loader processes read and pad batches ahead of training (store or cache)
     prefetch_factor: int = 2  # batches each loader worker reads ahead
     pin_memory: bool = True  # with workers on a GPU: page-locked batches copy to the device faster
+    features: FeatureConfig = field(default_factory=FeatureConfig)  # for Kaldi data dirs (on the fly)
+    speed_perturb: list[float] = field(
+        default_factory=list
+    )  # for a Kaldi train data dir: a copy per factor, e.g. [0.9, 1.1]
     units: str = "char"  # "char" (the cache's characters) or a SentencePiece .model file
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training only; off
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
@@ -98,9 +106,20 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
-def _open_features(path: str) -> dict | FeatureStore:
-    """A store directory's reader (its manifest holds the metadata), or a whole loaded ``.pt`` cache."""
+def _open_features(path: str) -> dict | FeatureStore | Path:
+    """A Kaldi data dir (features computed on the fly), a store directory's reader (its manifest holds the
+    metadata), or a whole loaded ``.pt`` cache."""
+    if is_data_dir(path):
+        return Path(path)
     return FeatureStore(path) if is_feature_store(path) else load_feature_cache(path)
+
+
+def _metadata(cache: dict | FeatureStore | Path) -> dict:
+    """Vocabulary and preparation problems of a split; a data dir read on the fly has the default vocabulary
+    and counts its problems when it is read (OnTheFlyFeatureDataset)."""
+    if isinstance(cache, Path):
+        return {"vocab": CharVocab.default().to_dict()}
+    return cache.manifest if isinstance(cache, FeatureStore) else cache
 
 
 def _collate(data: FeatureDataset, indices: list[int]) -> SpeechBatch:
@@ -124,7 +143,7 @@ class SpeechTask:
         # A .pt cache is loaded whole (fast for the small built-in corpora); a store directory is read on
         # demand, so a process's memory does not grow with the corpus (data_prep.feature_store).
         caches = {split: _open_features(path) for split, path in config.data.items()}
-        metadata = {split: c.manifest if isinstance(c, FeatureStore) else c for split, c in caches.items()}
+        metadata = {split: _metadata(c) for split, c in caches.items()}
         chars = CharVocab.from_dict(metadata["train"]["vocab"])
         for split, cache in metadata.items():
             if CharVocab.from_dict(cache["vocab"]).to_dict() != chars.to_dict():
@@ -134,7 +153,7 @@ class SpeechTask:
         self.vocab: CharVocab | SentencePieceVocab = chars
         if config.units != "char":
             self.vocab = SentencePieceVocab.load(config.units)
-        datasets = {split: self._dataset(cache) for split, cache in caches.items()}
+        datasets = {split: self._dataset(split, cache) for split, cache in caches.items()}
         self.model = build_model(
             config.model, config.model_args, datasets["train"].feature_dim, len(self.vocab)
         )
@@ -145,8 +164,8 @@ class SpeechTask:
                 f"task_args.decoding.mode={config.decoding.mode!r}: the transducer decodes greedily only"
             )
         self.problems: dict[str, dict[str, Any]] = {
-            split: {"cache_problems": {k: len(v) for k, v in cache.get("problems", {}).items()}}
-            for split, cache in metadata.items()
+            split: {"cache_problems": {k: len(v) for k, v in ds.cache.get("problems", {}).items()}}
+            for split, ds in datasets.items()
         }
         # A transducer may emit several labels on one frame: only CTC has labels too long for the audio.
         self._infeasible = {
@@ -158,14 +177,17 @@ class SpeechTask:
         train = datasets["train"]
         dropped = set(self._infeasible["train"])
         datasets["train"] = train.subset([i for i, utt in enumerate(train.utt_ids) if utt not in dropped])
-        if isinstance(datasets["train"], StoredFeatureDataset):  # unreadable at training time: skip, count
+        if not isinstance(datasets["train"], FeatureDataset):  # unreadable at training time: skip, count
             limit = int(config.max_bad_fraction * len(datasets["train"]))
             datasets["train"].skipped = SkippedUtterances(limit)
         self.datasets = datasets
         self.splits = tuple(datasets)
         self._check_frame_budget()
 
-    def _dataset(self, cache: dict | FeatureStore) -> FeatureDataset | StoredFeatureDataset:
+    def _dataset(self, split: str, cache: dict | FeatureStore | Path) -> Any:
+        if isinstance(cache, Path):
+            factors = self.config.speed_perturb if split == "train" else ()
+            return OnTheFlyFeatureDataset(cache, self.config.features, self.vocab.encode, factors)
         if isinstance(cache, FeatureStore):
             return StoredFeatureDataset(cache, self.vocab.encode)
         if self.config.units != "char":
@@ -215,7 +237,7 @@ class SpeechTask:
             )
         else:
             order = length_sorted_batches(lengths, self.config.batch_size, order_from)
-        load = data.collate if isinstance(data, StoredFeatureDataset) else functools.partial(_collate, data)
+        load = functools.partial(_collate, data) if isinstance(data, FeatureDataset) else data.collate
         return LazyBatches(
             order,
             load,

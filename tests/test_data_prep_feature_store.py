@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from data_prep.batch_sampler import LazyBatches, SkippedUtterances
+from data_prep.batch_sampler import LazyBatches, SkippedUtterances, TooManyUnreadableError
 from data_prep.feature_store import CHUNKS, MANIFEST, FeatureStore, FeatureStoreError
 from data_prep.features import FeatureConfig, build_feature_cache, load_feature_cache, main
 from data_prep.stored_speech_dataset import StoredFeatureDataset
@@ -89,7 +89,9 @@ def test_training_skips_and_counts_unreadable_utterances_up_to_the_threshold(cor
     data.skipped = SkippedUtterances(limit=1)
     batch = data.collate([0, last, 1])
     assert batch.utt_ids == [data.utt_ids[0], data.utt_ids[1]] and data.skipped.names == [data.utt_ids[last]]
-    with pytest.raises(FeatureStoreError, match=r"2 unreadable training utterances, more than the 1 allowed"):
+    with pytest.raises(
+        TooManyUnreadableError, match=r"2 unreadable training utterances, more than the 1 allowed"
+    ):
         data.collate([last])
     data.skipped = None  # evaluation: never skipped
     with pytest.raises(FeatureStoreError, match=data.utt_ids[last]):
@@ -143,3 +145,45 @@ def test_loader_workers_give_the_same_batches_in_order_and_after_a_jump(corpus):
     for i in order:
         batch = ahead[i]
         assert torch.equal(batch.features, plain[i].features) and batch.utt_ids == plain[i].utt_ids
+
+
+def test_on_the_fly_features_from_a_kaldi_data_dir_equal_the_caches(corpus):
+    from data_prep.onthefly_features import OnTheFlyFeatureDataset
+
+    cache = load_feature_cache(corpus["caches"]["train"])
+    data = OnTheFlyFeatureDataset(corpus["dirs"]["train"], FeatureConfig(), CharVocab.default().encode)
+    assert data.utt_ids == cache["utt_ids"] and data.texts == cache["texts"]
+    assert data.frame_lengths() == [f.shape[0] for f in cache["features"]], "frame counts from the headers"
+    for i in (0, len(data) - 1):
+        assert torch.equal(data[i]["features"], cache["features"][i]) and torch.equal(
+            data[i]["labels"], cache["labels"][i]
+        )
+    perturbed = OnTheFlyFeatureDataset(
+        corpus["dirs"]["train"], FeatureConfig(), CharVocab.default().encode, [0.9]
+    )
+    assert len(perturbed) == 2 * len(data) and perturbed.utt_ids[1] == f"sp0.9-{data.utt_ids[0]}"
+    assert perturbed[1]["features"].shape[0] == perturbed.frame_lengths()[1] > data.frame_lengths()[0]
+
+
+def test_speech_task_trains_from_kaldi_data_dirs_without_a_store(corpus, tmp_path):
+    dirs = {split: str(path) for split, path in corpus["dirs"].items()}
+    task = build_task(data=dirs, model_args=TINY_DS2, batch_size=4, speed_perturb=[1.1])
+    summary = task.data_summary()
+    assert summary["utterances"] == {"train": 24, "dev": 3, "test": 3}  # train: originals and 1.1x copies
+    batch = task.train_batches(torch.Generator().manual_seed(0), epoch=0)[0]
+    assert batch.features.shape[0] == 4 and batch.features.shape[2] == 40
+    task.model.train()
+    assert torch.isfinite(task.loss(batch, torch.device("cpu")))
+    broken = tmp_path / "train"
+    shutil.copytree(corpus["dirs"]["train"], broken)
+    lines = (broken / "wav.scp").read_text().splitlines()
+    utt, wav = lines[0].split(maxsplit=1)
+    shutil.copy(wav, tmp_path / "gone.wav")
+    (broken / "wav.scp").write_text("\n".join([f"{utt} {tmp_path / 'gone.wav'}", *lines[1:]]) + "\n")
+    data = build_task(
+        data={**dirs, "train": str(broken)}, model_args=TINY_DS2, max_bad_fraction=0.2
+    ).datasets["train"]
+    (tmp_path / "gone.wav").unlink()  # vanishes after the task was built: found when it is read
+    index = data.utt_ids.index(utt)
+    batch = data.collate([index, (index + 1) % len(data)])
+    assert data.skipped.names == [data.utt_ids[index]] and len(batch.utt_ids) == 1
