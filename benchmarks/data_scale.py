@@ -120,7 +120,7 @@ def train_child(args: argparse.Namespace) -> None:
             if start is not None:
                 loading += time.perf_counter() - fetch
             optimizer.zero_grad(set_to_none=True)
-            task.loss(batch, device).backward()
+            task.loss(batch, device, task.model).backward()
             optimizer.step()
             steps += 1
             if steps == args.steps + warm:

@@ -59,9 +59,8 @@ class SpeechDataError(ValueError):
 
 @dataclass
 class SpeechTaskConfig:
-    data: dict[
-        str, str
-    ]  # split -> .pt cache, store directory (data_prep.features) or Kaldi data dir; needs "train"
+    # split -> .pt cache, store directory (data_prep.features) or Kaldi data dir (on the fly); needs "train"
+    data: dict[str, str]
     model: str = "deepspeech2"
     model_args: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16  # utterances per training batch (when batch_frames is 0)
@@ -74,9 +73,8 @@ class SpeechTaskConfig:
     prefetch_factor: int = 2  # batches each loader worker reads ahead
     pin_memory: bool = True  # with workers on a GPU: page-locked batches copy to the device faster
     features: FeatureConfig = field(default_factory=FeatureConfig)  # for Kaldi data dirs (on the fly)
-    speed_perturb: list[float] = field(
-        default_factory=list
-    )  # for a Kaldi train data dir: a copy per factor, e.g. [0.9, 1.1]
+    # for a Kaldi train data dir: one copy of every utterance per factor, e.g. [0.9, 1.1]
+    speed_perturb: list[float] = field(default_factory=list)
     units: str = "char"  # "char" (the cache's characters) or a SentencePiece .model file
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training only; off
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
@@ -86,6 +84,10 @@ class SpeechTaskConfig:
         for key, low in (("batch_size", 1), ("batch_frames", 0), ("num_buckets", 1), ("eval_batch_size", 1)):
             check_number(f"task_args.{key}", getattr(self, key), low, 2**63, high_open=True, integer=True)
         check_number("task_args.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
+        check_number("task_args.num_workers", self.num_workers, 0, 1025, high_open=True, integer=True)
+        check_number("task_args.prefetch_factor", self.prefetch_factor, 1, 1025, high_open=True, integer=True)
+        for factor in self.speed_perturb:
+            check_number("task_args.speed_perturb", factor, 0.5, 2.0)
 
 
 def build_model(name: str, model_args: dict[str, Any], num_features: int, num_classes: int) -> nn.Module:
@@ -120,6 +122,17 @@ def _metadata(cache: dict | FeatureStore | Path) -> dict:
     if isinstance(cache, Path):
         return {"vocab": CharVocab.default().to_dict()}
     return cache.manifest if isinstance(cache, FeatureStore) else cache
+
+
+def split_metadata(path: str, config: SpeechTaskConfig) -> dict:
+    """Transcripts (``texts``), ``feature_config`` and ``vocab`` of a split, whatever holds it: a cache, a
+    store's manifest, or a Kaldi data dir read on the fly (its features as ``task_args.features`` says)."""
+    source = _open_features(path)
+    if isinstance(source, Path):
+        vocab = CharVocab.default()
+        texts = OnTheFlyFeatureDataset(source, config.features, vocab.encode).texts
+        return {"texts": texts, "feature_config": config.features.to_dict(), "vocab": vocab.to_dict()}
+    return _metadata(source)
 
 
 def _collate(data: FeatureDataset, indices: list[int]) -> SpeechBatch:

@@ -130,7 +130,7 @@ def test_speech_task_from_a_store_batches_like_the_cache_and_reads_on_demand(cor
     assert torch.equal(batch.labels, cached[1].labels)
     assert [b.utt_ids for b in batches[0]] == [b.utt_ids for b in batches[1]], "a function of the generator"
     from_store.model.train()
-    loss = from_store.loss(batch, torch.device("cpu"))
+    loss = from_store.loss(batch, torch.device("cpu"), from_store.model)
     assert torch.isfinite(loss)
     _, refs, hyps = from_store.transcribe("dev", torch.device("cpu"))
     assert len(refs) == len(hyps) == 3
@@ -173,7 +173,7 @@ def test_speech_task_trains_from_kaldi_data_dirs_without_a_store(corpus, tmp_pat
     batch = task.train_batches(torch.Generator().manual_seed(0), epoch=0)[0]
     assert batch.features.shape[0] == 4 and batch.features.shape[2] == 40
     task.model.train()
-    assert torch.isfinite(task.loss(batch, torch.device("cpu")))
+    assert torch.isfinite(task.loss(batch, torch.device("cpu"), task.model))
     broken = tmp_path / "train"
     shutil.copytree(corpus["dirs"]["train"], broken)
     lines = (broken / "wav.scp").read_text().splitlines()
@@ -187,3 +187,15 @@ def test_speech_task_trains_from_kaldi_data_dirs_without_a_store(corpus, tmp_pat
     index = data.utt_ids.index(utt)
     batch = data.collate([index, (index + 1) % len(data)])
     assert data.skipped.names == [data.utt_ids[index]] and len(batch.utt_ids) == 1
+
+
+def test_export_reads_the_training_transcripts_and_feature_config_from_any_source(corpus):
+    from dsd_seq.training.config import from_dict
+    from models.speech_task import SpeechTaskConfig, split_metadata
+
+    config = from_dict(SpeechTaskConfig, {"data": corpus["caches"]}, "task_args")
+    sources = [corpus["caches"]["train"], corpus["stores"]["train"], str(corpus["dirs"]["train"])]
+    found = [split_metadata(path, config) for path in sources]
+    for metadata in found[1:]:
+        assert metadata["texts"] == found[0]["texts"] and metadata["vocab"] == found[0]["vocab"]
+        assert metadata["feature_config"] == found[0]["feature_config"]
