@@ -6,7 +6,7 @@ counts, byte offsets) in memory and reads an utterance's frames when a batch nee
 
 Why Lhotse's ``LilcomChunkyWriter`` (the storage icefall/k2 use): measured on 40-bin fbank
 (benchmarks/data_scale.py --formats, see benchmarks/RESULTS.md) it takes ~36 bytes a frame against 160 for
-fp32 (kaldiio ark, Lhotse HDF5), reads at ~1.8 M frames/s at random, and its quantisation error (at most
+fp32 (kaldiio ark, Lhotse HDF5), reads at 1.3-1.8 M frames/s at random, and its quantisation error (at most
 2^-6 = 0.016 on utterance-normalised features) is far below the features' own noise. It is lossy: a model
 trained from a store sees slightly different numbers than one trained from the ``.pt`` cache.
 
