@@ -153,8 +153,8 @@ def test_sparse_masks_are_the_single_process_masks_of_the_dense_weights(two_rank
     task = _task(stores)
     task.model.load_state_dict(load_safely(tmp / "a" / "checkpoints" / "phase1-end.pt")["model"])
     config = load_config(None, OPTIONS)
-    params = select_prunable(task.model, config.selection.to_selection())
-    single = MaskSet.from_magnitude(params, 0.5, config.masking.overrides, config.masking.scope)
+    params = select_prunable(task.model, config.selection)
+    single = MaskSet.from_criterion(params, 0.5, config.masking)
     assert single.masks.keys() == r0["masks_a"].keys()
     for name, mask in single.masks.items():
         assert torch.equal(mask, r0["masks_a"][name]), name
