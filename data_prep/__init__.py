@@ -18,10 +18,14 @@ Speech data
     ``speed_perturb``        Kaldi-style speed perturbation: extra training copies at other speeds
     ``features``             fbank/log-mel features and the feature cache (one ``torch.save`` file a split)
     ``feature_cache``        the one on-disk convention of both feature caches (kind, version, rebuild hint)
+    ``feature_store``        features on disk (Lhotse lilcom-chunky + manifest), read on demand
+    ``onthefly_features``    features computed from audio in the loader: a Kaldi data dir without a store
     ``vocab``                DeepSpeech's character vocabulary: blank, space, apostrophe, a-z
     ``subword_units``        SentencePiece units (BPE or unigram), an alternative to characters
     ``ngram_lm``             a small word bigram LM in ARPA format, for LM decoding
     ``speech_dataset``       a Dataset over a feature cache, padding and collation into batches
+    ``stored_speech_dataset`` the same Dataset over a feature store, reading each item from disk
+    ``batch_sampler``        an epoch's batches as a lazy sequence: index lists, read when asked for
     ``bucketing``            batches by a frame budget from duration buckets; SortaGrad's length order
 
 Captioning corpora and image features

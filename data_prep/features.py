@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from data_prep.audio import AudioError, read_audio_with_rate
 from data_prep.feature_cache import CacheFormat
+from data_prep.feature_store import FeatureStoreWriter
 from data_prep.kaldi_dir import read_data_dir
 from data_prep.speed_perturb import parse_speed_factors, perturbed_utt_id, speed_perturb
 from data_prep.vocab import CharVocab, OutOfVocabularyError
@@ -189,8 +190,12 @@ def build_feature_cache(
     max_bad_fraction: float = 0.1,
     progress: bool = True,
     speed_factors: tuple[float, ...] = (),
+    store: bool = False,
 ) -> CacheReport:
     """Features and label ids of every usable utterance of ``data_dir``, saved atomically to ``out_path``.
+
+    With ``store`` ``out_path`` is a directory that becomes an on-disk feature store
+    (:mod:`data_prep.feature_store`): features are written as they are computed, read on demand later.
 
     Also writes ``<out_path>.problems.json`` (kind -> [{utt_id, message}]), even when the bad fraction
     exceeds ``max_bad_fraction`` and DataQualityError is raised (then no cache is written).
@@ -207,6 +212,8 @@ def build_feature_cache(
     texts: list[str] = []
     features: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
+    num_frames = 0
+    writer = FeatureStoreWriter(out_path) if store else None
 
     def skip(kind: str, utt_id: str, message: str) -> None:
         problems.setdefault(kind, []).append((utt_id, message))
@@ -246,6 +253,10 @@ def build_feature_cache(
                 continue
             if utt_id == utt.utt_id and file_rate != cfg.sample_rate:
                 resampled.append((utt_id, file_rate))
+            num_frames += feats.shape[0]
+            if writer is not None:
+                writer.add(utt_id, text, feats)
+                continue
             utt_ids.append(utt_id)
             texts.append(text)
             features.append(feats)
@@ -255,8 +266,8 @@ def build_feature_cache(
         data_dir=data_dir,
         out_path=out_path,
         num_utterances=(len(utterances) + len(duplicates)) * (1 + len(speed_factors)),  # copies count
-        num_kept=len(utt_ids),
-        num_frames=sum(f.shape[0] for f in features),
+        num_kept=len(writer.utt_ids if writer is not None else utt_ids),
+        num_frames=num_frames,
         problems=problems,
         resampled=resampled,
     )
@@ -264,6 +275,8 @@ def build_feature_cache(
         kind: [{"utt_id": u, "message": m} for u, m in items] for kind, items in sorted(problems.items())
     }
     write_atomic(problems_path(out_path), json.dumps(problems_json, indent=1).encode("utf-8"))
+    if writer is not None and (not utterances or report.bad_fraction > max_bad_fraction):
+        writer.abort()
     if not utterances:
         raise DataQualityError(
             f"{data_dir}: the data dir lists no utterances; re-run the stage that prepares it"
@@ -277,6 +290,16 @@ def build_feature_cache(
             f"Full list: {problems_path(out_path)}. Fix the data, or if these losses are expected "
             "pass a higher --max-bad-fraction (max_bad_fraction=...)."
         )
+    metadata = {
+        "feature_config": cfg.to_dict(),
+        "speed_factors": list(speed_factors),
+        "vocab": vocab.to_dict(),
+        "problems": {kind: [u for u, _ in items] for kind, items in sorted(problems.items())},
+        "resampled": [u for u, _ in resampled],
+    }
+    if writer is not None:
+        writer.commit(**metadata)
+        return report
     cache = {
         "feature_config": cfg.to_dict(),
         "speed_factors": list(speed_factors),
@@ -302,7 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m data_prep.features", description="Build a feature cache from a Kaldi data dir."
     )
     parser.add_argument("--data-dir", required=True, help="Kaldi data dir (wav.scp, text, utt2spk)")
-    parser.add_argument("--out", required=True, help="cache file to write (torch.save)")
+    parser.add_argument(
+        "--out", required=True, help="cache file to write (torch.save), or with --store a directory"
+    )
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="write an on-disk feature store read on demand (data_prep.feature_store) instead of a cache",
+    )
     parser.add_argument("--kind", default="fbank", choices=FEATURE_KINDS, help="feature kind")
     parser.add_argument("--num-bins", type=int, default=40, help="mel bins (feature dimension)")
     parser.add_argument("--normalize", default="utterance", choices=NORMALIZE_KINDS, help="normalisation")
@@ -324,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             CharVocab.default(),
             args.max_bad_fraction,
             speed_factors=parse_speed_factors(args.speed_perturb),
+            store=args.store,
         )
     except (DataQualityError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

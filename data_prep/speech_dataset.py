@@ -34,6 +34,17 @@ class SpeechBatch:
             self.texts,
         )
 
+    def pin_memory(self) -> SpeechBatch:
+        """Page-locked copies (DataLoader's ``pin_memory`` calls this), for faster copies to a GPU."""
+        return SpeechBatch(
+            self.features.pin_memory(),
+            self.feature_lengths.pin_memory(),
+            self.labels.pin_memory(),
+            self.label_lengths.pin_memory(),
+            self.utt_ids,
+            self.texts,
+        )
+
 
 class FeatureDataset(Dataset):
     """A loaded feature cache; items: dicts of ``utt_id``, ``features`` [T, F], ``labels`` [L], ``text``."""

@@ -105,22 +105,23 @@ def train_units(
 
 def main(argv: list[str] | None = None) -> int:
     from data_prep.feature_cache import FeatureCacheError
+    from data_prep.feature_store import FeatureStoreError, is_feature_store, load_manifest
     from data_prep.features import load_feature_cache
 
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.subword_units",
         description="Train SentencePiece units on the transcripts of a training feature cache.",
     )
-    parser.add_argument("--cache", required=True, help="training feature cache (data_prep.features)")
+    parser.add_argument("--cache", required=True, help="training feature cache or store (data_prep.features)")
     parser.add_argument("--type", default="bpe", choices=UNIT_TYPES, help="SentencePiece model type")
     parser.add_argument("--vocab-size", type=int, default=100, help="number of pieces (blank not counted)")
     parser.add_argument("--out", required=True, help="the .model file to write")
     args = parser.parse_args(argv)
     try:
-        cache = load_feature_cache(args.cache)
+        cache = load_manifest(args.cache) if is_feature_store(args.cache) else load_feature_cache(args.cache)
         # speed-perturbed copies repeat every transcript equally often, so they leave the units unchanged
         vocab = train_units(cache["texts"], args.out, args.type, args.vocab_size)
-    except (FeatureCacheError, SubwordUnitsError) as err:
+    except (FeatureCacheError, FeatureStoreError, SubwordUnitsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"{args.out}: {len(vocab) - 1} {args.type} units from {len(cache['texts'])} transcripts")

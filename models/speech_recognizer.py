@@ -21,14 +21,14 @@ import numpy as np
 import torch
 
 from data_prep.audio import AudioError, read_audio_with_rate
-from data_prep.features import FeatureConfig, compute_features, load_feature_cache
+from data_prep.features import FeatureConfig, compute_features
 from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
 from dsd_seq.export.deployment import DeploymentError, DeploymentGraph
 from dsd_seq.training.config import from_dict
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.deepspeech2 import DeepSpeech2
-from models.speech_task import SpeechTaskConfig, build_model
+from models.speech_task import SpeechTaskConfig, build_model, split_metadata
 from models.transducer import Transducer
 from models.units_guard import attach_units
 
@@ -44,7 +44,7 @@ def describe(task_args: dict, model_state: dict) -> tuple[dict, dict[str, Any]]:
     """What inference needs, from the run's task_args: the feature config and characters (from the train
     feature cache), the SentencePiece model, the decoding config and the training words (the LM lexicon)."""
     config = from_dict(SpeechTaskConfig, task_args, "task_args")
-    cache = load_feature_cache(config.data["train"])
+    cache = split_metadata(config.data["train"], config)  # a cache, a store or a data dir
     words = sorted({w for text in cache["texts"] for w in text.split()})
     settings = {
         "model": config.model,

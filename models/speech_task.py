@@ -12,15 +12,21 @@ affected (a too-strided model or a broken corpus should not train on a remnant).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from data_prep.batch_sampler import LazyBatches, SkippedUtterances
 from data_prep.bucketing import frame_budget_batches
-from data_prep.features import load_feature_cache
+from data_prep.feature_store import FeatureStore, is_feature_store
+from data_prep.features import FeatureConfig, load_feature_cache
+from data_prep.onthefly_features import OnTheFlyFeatureDataset, is_data_dir
 from data_prep.speech_dataset import FeatureDataset, SpeechBatch, collate_speech, length_sorted_batches
+from data_prep.stored_speech_dataset import StoredFeatureDataset
 from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
 from dsd_seq.experiments.score import cer, wer
@@ -53,7 +59,8 @@ class SpeechDataError(ValueError):
 
 @dataclass
 class SpeechTaskConfig:
-    data: dict[str, str]  # split name -> feature cache path (data_prep.features); needs "train"
+    # split -> .pt cache, store directory (data_prep.features) or Kaldi data dir (on the fly); needs "train"
+    data: dict[str, str]
     model: str = "deepspeech2"
     model_args: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16  # utterances per training batch (when batch_frames is 0)
@@ -62,6 +69,12 @@ class SpeechTaskConfig:
     sorta_grad: bool = False  # the run's first epoch in increasing length (DeepSpeech 2, Sec. 3.1)
     eval_batch_size: int = 64
     max_bad_fraction: float = 0.05
+    num_workers: int = 0  # >0: loader processes read and pad batches ahead of training (store or cache)
+    prefetch_factor: int = 2  # batches each loader worker reads ahead
+    pin_memory: bool = True  # with workers on a GPU: page-locked batches copy to the device faster
+    features: FeatureConfig = field(default_factory=FeatureConfig)  # for Kaldi data dirs (on the fly)
+    # for a Kaldi train data dir: one copy of every utterance per factor, e.g. [0.9, 1.1]
+    speed_perturb: list[float] = field(default_factory=list)
     units: str = "char"  # "char" (the cache's characters) or a SentencePiece .model file
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)  # training only; off
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
@@ -71,6 +84,10 @@ class SpeechTaskConfig:
         for key, low in (("batch_size", 1), ("batch_frames", 0), ("num_buckets", 1), ("eval_batch_size", 1)):
             check_number(f"task_args.{key}", getattr(self, key), low, 2**63, high_open=True, integer=True)
         check_number("task_args.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
+        check_number("task_args.num_workers", self.num_workers, 0, 1025, high_open=True, integer=True)
+        check_number("task_args.prefetch_factor", self.prefetch_factor, 1, 1025, high_open=True, integer=True)
+        for factor in self.speed_perturb:
+            check_number("task_args.speed_perturb", factor, 0.5, 2.0)
 
 
 def build_model(name: str, model_args: dict[str, Any], num_features: int, num_classes: int) -> nn.Module:
@@ -91,6 +108,37 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
+def _open_features(path: str) -> dict | FeatureStore | Path:
+    """A Kaldi data dir (features computed on the fly), a store directory's reader (its manifest holds the
+    metadata), or a whole loaded ``.pt`` cache."""
+    if is_data_dir(path):
+        return Path(path)
+    return FeatureStore(path) if is_feature_store(path) else load_feature_cache(path)
+
+
+def _metadata(cache: dict | FeatureStore | Path) -> dict:
+    """Vocabulary and preparation problems of a split; a data dir read on the fly has the default vocabulary
+    and counts its problems when it is read (OnTheFlyFeatureDataset)."""
+    if isinstance(cache, Path):
+        return {"vocab": CharVocab.default().to_dict()}
+    return cache.manifest if isinstance(cache, FeatureStore) else cache
+
+
+def split_metadata(path: str, config: SpeechTaskConfig) -> dict:
+    """Transcripts (``texts``), ``feature_config`` and ``vocab`` of a split, whatever holds it: a cache, a
+    store's manifest, or a Kaldi data dir read on the fly (its features as ``task_args.features`` says)."""
+    source = _open_features(path)
+    if isinstance(source, Path):
+        vocab = CharVocab.default()
+        texts = OnTheFlyFeatureDataset(source, config.features, vocab.encode).texts
+        return {"texts": texts, "feature_config": config.features.to_dict(), "vocab": vocab.to_dict()}
+    return _metadata(source)
+
+
+def _collate(data: FeatureDataset, indices: list[int]) -> SpeechBatch:
+    return collate_speech([data[i] for i in indices])
+
+
 def _relabel(cache: dict, vocab: SentencePieceVocab) -> dict:
     """The cache with labels re-encoded from its transcripts in ``vocab``'s units."""
     labels = [torch.tensor(vocab.encode(text), dtype=torch.int64) for text in cache["texts"]]
@@ -107,9 +155,12 @@ class SpeechTask:
         if "train" not in config.data:
             raise ValueError("task_args.data must name a 'train' feature cache")
         self.config = config
-        caches = {split: load_feature_cache(path) for split, path in config.data.items()}
-        chars = CharVocab.from_dict(caches["train"]["vocab"])
-        for split, cache in caches.items():
+        # A .pt cache is loaded whole (fast for the small built-in corpora); a store directory is read on
+        # demand, so a process's memory does not grow with the corpus (data_prep.feature_store).
+        caches = {split: _open_features(path) for split, path in config.data.items()}
+        metadata = {split: _metadata(c) for split, c in caches.items()}
+        chars = CharVocab.from_dict(metadata["train"]["vocab"])
+        for split, cache in metadata.items():
             if CharVocab.from_dict(cache["vocab"]).to_dict() != chars.to_dict():
                 raise ValueError(
                     f"{config.data[split]}: its vocabulary differs from the train cache's; rebuild it"
@@ -117,8 +168,7 @@ class SpeechTask:
         self.vocab: CharVocab | SentencePieceVocab = chars
         if config.units != "char":
             self.vocab = SentencePieceVocab.load(config.units)
-            caches = {split: _relabel(cache, self.vocab) for split, cache in caches.items()}
-        datasets = {split: FeatureDataset(cache) for split, cache in caches.items()}
+        datasets = {split: self._dataset(split, cache) for split, cache in caches.items()}
         self.model = build_model(
             config.model, config.model_args, datasets["train"].feature_dim, len(self.vocab)
         )
@@ -129,8 +179,8 @@ class SpeechTask:
                 f"task_args.decoding.mode={config.decoding.mode!r}: the transducer decodes greedily only"
             )
         self.problems: dict[str, dict[str, Any]] = {
-            split: {"cache_problems": {k: len(v) for k, v in cache.get("problems", {}).items()}}
-            for split, cache in caches.items()
+            split: {"cache_problems": {k: len(v) for k, v in ds.cache.get("problems", {}).items()}}
+            for split, ds in datasets.items()
         }
         # A transducer may emit several labels on one frame: only CTC has labels too long for the audio.
         self._infeasible = {
@@ -142,9 +192,22 @@ class SpeechTask:
         train = datasets["train"]
         dropped = set(self._infeasible["train"])
         datasets["train"] = train.subset([i for i, utt in enumerate(train.utt_ids) if utt not in dropped])
+        if not isinstance(datasets["train"], FeatureDataset):  # unreadable at training time: skip, count
+            limit = int(config.max_bad_fraction * len(datasets["train"]))
+            datasets["train"].skipped = SkippedUtterances(limit)
         self.datasets = datasets
         self.splits = tuple(datasets)
         self._check_frame_budget()
+
+    def _dataset(self, split: str, cache: dict | FeatureStore | Path) -> Any:
+        if isinstance(cache, Path):
+            factors = self.config.speed_perturb if split == "train" else ()
+            return OnTheFlyFeatureDataset(cache, self.config.features, self.vocab.encode, factors)
+        if isinstance(cache, FeatureStore):
+            return StoredFeatureDataset(cache, self.vocab.encode)
+        if self.config.units != "char":
+            cache = _relabel(cache, self.vocab)
+        return FeatureDataset(cache)
 
     def _check_frame_budget(self) -> None:
         data = self.datasets["train"]
@@ -175,8 +238,11 @@ class SpeechTask:
         return dropped
 
     # Task interface -----------------------------------------------------------------------------------
-    def train_batches(self, generator: torch.Generator, epoch: int | None = None) -> list[SpeechBatch]:
-        """Batches by utterance count or frame budget; SortaGrad presents the run's epoch 0 in length order."""
+    def train_batches(self, generator: torch.Generator, epoch: int | None = None) -> LazyBatches:
+        """Batches by utterance count or frame budget; SortaGrad presents the run's epoch 0 in length order.
+
+        Lazy: only the index lists are built here; a batch's features are read (from a store) and padded
+        when the trainer asks for it, so each rank reads only its own batches."""
         data = self.datasets["train"]
         lengths = data.frame_lengths()
         order_from = None if self.config.sorta_grad and epoch == 0 else generator
@@ -186,7 +252,14 @@ class SpeechTask:
             )
         else:
             order = length_sorted_batches(lengths, self.config.batch_size, order_from)
-        return [collate_speech([data[i] for i in batch]) for batch in order]
+        load = functools.partial(_collate, data) if isinstance(data, FeatureDataset) else data.collate
+        return LazyBatches(
+            order,
+            load,
+            num_workers=self.config.num_workers,
+            prefetch_factor=self.config.prefetch_factor,
+            pin_memory=self.config.pin_memory and torch.cuda.is_available(),
+        )
 
     def loss(self, batch: SpeechBatch, device: torch.device, model: nn.Module) -> torch.Tensor:
         batch = batch.to(device)

@@ -110,6 +110,9 @@ def test_mini_recipe_runs_end_to_end_on_the_fixture_mirror(mirror, tmp_path):
     sums = [arg for subset, path in archives.items() for arg in ("--sha256", f"{subset}={sha256_of(path)}")]
     done = _run([*common, *sums], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for split in ("train", "dev", "test"):  # on-disk stores read on demand, not caches loaded whole
+        assert (tmp_path / "data" / "feats" / split / "manifest.json").is_file(), split
+        assert not (tmp_path / "data" / "feats" / f"{split}.pt").exists(), split
     table = json.loads((tmp_path / "exp" / "results.json").read_text())
     for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
         assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000

@@ -48,7 +48,8 @@ done
 
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
-for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+feature_store=1  # features on disk, read on demand: memory per process independent of the corpus
+for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$(feature_path "$split")"); done
 data_marker="$data/feats/.done"  # training runs resume only on these features
 lang="$data/lang_${units}${vocab_size}"
 units_args "$lang"

@@ -45,7 +45,8 @@ cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 # the sets of the paper's WSJ setting, under the split names the configs use
 declare -A sets=([train]=train_si284 [dev]=test_dev93 [test]=test_eval92)
-for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+feature_store=1  # features on disk, read on demand: memory per process independent of the corpus
+for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$(feature_path "$split")"); done
 data_marker="$data/feats/.done"  # training runs resume only on these features
 
 if in_stages 0; then
