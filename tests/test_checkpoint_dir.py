@@ -11,7 +11,17 @@ from dsd_seq.training.checkpoint_dir import CheckpointDir
 
 
 def _state(step: int) -> dict:
-    return {"step": step, "weights": torch.full((3,), float(step))}
+    # the keys resume needs (dsd_seq.training.checkpoint.RESUME_KEYS), as the trainer writes them
+    keys = {
+        "model": {},
+        "format": 1,
+        "optimizer": {},
+        "dsd": {},
+        "position": {},
+        "schedule": [],
+        "results": [],
+    }
+    return {**keys, "step": step, "weights": torch.full((3,), float(step))}
 
 
 def test_names_links_and_rotation(tmp_path):
