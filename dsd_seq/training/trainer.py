@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from dsd_seq.core.convergence import Plateau
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.safe_io import CheckpointError, load_safely
@@ -54,6 +55,9 @@ class Position:
     global_step: int = 0
     entered: bool = False
     phase_seconds: float = 0.0  # training time spent in this phase, across resumptions
+    # a phase that ends at convergence: its rule's state (dsd_seq.core.convergence.Plateau)
+    plateau_best: float | None = None
+    plateau_since_best: int = 0
 
 
 class Trainer:
@@ -87,6 +91,12 @@ class Trainer:
             raise TrainingError(
                 f"train.eval_splits names {missing}, but the task has only {list(task.splits)}"
             )
+        for i, phase in enumerate(schedule):
+            if phase.until is not None and phase.until.split not in task.splits:
+                raise TrainingError(
+                    f"schedule phase {i + 1} ({phase.compact()}) ends when {phase.until.monitor} stops "
+                    f"improving, but the task has no split {phase.until.split!r} (it has {list(task.splits)})"
+                )
         self.stop = StopRequest()
         self.train_step = TrainStep(
             task, self.model, runner, self.optimizer, self.dsd, self.precision, config.train.grad_clip,
@@ -220,10 +230,42 @@ class Trainer:
                         return self.results
                     pos.epoch, pos.step = pos.epoch + 1, 0
                     if pos.epoch < phase.epochs:  # the phase end scores every split anyway
-                        self._log_epoch(log, self._evaluate(t.eval_splits[:1]))
+                        if self._end_epoch(log):
+                            break  # converged: the phase end saves
                         self.save()
                 self._finish_phase(log)
         return self.results
+
+    def _end_epoch(self, log: MetricsLog) -> bool:
+        """Score the first eval split (and a converging phase's monitored one) and log them; returns
+        whether the phase has converged (:mod:`dsd_seq.core.convergence`)."""
+        pos = self.position
+        until = self.schedule[pos.phase].until
+        first = self.config.train.eval_splits[:1]
+        if until is None:
+            self._log_epoch(log, self._evaluate(first))
+            return False
+        metrics = self._evaluate(list(dict.fromkeys([*first, until.split])))
+        value = metrics[until.split].get(until.name)
+        if value is None:
+            raise TrainingError(
+                f"schedule phase {pos.phase + 1} ends when {until.monitor} stops improving, but the task's "
+                f"evaluate({until.split!r}) returns only {sorted(metrics[until.split])}; monitor one of those "
+                f"(until.monitor / monitor=... in the compact schedule), e.g. {until.split}_{self.task.metric}"
+            )
+        plateau = Plateau(pos.plateau_best, pos.plateau_since_best)
+        plateau.update(
+            float(value),
+            until.min_delta,
+            until.higher_is_better(self.task.metric, self.task.higher_is_better),
+        )
+        pos.plateau_best, pos.plateau_since_best = plateau.best, plateau.since_best
+        converged = plateau.converged(pos.epoch, until)
+        log.log(
+            "epoch", pos.global_step, phase=pos.phase, epoch=pos.epoch, **flat_metrics(metrics),
+            monitor=until.monitor, best=plateau.best, since_best=plateau.since_best, converged=converged,
+        )  # fmt: skip
+        return converged
 
     def _enter_phase(self, log: MetricsLog) -> None:
         pos = self.position
@@ -242,7 +284,7 @@ class Trainer:
         """The rest of the current epoch; returns (stopped early, steps taken in this ``run`` call)."""
         pos = self.position
         generator = torch.Generator().manual_seed(_epoch_seed(self.config.train.seed, pos.phase, pos.epoch))
-        run_epoch = sum(p.epochs for p in self.schedule.phases[: pos.phase]) + pos.epoch
+        run_epoch = self._epochs_before(pos.phase) + pos.epoch
         batches = self.task.train_batches(generator, epoch=run_epoch)
         batches = distributed.shard(batches, self.rank, self.world_size)
         self.train_step.runner.train()
@@ -250,7 +292,8 @@ class Trainer:
             total=len(batches),
             initial=pos.step,
             desc=f"phase {pos.phase + 1}/{len(self.schedule)} {self.schedule.label(pos.phase)} "
-            f"epoch {pos.epoch + 1}/{self.schedule[pos.phase].epochs}",
+            f"epoch {pos.epoch + 1}/{'<=' if self.schedule[pos.phase].until else ''}"
+            f"{self.schedule[pos.phase].epochs}",
             disable=not self.config.train.progress or not self.is_main,
             leave=False,
             dynamic_ncols=True,
@@ -327,7 +370,11 @@ class Trainer:
         metrics = self._evaluate(self.config.train.eval_splits)
         first = self.config.train.eval_splits[0]
         self._log_epoch(log, {first: metrics[first]})
-        row = phase_row(self.schedule, pos.phase, self.dsd, metrics, pos.phase_seconds)
+        row = phase_row(
+            self.schedule, pos.phase, self.dsd, metrics, pos.phase_seconds,
+            epochs_run=pos.epoch, epochs_before=self._epochs_before(pos.phase),
+            plateau=Plateau(pos.plateau_best, pos.plateau_since_best),
+        )  # fmt: skip
         self.results.append(row)
         scalars = {k: v for k, v in row.items() if k != "metrics"}
         log.log("phase_end", pos.global_step, **scalars, **flat_metrics(metrics))
@@ -335,6 +382,11 @@ class Trainer:
         self.save(phase_end=pos.phase + 1)
         if self.is_main:
             write_results(self.exp_dir, self.run_label, self.schedule, self.task, self.results)
+
+    def _epochs_before(self, phase: int) -> int:
+        """Epochs the run trained before ``phase``: the finished phases' realized epochs."""
+        done = [row["epochs"] for row in self.results[:phase]]
+        return sum(done) + sum(p.epochs for p in self.schedule.phases[len(done) : phase])
 
     @property
     def finished(self) -> bool:
