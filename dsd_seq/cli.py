@@ -65,6 +65,7 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
         until_phase=args.until_phase,
         stop_after_steps=args.stop_after_steps,
         dense_only=args.dense_only,
+        epochs_from=args.epochs_from,
     )
 
 
@@ -74,11 +75,17 @@ def _plan_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides, literal)
     schedule = Schedule.from_config(config.schedule)
     runs = plan_seed(args.config, schedule, args.exp, config.train.seed, overrides, literal)
-    dense, run = runs[0], runs[KINDS.index(args.kind)]
-    if run.request.init_from is not None and not dense.done:
+    run = runs[KINDS.index(args.kind)]
+    first = next((r for r in runs if r.kind == run.after), None)
+    if first is not None and not first.done:
+        needs = (
+            f"starts from the dense phase's end, {run.request.init_from}"
+            if run.after == "dense"
+            else f"trains the epochs the DSD run realized ({run.request.epochs_from})"
+        )
         raise CompareError(
-            f"the {args.kind} run starts from the dense phase's end, {run.request.init_from}, but "
-            f"{dense.exp_dir} has not finished its dense phase: run `dsd-seq plan-run dense` first"
+            f"the {args.kind} run {needs}, but {first.exp_dir} has not finished its "
+            f"{'dense phase' if run.after == 'dense' else 'schedule'}: run `dsd-seq plan-run {run.after}` first"
         )
     _print_outcome(run.request.run())
     return 0
@@ -212,11 +219,21 @@ def _schedule(args: argparse.Namespace) -> int:
         ("LLR baseline", schedule.llr()),
         ("Fine-tune baseline", schedule.fine_tune()),
     ):
-        print(f"{label}: {s.compact()} ({s.total_epochs} epochs)")
+        most = " at most" if s.ends_at_convergence else ""
+        print(f"{label}: {s.compact()} ({s.total_epochs} epochs{most})")
         for i, phase in enumerate(s):
             print(
                 f"  {i + 1}. {s.label(i):8s} {phase.epochs:4d} epochs  lr {phase.lr:g}  sparsity {phase.sparsity:g}"
             )
+            if phase.until is not None:
+                print(f"     ends {phase.until.describe(phase.epochs)}; hands on its last model")
+    if schedule.ends_at_convergence:
+        print(
+            "Phases end at convergence: the LLR and fine-tune baselines train the epochs the DSD run "
+            "realized (compare and plan-run read them from its results.json; train: --epochs-from); "
+            "--baseline llr-converge drops the learning rate upon convergence instead."
+        )
+
     return 0
 
 
@@ -232,9 +249,16 @@ def make_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--baseline",
-        choices=["llr", "finetune"],
+        choices=["llr", "finetune", "llr-converge"],
         help="run a baseline of the schedule instead: llr (same epochs and learning rates, no pruning) or "
-        "finetune (dense phase, then dense training at the final learning rate for the same epochs)",
+        "finetune (dense phase, then dense training at the final learning rate for the same epochs); for "
+        "phases that end at convergence, llr-converge drops the learning rate upon convergence instead",
+    )
+    train.add_argument(
+        "--epochs-from",
+        type=Path,
+        help="a DSD run's results.json: the llr/finetune baseline of a schedule whose phases end at "
+        "convergence trains the epochs that run realized (equal epochs)",
     )
     train.add_argument(
         "--dense-only", action="store_true", help="allow a schedule without a sparse phase (no pruning)"

@@ -48,6 +48,7 @@ class PlannedRun:
     kind: str
     request: TrainRequest
     phases: int
+    after: str | None = None  # the kind of this seed's run that must finish first
 
     @property
     def exp_dir(self) -> Path:
@@ -96,10 +97,16 @@ def plan_seed(
         resume=True,
     )
     runs = [PlannedRun(seed, "dense", TrainRequest(exp_dir=dense_dir, until_phase=1, **shared), 1)]
+    # phases that end at convergence: the baselines train the epochs DSD realized, so they follow it
+    realized = schedule.ends_at_convergence
     for kind, baseline in CONTINUATIONS.items():
         init = None if baseline is None else dense_dir / "checkpoints" / "phase1-end.pt"
-        request = TrainRequest(exp_dir=folder / kind, baseline=baseline, init_from=init, **shared)
-        runs.append(PlannedRun(seed, kind, request, len(schedule)))
+        epochs_from = dense_dir / "results.json" if realized and baseline is not None else None
+        request = TrainRequest(
+            exp_dir=folder / kind, baseline=baseline, init_from=init, epochs_from=epochs_from, **shared
+        )
+        after = "dsd" if epochs_from is not None else "dense"
+        runs.append(PlannedRun(seed, kind, request, len(schedule), after))
     return runs
 
 
@@ -172,7 +179,11 @@ def _train_in_subprocess(run: PlannedRun) -> int:
 
 def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     """Train what is not finished, dense phases first; returns the problems (empty when all finished)."""
-    dense = {r.seed: r for r in runs if r.kind == "dense"}
+    by_kind = {(r.seed, r.kind): r for r in runs}
+
+    def blocked(run: PlannedRun) -> bool:  # the run it follows has not finished
+        return run.after is not None and not by_kind[(run.seed, run.after)].done
+
     pending = [r for r in runs if not r.done]
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="compare: runs", unit="run")
     problems: list[str] = []
@@ -190,14 +201,14 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     try:
         if jobs == 1:
             for run in pending:
-                if run.kind != "dense" and not dense[run.seed].done:
-                    continue  # its dense phase failed: already reported
+                if blocked(run):
+                    continue  # the run it follows failed: already reported
                 finished(run, train_in_process(run))
                 if problems and problems[-1].endswith("(interrupted)"):
                     break
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-                ready = [r for r in pending if r.kind == "dense" or dense[r.seed].done]
+                ready = [r for r in pending if not blocked(r)]
                 waiting = [r for r in pending if r not in ready]
                 futures = {pool.submit(_train_in_subprocess, r): r for r in ready}
                 try:
@@ -208,8 +219,8 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
                         for future in done:
                             run = futures.pop(future)
                             finished(run, future.result())
-                            if run.kind == "dense" and run.done:
-                                for follow in [r for r in waiting if r.seed == run.seed]:
+                            if run.done:
+                                for follow in [r for r in waiting if not blocked(r)]:
                                     waiting.remove(follow)
                                     futures[pool.submit(_train_in_subprocess, follow)] = follow
                 except KeyboardInterrupt:
@@ -219,8 +230,8 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     finally:
         bar.close()
     for run in runs:
-        if run.kind != "dense" and not run.done and not dense[run.seed].done:
-            problems.append(
-                f"{run.name} not started: its dense phase ({dense[run.seed].exp_dir}) did not finish"
-            )
+        if not run.done and blocked(run):
+            first = by_kind[(run.seed, run.after)]
+            what = "its dense phase" if run.after == "dense" else f"the {run.after} run it follows"
+            problems.append(f"{run.name} not started: {what} ({first.exp_dir}) did not finish")
     return problems

@@ -4,7 +4,10 @@ or spelled as the ``dsd-seq train`` command line that runs it in another.
 
 The run's schedule is the config's DSD schedule, or one of its equal-epoch baselines (``baseline``):
 ``llr`` (same epochs and learning rates, no pruning) or ``finetune`` (dense phase, then dense training at
-the final learning rate), see :meth:`dsd_seq.core.schedule.Schedule.llr`.
+the final learning rate), see :meth:`dsd_seq.core.schedule.Schedule.llr`. When the schedule's phases end
+at convergence, these two train the epochs the DSD run realized (``epochs_from``: its results.json), so
+the comparison stays at equal epochs; ``llr-converge`` is the paper's other wording of LLR for such
+schedules: drop the learning rate upon convergence and continue (each phase ends at its own plateau).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dsd_seq.core.selection import SelectionError
 from dsd_seq.safe_io import CheckpointError
 from dsd_seq.training import distributed
 from dsd_seq.training.config import ConfigError, RunConfig, load_config, to_yaml
+from dsd_seq.training.results import realized_epochs
 from dsd_seq.training.task import build_task
 from dsd_seq.training.trainer import Position, Trainer, TrainingError
 
@@ -27,7 +31,10 @@ BASELINES = {
     None: ("DSD", lambda s: s),
     "llr": ("LLR", Schedule.llr),
     "finetune": ("Fine-tune", Schedule.fine_tune),
+    "llr-converge": ("LLR (to convergence)", Schedule.llr),
 }
+#: the baselines that must train the DSD run's realized epochs when its phases end at convergence
+EQUAL_EPOCHS = ("llr", "finetune")
 #: Errors a run reports to people (bad config, schedule, data or checkpoint): shown as one message.
 #: Tasks raise ValueError/OSError subclasses for bad data, so those are included.
 RUN_ERRORS = (
@@ -81,15 +88,21 @@ def train_run(
     stop_after_steps: int | None = None,
     dense_only: bool = False,
     label: str | None = None,
+    epochs_from: str | Path | None = None,
 ) -> RunOutcome:
     """Train ``schedule`` (or its ``baseline``: "llr", "finetune") on the config's task in ``exp_dir``.
 
     A new run writes ``exp_dir/config.yaml``; a resumed one keeps the config it started with. A schedule
     without a sparse phase is refused unless ``dense_only``. ``label`` names the run in results tables
     (default: "DSD", "LLR", "Fine-tune"). For ``resume``, ``init_from``, ``until_phase`` and
-    ``stop_after_steps`` see :meth:`Trainer.run`."""
+    ``stop_after_steps`` see :meth:`Trainer.run`. ``epochs_from`` (a DSD run's results.json) fixes the
+    epochs of phases that end at convergence to those that run realized, as the llr and finetune
+    baselines of such a schedule require."""
     if baseline not in BASELINES:
-        raise ConfigError(f"baseline {baseline!r}; accepted: llr, finetune (or none for DSD itself)")
+        raise ConfigError(
+            f"baseline {baseline!r}; accepted: {', '.join(b for b in BASELINES if b)} (or none for DSD itself)"
+        )
+    schedule = _with_realized_epochs(schedule, baseline, epochs_from)
     default_label, to_baseline = BASELINES[baseline]
     if baseline is None and not schedule.has_sparse_phase and not dense_only:
         raise ConfigError(
@@ -118,6 +131,32 @@ def train_run(
     return RunOutcome(exp_dir, schedule, trainer.position, trainer.is_main, trainer.checkpoint_dir.last)
 
 
+def _with_realized_epochs(
+    schedule: Schedule, baseline: str | None, epochs_from: str | Path | None
+) -> Schedule:
+    """The schedule with the realized epochs of ``epochs_from``, or unchanged; refuses an equal-epoch
+    baseline of a converging schedule without them (its epochs would be the maxima, not DSD's)."""
+    if epochs_from is None:
+        if schedule.ends_at_convergence and baseline in EQUAL_EPOCHS:
+            raise ConfigError(
+                f"schedule {schedule.compact()} has phases that end at convergence, so the {baseline} baseline "
+                "must train the epochs the DSD run realized: pass --epochs-from DSD_EXP_DIR/results.json "
+                "(compare and plan-run do), or --baseline llr-converge to let each phase end at its own plateau"
+            )
+        return schedule
+    if baseline not in EQUAL_EPOCHS:
+        raise ConfigError(
+            f"--epochs-from is for the {' and '.join(EQUAL_EPOCHS)} baselines, not {baseline or 'DSD'}"
+        )
+    epochs = realized_epochs(Path(epochs_from))
+    if len(epochs) != len(schedule):
+        raise ConfigError(
+            f"{epochs_from}: the DSD run finished {len(epochs)} of the {len(schedule)} phases of "
+            f"{schedule.compact()}; its baselines start once it has finished (resume it first)"
+        )
+    return schedule.realized(epochs)
+
+
 @dataclass(frozen=True)
 class TrainRequest:
     """A ``dsd-seq train`` call: the config file, its overrides (``--set``, then ``--set-str``) and the
@@ -133,6 +172,7 @@ class TrainRequest:
     until_phase: int | None = None
     stop_after_steps: int | None = None
     dense_only: bool = False
+    epochs_from: Path | None = None  # a DSD run's results.json: train the epochs it realized
 
     def load_config(self) -> RunConfig:
         return load_config(self.config, list(self.overrides), list(self.literal_overrides))
@@ -149,6 +189,7 @@ class TrainRequest:
             until_phase=self.until_phase,
             stop_after_steps=self.stop_after_steps,
             dense_only=self.dense_only,
+            epochs_from=self.epochs_from,
         )
 
     def to_argv(self) -> list[str]:
@@ -167,4 +208,6 @@ class TrainRequest:
             argv += ["--stop-after-steps", str(self.stop_after_steps)]
         if self.dense_only:
             argv.append("--dense-only")
+        if self.epochs_from is not None:
+            argv += ["--epochs-from", str(self.epochs_from)]
         return argv
