@@ -62,9 +62,17 @@ def phase_row(
     }
 
 
-def write_results(exp_dir: Path, run_label: str, schedule: Schedule, task: Task, rows: list[dict]) -> Path:
+def write_results(
+    exp_dir: Path,
+    run_label: str,
+    schedule: Schedule,
+    task: Task,
+    rows: list[dict],
+    optimizer_state: dict[str, str] | None = None,
+) -> Path:
     """Replace ``results.json`` (atomically) with the rows so far; ``run_label`` names the run in tables
-    ("DSD", "LLR", "Fine-tune"), ``task`` its main metric."""
+    ("DSD", "LLR", "Fine-tune"), ``task`` its main metric, ``optimizer_state`` the policy that ran at
+    phase boundaries (:mod:`dsd_seq.core.optimizer_state`)."""
     summary = {
         "run": run_label,
         "schedule": schedule.compact(),
@@ -73,6 +81,8 @@ def write_results(exp_dir: Path, run_label: str, schedule: Schedule, task: Task,
         "higher_is_better": bool(task.higher_is_better),
         "phases": rows,
     }
+    if optimizer_state is not None:
+        summary["optimizer_state"] = optimizer_state
     path = exp_dir / RESULTS_NAME
     write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
     return path

@@ -24,9 +24,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from dsd_seq.core import optimizer_state
 from dsd_seq.core.convergence import Plateau
 from dsd_seq.core.dsd import DSD
-from dsd_seq.core.schedule import Schedule
+from dsd_seq.core.schedule import SPARSE, Schedule
 from dsd_seq.safe_io import CheckpointError, load_safely
 from dsd_seq.training import distributed
 from dsd_seq.training.checkpoint import CHECKPOINT_FORMAT, check_resumable, restore_rng, rng_state
@@ -270,6 +271,16 @@ class Trainer:
     def _enter_phase(self, log: MetricsLog) -> None:
         pos = self.position
         phase = self.schedule[pos.phase]
+        reset = None
+        if pos.phase > 0:
+            masked = self.dsd.masks.masks if self.dsd.masks is not None and phase.kind != SPARSE else {}
+            t = self.config.train
+            reset = optimizer_state.at_boundary(
+                self.optimizer,
+                t.optimizer_state_at_phase,
+                t.redense_state,
+                [self.dsd.params[n] for n in masked],
+            )
         self.dsd.enter(phase)
         if self.dsd.masks is not None:  # computed on every rank from identical weights: verify they agree
             distributed.check_identical(self.dsd.masks.masks, f"masks of phase {pos.phase + 1}")
@@ -277,7 +288,7 @@ class Trainer:
         layers, total = self.dsd.sparsity()
         log.log(
             "phase_start", pos.global_step, phase=pos.phase, label=self.schedule.label(pos.phase), lr=phase.lr,
-            sparsity=total, layers={r.name: round(r.sparsity, 6) for r in layers},
+            sparsity=total, layers={r.name: round(r.sparsity, 6) for r in layers}, optimizer_state_reset=reset,
         )  # fmt: skip
 
     def _run_epoch(self, log: MetricsLog, steps_this_call: int, stop_after: int | None) -> tuple[bool, int]:
@@ -381,7 +392,11 @@ class Trainer:
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
         self.save(phase_end=pos.phase + 1)
         if self.is_main:
-            write_results(self.exp_dir, self.run_label, self.schedule, self.task, self.results)
+            write_results(
+                self.exp_dir, self.run_label, self.schedule, self.task, self.results,
+                optimizer_state={"at_phase": self.config.train.optimizer_state_at_phase,
+                                 "redense": self.config.train.redense_state},
+            )  # fmt: skip
 
     def _epochs_before(self, phase: int) -> int:
         """Epochs the run trained before ``phase``: the finished phases' realized epochs."""
