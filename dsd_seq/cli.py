@@ -188,7 +188,9 @@ def _compare(args: argparse.Namespace) -> int:
     schedule = Schedule.from_config(config.schedule)
     runs = plan_runs(args.config, schedule, list(range(args.seeds)), out, overrides, literal)
     for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Fine-tune", schedule.fine_tune())):
-        print(f"{label:9s} {s.compact()} ({s.total_epochs} epochs)")
+        realized = label != "DSD" and schedule.ends_at_convergence
+        epochs = "the epochs each seed's DSD run realizes" if realized else f"{s.total_epochs} epochs"
+        print(f"{label:9s} {s.compact()} ({epochs})")
     print(f"{args.seeds} seeds x (1 shared dense phase + 3 continuations) -> {out}; store {out / STORE_NAME}")
     problems = execute(runs, args.jobs, out / STORE_NAME)
     record_finished(runs, out / STORE_NAME)
