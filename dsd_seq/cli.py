@@ -67,6 +67,7 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
         until_phase=args.until_phase,
         stop_after_steps=args.stop_after_steps,
         dense_only=args.dense_only,
+        epochs_from=args.epochs_from,
     )
 
 
@@ -88,10 +89,16 @@ def _plan_run(args: argparse.Namespace) -> int:
         print(f"dense phase: given by --init-from {init_from}; nothing to train")
         return 0
     run = next(r for r in runs if r.kind == args.kind)
-    if run.after is not None and not runs[0].done:
+    first = run.after
+    if first is not None and not first.done:
+        needs = (
+            f"starts from the dense phase's end, {run.request.init_from}"
+            if first.kind == "dense"
+            else f"trains the epochs the DSD run realized ({run.request.epochs_from})"
+        )
         raise CompareError(
-            f"the {args.kind} run starts from the dense phase's end, {run.request.init_from}, but "
-            f"{run.after} has not finished its dense phase: run `dsd-seq plan-run dense` first"
+            f"the {args.kind} run {needs}, but {first.exp_dir} has not finished its "
+            f"{'dense phase' if first.kind == 'dense' else 'schedule'}: run `dsd-seq plan-run {first.kind}` first"
         )
     _print_outcome(run.request.run())
     return 0
@@ -196,7 +203,9 @@ def _compare(args: argparse.Namespace) -> int:
     check_design(out, args.design)
     for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Final-LR", schedule.final_lr_control())):
         if args.design == "per-seed" or label != "Final-LR":
-            print(f"{label:9s} {s.compact()} ({s.total_epochs} epochs)")
+            realized = label != "DSD" and schedule.ends_at_convergence
+            epochs = "the epochs each seed's DSD run realizes" if realized else f"{s.total_epochs} epochs"
+            print(f"{label:9s} {s.compact()} ({epochs})")
     if args.design == "per-seed":
         plan = f"{args.seeds} seeds x (1 dense phase + 3 continuations)"
     else:  # the paper's Appendix A
@@ -231,14 +240,23 @@ def _schedule(args: argparse.Namespace) -> int:
         ("LLR baseline", schedule.llr()),
         ("Final-LR control", schedule.final_lr_control()),
     ):
-        print(f"{label}: {s.compact()} ({s.total_epochs} epochs)")
+        most = " at most" if s.ends_at_convergence else ""
+        print(f"{label}: {s.compact()} ({s.total_epochs} epochs{most})")
         for i, phase in enumerate(s):
             print(
                 f"  {i + 1}. {s.label(i):8s} {phase.epochs:4d} epochs  lr {phase.lr:g}  sparsity {phase.sparsity:g}"
             )
+            if phase.until is not None:
+                print(f"     ends {phase.until.describe(phase.epochs)}; hands on its last model")
     print(
         "(the LLR baseline continued from a shared dense baseline is the paper's fine-tuning control, Appendix A)"
     )
+    if schedule.ends_at_convergence:
+        print(
+            "Phases end at convergence: the LLR and final-LR baselines train the epochs the DSD run "
+            "realized (compare and plan-run read them from its results.json; train: --epochs-from); "
+            "--baseline llr-converge drops the learning rate upon convergence instead."
+        )
     return 0
 
 
@@ -254,10 +272,17 @@ def make_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--baseline",
-        choices=["llr", "final_lr", *RENAMED_BASELINES],
+        choices=["llr", "final_lr", "llr-converge", *RENAMED_BASELINES],
         help="run a baseline of the schedule instead: llr (same epochs and learning rates, no pruning; from "
         "a dense phase-1 checkpoint, the paper's fine-tuning control) or final_lr (dense phase, then dense "
-        "training at the final learning rate for the same epochs). finetune was renamed final_lr",
+        "training at the final learning rate for the same epochs); for phases that end at convergence, "
+        "llr-converge drops the learning rate upon convergence instead. finetune was renamed final_lr",
+    )
+    train.add_argument(
+        "--epochs-from",
+        type=Path,
+        help="a DSD run's results.json: the llr/final_lr baseline of a schedule whose phases end at "
+        "convergence trains the epochs that run realized (equal epochs)",
     )
     train.add_argument(
         "--dense-only", action="store_true", help="allow a schedule without a sparse phase (no pruning)"

@@ -127,6 +127,15 @@ class CaptionTask:
         self.train_targets = torch.tensor(targets)
         self.problems["truncated_captions"] = cut
 
+    def _teacher_forced(self, pairs: list[tuple[int, str]]) -> CaptionBatch:
+        """(feature row, caption) pairs as one padded <bos>/<eos> batch, as training sees them."""
+        encoded = [[*self.vocab.encode(caption, self.config.max_length)[0]] for _, caption in pairs]
+        length = max(len(ids) for ids in encoded) + 1
+        inputs = [[BOS, *ids] + [0] * (length - len(ids) - 1) for ids in encoded]
+        targets = [[*ids, EOS] + [0] * (length - len(ids) - 1) for ids in encoded]
+        rows = torch.tensor([row for row, _ in pairs])
+        return CaptionBatch(self.features[rows], torch.tensor(inputs), torch.tensor(targets))
+
     # Task interface -----------------------------------------------------------------------------------
     def train_batches(self, generator: torch.Generator, epoch: int = 0) -> list[CaptionBatch]:
         """Shuffled (image, caption) pairs; every epoch alike, so ``epoch`` is not used."""
@@ -170,7 +179,36 @@ class CaptionTask:
 
     def evaluate(self, split: str, device: torch.device) -> dict[str, float]:
         images, hypotheses = self.caption(split, device)
-        return corpus_bleu_1_to_4([im.captions for im in images], hypotheses)
+        scores = corpus_bleu_1_to_4([im.captions for im in images], hypotheses)
+        return {**scores, "loss": self.split_loss(split, device)}
+
+    def split_loss(self, split: str, device: torch.device) -> float:
+        """Teacher-forced cross-entropy per word on the split's reference captions (the images scored):
+        the dev loss a phase that ends at convergence monitors."""
+        n = self.config.max_eval_images or len(self.images[split])
+        rows = self.rows[split][:n]
+        refs = [
+            (row, caption)
+            for row, image in zip(rows, self.images[split][:n], strict=True)
+            for caption in image.captions
+        ]
+        was_training = self.model.training
+        self.model.eval()
+        total, words = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(refs), self.config.eval_batch_size):
+                chunk = refs[start : start + self.config.eval_batch_size]
+                batch = self._teacher_forced(chunk)
+                logits = self.model(batch.features.to(device), batch.inputs.to(device))
+                targets = batch.targets.to(device).flatten()
+                total += float(
+                    nn.functional.cross_entropy(
+                        logits.flatten(0, 1), targets, ignore_index=0, reduction="sum"
+                    )
+                )
+                words += int((targets != 0).sum())
+        self.model.train(was_training)
+        return total / max(words, 1)
 
     def data_summary(self) -> dict[str, Any]:
         return {

@@ -289,6 +289,7 @@ class SpeechTask:
             words = (w for text in self.datasets["train"].texts for w in text.split())
             decode = ctc_text_decoder(decoding, self.vocab, words)
         ids, refs, hyps = [], [], []
+        self._eval_loss: list[tuple[float, int]] = []  # (mean loss, utterances) of each batch scored
         for batch_ids in length_sorted_batches(data.frame_lengths(), self.config.eval_batch_size):
             batch = collate_speech([data[i] for i in batch_ids]).to(device)
             ids += batch.utt_ids
@@ -297,8 +298,27 @@ class SpeechTask:
                 sequences = self.model.greedy_decode(batch.features, batch.feature_lengths)
                 hyps += [self.vocab.decode(seq) for seq in sequences]
             else:
-                hyps += decode(*self.model(batch.features, batch.feature_lengths))
+                log_probs, lengths = self.model(batch.features, batch.feature_lengths)
+                hyps += decode(log_probs, lengths)
+                self._score_ctc_loss(split, batch, log_probs, lengths)
         return ids, refs, hyps
+
+    def _score_ctc_loss(
+        self, split: str, batch: SpeechBatch, log_probs: torch.Tensor, lengths: torch.Tensor
+    ) -> None:
+        """The batch's CTC loss (the training objective, without SpecAugment) from the decoder's own
+        forward pass: the dev loss a phase that ends at convergence monitors, at no extra forward.
+        Utterances CTC cannot align (counted in data_summary) are left out."""
+        skip = set(self._infeasible.get(split, []))
+        keep = [i for i, utt in enumerate(batch.utt_ids) if utt not in skip]
+        if not keep:
+            return
+        rows = torch.tensor(keep, device=log_probs.device)
+        loss = ctc_loss(
+            log_probs[rows], lengths[rows], batch.labels[rows], batch.label_lengths[rows],
+            utt_ids=[batch.utt_ids[i] for i in keep],
+        )  # fmt: skip
+        self._eval_loss.append((float(loss), len(keep)))
 
     def evaluate(
         self, split: str, device: torch.device, decoding: DecodingConfig | None = None
@@ -308,7 +328,11 @@ class SpeechTask:
                 f"train.eval_splits names {split!r}, but task_args.data has only {sorted(self.datasets)}"
             )
         _, refs, hyps = self.transcribe(split, device, decoding)
-        return {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}
+        scores = {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}
+        scored = sum(n for _, n in self._eval_loss)
+        if scored:  # CTC models; per-utterance mean, as in training (the loss per label)
+            scores["loss"] = sum(loss * n for loss, n in self._eval_loss) / scored
+        return scores
 
     def data_summary(self) -> dict[str, Any]:
         device = next(self.model.parameters()).device

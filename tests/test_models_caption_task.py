@@ -53,3 +53,22 @@ def test_resuming_on_data_with_another_vocabulary_is_refused_naming_the_words(tm
     code = main(["train", "--config", str(config), "--exp-dir", str(tmp_path / "llr"), "--baseline", "llr",
                  "--init-from", str(exp / "checkpoints" / "phase1-end.pt")])  # fmt: skip
     assert code == 2 and "vocabulary mismatch" in capsys.readouterr().err
+
+
+def test_evaluate_reports_the_dev_loss_a_converging_phase_monitors(tmp_path):
+    from models.caption_task import build_task
+
+    _write_data(tmp_path, WORDS_A)
+    task = build_task(dataset=str(tmp_path / "dataset_flickr8k.json"), features=str(tmp_path / "feats.pt"),
+                      vocab_min_count=1, model_args={"embed_dim": 8, "hidden": 8}, batch_size=4)  # fmt: skip
+    device = torch.device("cpu")
+    before = task.evaluate("dev", device)
+    assert {"bleu4", "loss"} <= set(before) and before["loss"] > 0
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=1e-2)
+    for _ in range(30):  # fit the training captions; the dev split shares their words and shapes
+        for batch in task.train_batches(torch.Generator().manual_seed(0)):
+            optimizer.zero_grad()
+            task.loss(batch, device, task.model).backward()
+            optimizer.step()
+    assert task.evaluate("dev", device)["loss"] < before["loss"]
+    assert task.model.training  # evaluate leaves the mode as it found it

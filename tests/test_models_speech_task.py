@@ -103,7 +103,7 @@ def test_dsd_schedule_trains_speech_models(caches, tmp_path, model, model_args, 
     rows = Trainer(task, Schedule.parse("D1:3e-3,S1@0.5:3e-3,D1:3e-4"), config, tmp_path / "exp").run()
     assert [r["label"] for r in rows] == ["Dense", "Sparse", "Re-dense"]
     assert rows[1]["measured_sparsity"] == pytest.approx(0.5, abs=1e-3)
-    assert all(set(r["metrics"]["test"]) == {"wer", "cer"} for r in rows)
+    assert all(set(r["metrics"]["test"]) == {"wer", "cer", "loss"} for r in rows)
     assert all(r["layer_sparsity"][n] == pytest.approx(0.5, abs=1e-2) for n in names for r in rows[1:2])
     events = read_metrics(tmp_path / "exp" / "metrics.jsonl")
     assert events[0]["event"] == "data" and events[0]["utterances"]["train"] == 16

@@ -122,7 +122,8 @@ def test_decoding_modes_are_selectable_and_checked(caches):
     with torch.no_grad():
         beam = task.evaluate("dev", device)
         greedy = task.evaluate("dev", device, DecodingConfig("greedy"))
-    assert set(beam) == set(greedy) == {"wer", "cer"}
+    assert set(beam) == set(greedy) == {"wer", "cer", "loss"}
+    assert beam["loss"] == greedy["loss"] > 0  # the dev CTC loss does not depend on the decoder
     with pytest.raises(ValueError, match="decoding.mode='viterbi'"):
         build_task(data=caches, model_args=TINY_DS2, decoding={"mode": "viterbi"})
     with pytest.raises(ValueError, match="needs task_args.decoding.lm"):

@@ -90,6 +90,30 @@ def build_toy_task(**kwargs) -> ToyTask:
     return ToyTask(**kwargs)
 
 
+class ScriptedDevLossTask(ToyTask):
+    """The toy task whose dev split reports a scripted loss: ``script[e]`` after the run's epoch ``e``
+    (counted across phases), for testing phases that end at convergence."""
+
+    def __init__(self, script, **kwargs):
+        super().__init__(**kwargs)
+        self.script = list(script)
+        self.epoch = -1
+
+    def train_batches(self, generator, epoch=0):
+        self.epoch = epoch
+        return super().train_batches(generator, epoch)
+
+    def evaluate(self, split, device):
+        scores = super().evaluate(split, device)
+        if split == "dev":
+            scores["loss"] = self.script[self.epoch]
+        return scores
+
+
+def build_scripted_task(script, **kwargs) -> ScriptedDevLossTask:
+    return ScriptedDevLossTask(script, **kwargs)
+
+
 def toy_trainer(exp_dir: Path, schedule, extra=(), task: ToyTask | None = None):
     """A Trainer on the toy task (seed 0, Nesterov, clip 1.0, no TensorBoard); ``extra``: more --set options."""
     from dsd_seq.training.config import load_config

@@ -79,7 +79,8 @@ class DSD:
 
         Adam's step counter is per tensor, so a revived weight gets no bias correction: its first update
         is up to (1-beta1)/sqrt(1-beta2) = 3.2 x lr in size (less early in a run), shrinking as its
-        moments fill up."""
+        moments fill up. The trainer's ``train.redense_state: reset_tensors`` drops these tensors' whole
+        state instead (:mod:`dsd_seq.core.optimizer_state`), so their bias correction restarts."""
         if self.masks is None:
             return
         self.masks.apply_()

@@ -56,7 +56,7 @@ class PlannedRun:
     kind: str
     request: TrainRequest
     phases: int
-    after: Path | None = None  # the dense run (its folder) this one continues; None: it needs none
+    after: PlannedRun | None = None  # the run that must finish first (a dense phase, or DSD); None: none
     design: str = "per-seed"
 
     @property
@@ -93,7 +93,7 @@ def plan_seed(
     init_from: Path | None = None,
     kinds: tuple[str, ...] = tuple(CONTINUATIONS),
     design: str = "per-seed",
-    after: Path | None = None,
+    after: PlannedRun | None = None,
 ) -> list[PlannedRun]:
     """One seed's runs in ``folder``, in KINDS order: the dense phase in ``folder/dsd``, then DSD's later
     phases there and each baseline in ``folder/<kind>``, started from the dense phase's end. With
@@ -114,14 +114,22 @@ def plan_seed(
     runs = []
     if init_from is None:
         runs.append(PlannedRun(seed, "dense", TrainRequest(exp_dir=dense_dir, until_phase=1, **shared), 1))
-        start, after = dense_dir / "checkpoints" / "phase1-end.pt", dense_dir
+        start, after = dense_dir / "checkpoints" / "phase1-end.pt", runs[0]
     else:
         start = Path(init_from)
+    # phases that end at convergence: the baselines train the epochs DSD realized, so they follow it
+    realized = schedule.ends_at_convergence and "dsd" in kinds
+    dsd_run = None
     for kind in kinds:
         baseline = CONTINUATIONS[kind]
         init = None if baseline is None and init_from is None else start  # DSD resumes its dense folder
-        request = TrainRequest(exp_dir=folder / kind, baseline=baseline, init_from=init, **shared)
-        runs.append(PlannedRun(seed, kind, request, len(schedule), after, design))
+        epochs_from = folder / "dsd" / "results.json" if realized and baseline is not None else None
+        request = TrainRequest(
+            exp_dir=folder / kind, baseline=baseline, init_from=init, epochs_from=epochs_from, **shared
+        )
+        run = PlannedRun(seed, kind, request, len(schedule), dsd_run if epochs_from else after, design)
+        dsd_run = run if kind == "dsd" else dsd_run
+        runs.append(run)
     return runs
 
 
@@ -156,7 +164,7 @@ def plan_runs(
         for seed in seeds
         for run in plan_seed(
             config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides,
-            init_from=start, kinds=DESIGNS[design], design=design, after=baseline.exp_dir,
+            init_from=start, kinds=DESIGNS[design], design=design, after=baseline,
         )
     ]  # fmt: skip
 
@@ -230,11 +238,10 @@ def _train_in_subprocess(run: PlannedRun) -> int:
 
 def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     """Train what is not finished, dense phases first; returns the problems (empty when all finished)."""
-    dense = {r.exp_dir: r for r in runs if r.kind == "dense"}
 
-    def waits(run: PlannedRun) -> bool:
-        """True while the dense run ``run`` continues has not finished."""
-        return run.after is not None and not dense[run.after].done
+    def blocked(run: PlannedRun) -> bool:
+        """True while the run that ``run`` follows (its dense phase, or DSD) has not finished."""
+        return run.after is not None and not run.after.done
 
     pending = [r for r in runs if not r.done]
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="compare: runs", unit="run")
@@ -253,14 +260,14 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     try:
         if jobs == 1:
             for run in pending:
-                if waits(run):
-                    continue  # its dense phase failed: already reported
+                if blocked(run):
+                    continue  # the run it follows failed: already reported
                 finished(run, train_in_process(run))
                 if problems and problems[-1].endswith("(interrupted)"):
                     break
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-                ready = [r for r in pending if not waits(r)]
+                ready = [r for r in pending if not blocked(r)]
                 waiting = [r for r in pending if r not in ready]
                 futures = {pool.submit(_train_in_subprocess, r): r for r in ready}
                 try:
@@ -271,8 +278,8 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
                         for future in done:
                             run = futures.pop(future)
                             finished(run, future.result())
-                            if run.kind == "dense" and run.done:
-                                for follow in [r for r in waiting if r.after == run.exp_dir]:
+                            if run.done:
+                                for follow in [r for r in waiting if not blocked(r)]:
                                     waiting.remove(follow)
                                     futures[pool.submit(_train_in_subprocess, follow)] = follow
                 except KeyboardInterrupt:
@@ -282,6 +289,7 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
     finally:
         bar.close()
     for run in runs:
-        if not run.done and waits(run):
-            problems.append(f"{run.name} not started: its dense phase ({run.after}) did not finish")
+        if not run.done and blocked(run):
+            what = "its dense phase" if run.after.kind == "dense" else f"the {run.after.kind} run it follows"
+            problems.append(f"{run.name} not started: {what} ({run.after.exp_dir}) did not finish")
     return problems

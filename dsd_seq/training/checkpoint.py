@@ -114,7 +114,8 @@ def check_resumable(
     if continue_schedule:
         done = position["phase"]
         mine, theirs = schedule.to_list()[:done], state["schedule"][:done]
-        if mine != theirs or position["epoch"] or position["step"]:
+        matches = mine in (theirs, _as_trained(theirs, state.get("results", [])))
+        if not matches or position["epoch"] or position["step"]:
             raise CheckpointError(
                 f"{path}: its completed phases {theirs} (position {position}) are not a prefix of this "
                 f"schedule {schedule.compact()}; start from a phase-end checkpoint of a matching run"
@@ -133,3 +134,14 @@ def check_resumable(
             "original settings (see config.yaml in the experiment folder) or use a new experiment folder"
         )
     return accepted_changes(state.get("config", {}), config, also_resumable)
+
+
+def _as_trained(phases: list[dict], results: list[dict]) -> list[dict]:
+    """Completed phases as they ran: a phase that ended at convergence becomes a fixed phase of its
+    realized epochs, so an equal-epoch baseline (``Schedule.realized``) may start from its end."""
+    trained = []
+    for phase, row in zip(phases, results, strict=False):
+        if "until" in phase:
+            phase = {k: v for k, v in phase.items() if k != "until"} | {"epochs": row["epochs"]}
+        trained.append(phase)
+    return trained

@@ -48,6 +48,10 @@ class TrainConfig:
     eval_splits: list[str] = field(default_factory=lambda: ["dev", "test"])
     tensorboard: bool = True
     progress: bool = True
+    # the optimizer's state at phase boundaries (dsd_seq.core.optimizer_state): keep | reset
+    optimizer_state_at_phase: str = "keep"
+    # at re-dense: keep | reset_tensors (drop the re-densed tensors' state: Adam's bias correction restarts)
+    redense_state: str = "keep"
 
 
 @dataclass
@@ -227,6 +231,12 @@ def _validate(config: RunConfig, source: str) -> None:
     t = config.train
     if t.optimizer not in _OPTIMIZERS:
         raise ConfigError(f"{source}: train.optimizer={t.optimizer!r}; accepted: {list(_OPTIMIZERS)}")
+    if t.optimizer_state_at_phase not in ("keep", "reset"):
+        raise ConfigError(
+            f"{source}: train.optimizer_state_at_phase={t.optimizer_state_at_phase!r}; accepted: keep, reset"
+        )
+    if t.redense_state not in ("keep", "reset_tensors"):
+        raise ConfigError(f"{source}: train.redense_state={t.redense_state!r}; accepted: keep, reset_tensors")
     if t.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{source}: train.device={t.device!r}; accepted: auto, cpu, cuda")
     if t.precision not in _PRECISIONS:

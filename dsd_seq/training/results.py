@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dsd_seq.core.convergence import Plateau
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import SPARSE, Schedule
 from dsd_seq.safe_io import write_atomic
@@ -19,17 +20,39 @@ RESULTS_NAME = "results.json"
 
 
 def phase_row(
-    schedule: Schedule, phase: int, dsd: DSD, metrics: dict[str, dict[str, float]], seconds: float
+    schedule: Schedule,
+    phase: int,
+    dsd: DSD,
+    metrics: dict[str, dict[str, float]],
+    seconds: float,
+    epochs_run: int | None = None,
+    epochs_before: int | None = None,
+    plateau: Plateau | None = None,
 ) -> dict[str, Any]:
-    """The results row of phase ``phase`` (counted from 0), just finished, scored by ``metrics``."""
+    """The results row of phase ``phase`` (counted from 0), just finished, scored by ``metrics``.
+
+    ``epochs`` is what the phase trained (``epochs_run``; the schedule's for a fixed phase) and
+    ``cumulative_epochs`` adds the earlier phases' (``epochs_before``). A phase that ends at convergence
+    also records its maximum, whether it converged before it, and the best monitored value (``plateau``)."""
     spec = schedule[phase]
     layers, total_sparsity = dsd.sparsity()
+    epochs = spec.epochs if epochs_run is None else epochs_run
+    before = sum(p.epochs for p in schedule.phases[:phase]) if epochs_before is None else epochs_before
+    until = {}
+    if spec.until is not None:
+        until = {
+            "max_epochs": spec.epochs,
+            "converged": epochs < spec.epochs,
+            "monitor": spec.until.monitor,
+            "monitor_best": plateau.best if plateau is not None else None,
+        }
     return {
         "phase": phase,
         "label": schedule.label(phase),
         "kind": spec.kind,
-        "epochs": spec.epochs,
-        "cumulative_epochs": sum(p.epochs for p in schedule.phases[: phase + 1]),
+        "epochs": epochs,
+        "cumulative_epochs": before + epochs,
+        **until,
         "lr": spec.lr,
         "target_sparsity": spec.sparsity if spec.kind == SPARSE else 0.0,
         "measured_sparsity": total_sparsity,
@@ -39,16 +62,27 @@ def phase_row(
     }
 
 
-def write_results(exp_dir: Path, run_label: str, schedule: Schedule, task: Task, rows: list[dict]) -> Path:
+def write_results(
+    exp_dir: Path,
+    run_label: str,
+    schedule: Schedule,
+    task: Task,
+    rows: list[dict],
+    optimizer_state: dict[str, str] | None = None,
+) -> Path:
     """Replace ``results.json`` (atomically) with the rows so far; ``run_label`` names the run in tables
-    ("DSD", "LLR", "Final-LR"), ``task`` its main metric."""
+    ("DSD", "LLR", "Final-LR"), ``task`` its main metric, ``optimizer_state`` the policy that ran at
+    phase boundaries (:mod:`dsd_seq.core.optimizer_state`)."""
     summary = {
         "run": run_label,
         "schedule": schedule.compact(),
+        **realized_schedule(schedule, rows),
         "metric": task.metric,
         "higher_is_better": bool(task.higher_is_better),
         "phases": rows,
     }
+    if optimizer_state is not None:
+        summary["optimizer_state"] = optimizer_state
     path = exp_dir / RESULTS_NAME
     write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
     return path
@@ -57,3 +91,23 @@ def write_results(exp_dir: Path, run_label: str, schedule: Schedule, task: Task,
 def flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
     """``{"dev": {"wer": 9.1}}`` -> ``{"dev_wer": 9.1}``, as the metrics log names them."""
     return {f"{split}_{name}": value for split, values in metrics.items() for name, value in values.items()}
+
+
+def realized_schedule(schedule: Schedule, rows: list[dict]) -> dict[str, str]:
+    """``{"realized_schedule": ...}``: the epochs phases that end at convergence actually ran (the
+    equal-epoch baselines train these); empty for a schedule of fixed phases."""
+    if not schedule.ends_at_convergence:
+        return {}
+    return {"realized_schedule": schedule.realized([row["epochs"] for row in rows]).compact()}
+
+
+def realized_epochs(results_path: Path) -> list[int]:
+    """The epochs each finished phase of a run trained, from its ``results.json``."""
+    try:
+        rows = json.loads(Path(results_path).read_text(encoding="utf-8"))["phases"]
+        return [int(row["epochs"]) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{results_path}: cannot read the realized epochs per phase ({type(err).__name__}: {err}); it must "
+            "be the results.json of a finished DSD run (train it first)"
+        ) from None

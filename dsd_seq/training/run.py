@@ -5,7 +5,10 @@ or spelled as the ``dsd-seq train`` command line that runs it in another.
 The run's schedule is the config's DSD schedule, or one of its equal-epoch baselines (``baseline``):
 ``llr`` (same epochs and learning rates, no pruning; from a shared dense baseline also the paper's
 fine-tuning control) or ``final_lr`` (dense phase, then dense training at the final learning rate: a
-control of this toolkit), see :meth:`dsd_seq.core.schedule.Schedule.llr`.
+control of this toolkit), see :meth:`dsd_seq.core.schedule.Schedule.llr`. When the schedule's phases end
+at convergence, these two train the epochs the DSD run realized (``epochs_from``: its results.json), so
+the comparison stays at equal epochs; ``llr-converge`` is the paper's other wording of LLR for such
+schedules: drop the learning rate upon convergence and continue (each phase ends at its own plateau).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dsd_seq.core.selection import SelectionError
 from dsd_seq.safe_io import CheckpointError
 from dsd_seq.training import distributed
 from dsd_seq.training.config import ConfigError, RunConfig, load_config, to_yaml
+from dsd_seq.training.results import realized_epochs
 from dsd_seq.training.run_lock import RunLockedError, lock_for_all_ranks
 from dsd_seq.training.task import build_task
 from dsd_seq.training.trainer import Position, Trainer, TrainingError
@@ -29,6 +33,7 @@ BASELINES = {
     None: ("DSD", lambda s: s),
     "llr": ("LLR", Schedule.llr),
     "final_lr": ("Final-LR", Schedule.final_lr_control),
+    "llr-converge": ("LLR (to convergence)", Schedule.llr),
 }
 #: Former baseline names, refused with what to use now (the name claimed the paper's control, which it
 #: is not: the paper fine-tunes with DSD's own learning rates, i.e. ``llr`` from a shared baseline).
@@ -38,6 +43,8 @@ RENAMED_BASELINES = {
     "(Appendix A) is the LLR schedule continued from a shared dense baseline: 'llr', or "
     "`dsd-seq compare --design shared-baseline`",
 }
+#: the baselines that must train the DSD run's realized epochs when its phases end at convergence
+EQUAL_EPOCHS = ("llr", "final_lr")
 #: Errors a run reports to people (bad config, schedule, data or checkpoint): shown as one message.
 #: Tasks raise ValueError/OSError subclasses for bad data, so those are included.
 RUN_ERRORS = (
@@ -92,17 +99,23 @@ def train_run(
     stop_after_steps: int | None = None,
     dense_only: bool = False,
     label: str | None = None,
+    epochs_from: str | Path | None = None,
 ) -> RunOutcome:
     """Train ``schedule`` (or its ``baseline``: "llr", "final_lr") on the config's task in ``exp_dir``.
 
     A new run writes ``exp_dir/config.yaml``; a resumed one keeps the config it started with. A schedule
     without a sparse phase is refused unless ``dense_only``. ``label`` names the run in results tables
     (default: "DSD", "LLR", "Final-LR"). For ``resume``, ``init_from``, ``until_phase`` and
-    ``stop_after_steps`` see :meth:`Trainer.run`."""
+    ``stop_after_steps`` see :meth:`Trainer.run`. ``epochs_from`` (a DSD run's results.json) fixes the
+    epochs of phases that end at convergence to those that run realized, as the llr and final_lr
+    baselines of such a schedule require."""
     if baseline in RENAMED_BASELINES:
         raise ConfigError(f"baseline {baseline!r}: {RENAMED_BASELINES[baseline]}")
     if baseline not in BASELINES:
-        raise ConfigError(f"baseline {baseline!r}; accepted: llr, final_lr (or none for DSD itself)")
+        raise ConfigError(
+            f"baseline {baseline!r}; accepted: {', '.join(b for b in BASELINES if b)} (or none for DSD itself)"
+        )
+    schedule = _with_realized_epochs(schedule, baseline, epochs_from)
     default_label, to_baseline = BASELINES[baseline]
     if baseline is None and not schedule.has_sparse_phase and not dense_only:
         raise ConfigError(
@@ -144,6 +157,32 @@ def parameter_count_line(model: torch.nn.Module, prunable) -> str:
     return f"model: {total:,} parameters ({pruned:,} prunable by DSD)"
 
 
+def _with_realized_epochs(
+    schedule: Schedule, baseline: str | None, epochs_from: str | Path | None
+) -> Schedule:
+    """The schedule with the realized epochs of ``epochs_from``, or unchanged; refuses an equal-epoch
+    baseline of a converging schedule without them (its epochs would be the maxima, not DSD's)."""
+    if epochs_from is None:
+        if schedule.ends_at_convergence and baseline in EQUAL_EPOCHS:
+            raise ConfigError(
+                f"schedule {schedule.compact()} has phases that end at convergence, so the {baseline} baseline "
+                "must train the epochs the DSD run realized: pass --epochs-from DSD_EXP_DIR/results.json "
+                "(compare and plan-run do), or --baseline llr-converge to let each phase end at its own plateau"
+            )
+        return schedule
+    if baseline not in EQUAL_EPOCHS:
+        raise ConfigError(
+            f"--epochs-from is for the {' and '.join(EQUAL_EPOCHS)} baselines, not {baseline or 'DSD'}"
+        )
+    epochs = realized_epochs(Path(epochs_from))
+    if len(epochs) != len(schedule):
+        raise ConfigError(
+            f"{epochs_from}: the DSD run finished {len(epochs)} of the {len(schedule)} phases of "
+            f"{schedule.compact()}; its baselines start once it has finished (resume it first)"
+        )
+    return schedule.realized(epochs)
+
+
 @dataclass(frozen=True)
 class TrainRequest:
     """A ``dsd-seq train`` call: the config file, its overrides (``--set``, then ``--set-str``) and the
@@ -159,6 +198,7 @@ class TrainRequest:
     until_phase: int | None = None
     stop_after_steps: int | None = None
     dense_only: bool = False
+    epochs_from: Path | None = None  # a DSD run's results.json: train the epochs it realized
 
     def load_config(self) -> RunConfig:
         return load_config(self.config, list(self.overrides), list(self.literal_overrides))
@@ -175,6 +215,7 @@ class TrainRequest:
             until_phase=self.until_phase,
             stop_after_steps=self.stop_after_steps,
             dense_only=self.dense_only,
+            epochs_from=self.epochs_from,
         )
 
     def to_argv(self) -> list[str]:
@@ -193,4 +234,6 @@ class TrainRequest:
             argv += ["--stop-after-steps", str(self.stop_after_steps)]
         if self.dense_only:
             argv.append("--dense-only")
+        if self.epochs_from is not None:
+            argv += ["--epochs-from", str(self.epochs_from)]
         return argv

@@ -25,8 +25,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from dsd_seq.core import optimizer_state
+from dsd_seq.core.convergence import Plateau
 from dsd_seq.core.dsd import DSD
-from dsd_seq.core.schedule import Schedule
+from dsd_seq.core.schedule import SPARSE, Schedule
 from dsd_seq.safe_io import CheckpointError, kill_point, load_checkpoint_dict
 from dsd_seq.training import distributed
 from dsd_seq.training.checkpoint import (
@@ -63,6 +65,9 @@ class Position:
     global_step: int = 0
     entered: bool = False
     phase_seconds: float = 0.0  # training time spent in this phase, across resumptions
+    # a phase that ends at convergence: its rule's state (dsd_seq.core.convergence.Plateau)
+    plateau_best: float | None = None
+    plateau_since_best: int = 0
 
 
 class Trainer:
@@ -97,6 +102,12 @@ class Trainer:
             raise TrainingError(
                 f"train.eval_splits names {missing}, but the task has only {list(task.splits)}"
             )
+        for i, phase in enumerate(schedule):
+            if phase.until is not None and phase.until.split not in task.splits:
+                raise TrainingError(
+                    f"schedule phase {i + 1} ({phase.compact()}) ends when {phase.until.monitor} stops "
+                    f"improving, but the task has no split {phase.until.split!r} (it has {list(task.splits)})"
+                )
         self.stop = StopRequest()
         self.train_step = TrainStep(
             task, self.model, runner, self.optimizer, self.dsd, self.precision, config.train.grad_clip,
@@ -250,14 +261,56 @@ class Trainer:
                     self._check_phase_share()
                     pos.epoch, pos.step = pos.epoch + 1, 0
                     if pos.epoch < phase.epochs:  # the phase end scores every split anyway
-                        self._log_epoch(log, self._evaluate(t.eval_splits[:1]))
+                        if self._end_epoch(log):
+                            break  # converged: the phase end saves
                         self.save()
                 self._finish_phase(log)
         return self.results
 
+    def _end_epoch(self, log: MetricsLog) -> bool:
+        """Score the first eval split (and a converging phase's monitored one) and log them; returns
+        whether the phase has converged (:mod:`dsd_seq.core.convergence`)."""
+        pos = self.position
+        until = self.schedule[pos.phase].until
+        first = self.config.train.eval_splits[:1]
+        if until is None:
+            self._log_epoch(log, self._evaluate(first))
+            return False
+        metrics = self._evaluate(list(dict.fromkeys([*first, until.split])))
+        value = metrics[until.split].get(until.name)
+        if value is None:
+            raise TrainingError(
+                f"schedule phase {pos.phase + 1} ends when {until.monitor} stops improving, but the task's "
+                f"evaluate({until.split!r}) returns only {sorted(metrics[until.split])}; monitor one of those "
+                f"(until.monitor / monitor=... in the compact schedule), e.g. {until.split}_{self.task.metric}"
+            )
+        plateau = Plateau(pos.plateau_best, pos.plateau_since_best)
+        plateau.update(
+            float(value),
+            until.min_delta,
+            until.higher_is_better(self.task.metric, self.task.higher_is_better),
+        )
+        pos.plateau_best, pos.plateau_since_best = plateau.best, plateau.since_best
+        converged = plateau.converged(pos.epoch, until)
+        log.log(
+            "epoch", pos.global_step, phase=pos.phase, epoch=pos.epoch, **flat_metrics(metrics),
+            monitor=until.monitor, best=plateau.best, since_best=plateau.since_best, converged=converged,
+        )  # fmt: skip
+        return converged
+
     def _enter_phase(self, log: MetricsLog) -> None:
         pos = self.position
         phase = self.schedule[pos.phase]
+        reset = None
+        if pos.phase > 0:
+            masked = self.dsd.masks.masks if self.dsd.masks is not None and phase.kind != SPARSE else {}
+            t = self.config.train
+            reset = optimizer_state.at_boundary(
+                self.optimizer,
+                t.optimizer_state_at_phase,
+                t.redense_state,
+                [self.dsd.params[n] for n in masked],
+            )
         self.dsd.enter(phase)
         if self.dsd.masks is not None:  # computed on every rank from identical weights: verify they agree
             distributed.check_identical(self.dsd.masks.masks, f"masks of phase {pos.phase + 1}")
@@ -266,14 +319,14 @@ class Trainer:
         layers, total = self.dsd.sparsity()
         log.log(
             "phase_start", pos.global_step, phase=pos.phase, label=self.schedule.label(pos.phase), lr=phase.lr,
-            sparsity=total, layers={r.name: round(r.sparsity, 6) for r in layers},
+            sparsity=total, layers={r.name: round(r.sparsity, 6) for r in layers}, optimizer_state_reset=reset,
         )  # fmt: skip
 
     def _run_epoch(self, log: MetricsLog, steps_this_call: int, stop_after: int | None) -> tuple[bool, int]:
         """The rest of the current epoch; returns (stopped early, steps taken in this ``run`` call)."""
         pos = self.position
         generator = torch.Generator().manual_seed(_epoch_seed(self.config.train.seed, pos.phase, pos.epoch))
-        run_epoch = sum(p.epochs for p in self.schedule.phases[: pos.phase]) + pos.epoch
+        run_epoch = self._epochs_before(pos.phase) + pos.epoch
         batches = self.task.train_batches(generator, epoch=run_epoch)
         batches = distributed.shard(batches, self.rank, self.world_size)
         self.train_step.runner.train()
@@ -281,7 +334,8 @@ class Trainer:
             total=len(batches),
             initial=pos.step,
             desc=f"phase {pos.phase + 1}/{len(self.schedule)} {self.schedule.label(pos.phase)} "
-            f"epoch {pos.epoch + 1}/{self.schedule[pos.phase].epochs}",
+            f"epoch {pos.epoch + 1}/{'<=' if self.schedule[pos.phase].until else ''}"
+            f"{self.schedule[pos.phase].epochs}",
             disable=not self.config.train.progress or not self.is_main,
             leave=False,
             dynamic_ncols=True,
@@ -374,7 +428,11 @@ class Trainer:
         metrics = self._evaluate(self.config.train.eval_splits)
         first = self.config.train.eval_splits[0]
         self._log_epoch(log, {first: metrics[first]})
-        row = phase_row(self.schedule, pos.phase, self.dsd, metrics, pos.phase_seconds)
+        row = phase_row(
+            self.schedule, pos.phase, self.dsd, metrics, pos.phase_seconds,
+            epochs_run=pos.epoch, epochs_before=self._epochs_before(pos.phase),
+            plateau=Plateau(pos.plateau_best, pos.plateau_since_best),
+        )  # fmt: skip
         self.results.append(row)
         scalars = {k: v for k, v in row.items() if k != "metrics"}
         log.log("phase_end", pos.global_step, **scalars, **flat_metrics(metrics))
@@ -385,7 +443,18 @@ class Trainer:
             self._write_results(self.results)
 
     def _write_results(self, rows: list[dict[str, Any]]) -> Path:
-        return write_results(self.exp_dir, self.run_label, self.schedule, self.task, rows)
+        policy = {
+            "at_phase": self.config.train.optimizer_state_at_phase,
+            "redense": self.config.train.redense_state,
+        }
+        return write_results(
+            self.exp_dir, self.run_label, self.schedule, self.task, rows, optimizer_state=policy
+        )
+
+    def _epochs_before(self, phase: int) -> int:
+        """Epochs the run trained before ``phase``: the finished phases' realized epochs."""
+        done = [row["epochs"] for row in self.results[:phase]]
+        return sum(done) + sum(p.epochs for p in self.schedule.phases[len(done) : phase])
 
     @property
     def finished(self) -> bool:
