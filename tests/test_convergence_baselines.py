@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dsd_seq.core.schedule import Schedule
-from dsd_seq.experiments.compare import execute, plan_seed
+from dsd_seq.experiments.compare import execute, plan_runs, plan_seed
 from dsd_seq.training.config import ConfigError, load_config
 from dsd_seq.training.run import train_run
 
@@ -76,3 +76,19 @@ def test_an_equal_epoch_baseline_of_a_converging_schedule_needs_the_realized_epo
     partial.write_text(json.dumps({"phases": [{"epochs": 5}]}))
     with pytest.raises(ConfigError, match="finished 1 of the 3 phases"):
         train_run(run_config, schedule, tmp_path / "llr", baseline="llr", epochs_from=partial)
+
+
+def test_the_shared_baseline_design_follows_each_seeds_dsd_run_for_its_realized_epochs(tmp_path):
+    config = tmp_path / "conf.yaml"
+    config.write_text(CONFIG)
+    schedule = Schedule.from_config(load_config(config).schedule)
+    runs = plan_runs(config, schedule, [0, 1], tmp_path, [], [], design="shared-baseline")
+    baseline, *continuations = runs
+    by_name = {r.name: r for r in continuations}
+    assert by_name["seed 1 dsd"].after is baseline  # DSD continues the one dense baseline
+    assert by_name["seed 1 llr"].after is by_name["seed 1 dsd"]  # LLR waits for the epochs DSD realizes
+    assert execute(runs, jobs=1, store=tmp_path / "runs.jsonl") == []
+    for seed in (0, 1):
+        dsd, llr = _rows(tmp_path / f"seed{seed}" / "dsd"), _rows(tmp_path / f"seed{seed}" / "llr")
+        assert [r["epochs"] for r in llr["phases"]] == [r["epochs"] for r in dsd["phases"]]
+        assert llr["phases"][0]["metrics"] == dsd["phases"][0]["metrics"]  # both start from the baseline
