@@ -7,6 +7,7 @@ import pytest
 
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.experiments.compare import execute, plan_runs, plan_seed
+from dsd_seq.experiments.comparison_table import build_comparison, comparison_markdown
 from dsd_seq.training.config import ConfigError, load_config
 from dsd_seq.training.run import train_run
 
@@ -63,6 +64,13 @@ def test_compare_trains_the_baselines_for_the_epochs_dsd_realized(tmp_path):
     assert {r["kind"]: [p["epochs"] for p in r["phases"]] for r in store} == {
         "dsd": [5, 3, 2], "llr": [5, 3, 2], "final_lr": [5, 3, 2],
     }  # fmt: skip
+    fit = {r["kind"]: sorted(r["train_loss"]) for r in store}  # the baselines start after phase 1
+    assert fit == {"dsd": ["0", "1", "2"], "llr": ["1", "2"], "final_lr": ["1", "2"]}
+    table = build_comparison(store)
+    assert table["epochs"]["LLR"] == {"0": [5, 3, 2]}
+    assert table["fit"][1]["DSD"]["train_loss"] == store[0]["train_loss"]["1"]
+    markdown = comparison_markdown(table)
+    assert "seed 0: 5/3/2" in markdown and "Optimizer state at phase boundaries" in markdown
 
 
 def test_an_equal_epoch_baseline_of_a_converging_schedule_needs_the_realized_epochs(tmp_path):

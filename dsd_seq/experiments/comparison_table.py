@@ -4,12 +4,15 @@ Built from run-store records (see ``run_store``) of one configuration: per stage
 deviation over seeds of the main metric (e.g. test WER) for DSD, LLR and the final-LR control; then DSD's final
 model against each baseline and against the dense model, and the sparse model alone against the dense
 model, with absolute and relative improvement and Welch's unpaired t-test (``significance``). Kinds
-with no record are left out. The records say which design ran (``compare.DESIGNS``): under
+with no record are left out. Beside them: the epochs each phase ran (phases may end at convergence, so
+they differ between seeds), each stage's training loss (last epoch) against its dev loss, the fit that
+decides whether there is anything to regularise, and the optimizer-state policy at phase boundaries. The records say which design ran (``compare.DESIGNS``): under
 ``shared-baseline`` every seed continues one dense model, so the dense side is that one model (n = 1).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from dsd_seq.core.schedule import SPARSE
@@ -91,7 +94,9 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         for kind, label in kinds.items():
             sample = Sample(tuple(values(kind, i)))
             cells[label] = {"mean": sample.mean, "std": sample.std, "n": sample.n}
-        stages.append({"label": row["label"], "cumulative_epochs": row["cumulative_epochs"], **cells})
+        realized = sorted({r["phases"][i]["cumulative_epochs"] for r in dsd_runs if i < len(r["phases"])})
+        epochs = realized[0] if len(realized) == 1 else realized  # a range: phases ended at convergence
+        stages.append({"label": row["label"], "cumulative_epochs": epochs, **cells})
 
     last = len(phases) - 1
     final, dense = values("dsd", last), values("dsd", 0)
@@ -113,6 +118,18 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for seed in per_seed
     }  # fmt: skip
+    fit = {}
+    if any("train_loss" in r for r in records):  # recorded since the store kept the fit
+        fit = {
+            "fit": _fit(by_kind, kinds, len(phases)),
+            "epochs": {
+                label: {str(r["seed"]): [p["epochs"] for p in r["phases"]] for r in by_kind[kind]}
+                for kind, label in kinds.items()
+            },
+            "optimizer_state": sorted(
+                {json.dumps(r.get("optimizer_state", "not recorded")) for r in records}
+            ),
+        }
     return {
         "config_hash": reference["config_hash"],
         "design": designs[0],
@@ -124,10 +141,24 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         "stages": stages,
         "comparisons": [{**c.to_dict(), "equal_epochs": equal} for c, equal in comparisons],
         "runs": {str(seed): row for seed, row in runs.items()},
+        **fit,
         "environment": {
             key: reference.get(key) for key in ("versions", "git_commit", "git_dirty") if key in reference
         },
     }
+
+
+def _fit(by_kind: dict[str, list[dict]], kinds: dict[str, str], stages: int) -> list[dict[str, Any]]:
+    """Per stage and kind: the mean over seeds of the last epoch's training loss and of the dev loss."""
+    rows = []
+    for i in range(stages):
+        row = {}
+        for kind, label in kinds.items():
+            train = [r["train_loss"][str(i)] for r in by_kind[kind] if str(i) in r.get("train_loss", {})]
+            dev = [v for r in by_kind[kind] if (v := _value(r, i, "dev", "loss")) is not None]
+            row[label] = {"train_loss": Sample(tuple(train)).mean, "dev_loss": Sample(tuple(dev)).mean}
+        rows.append(row)
+    return rows
 
 
 def _run(by_kind: dict[str, list[dict]], kind: str, seed: int) -> dict[str, Any]:
@@ -142,6 +173,44 @@ def _mean_std(mean: float | None, std: float | None) -> str:
 
 def _number(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
+
+
+def _epochs(cumulative: int | list[int]) -> str:
+    """One number, or the range over seeds when phases ended at convergence at different epochs."""
+    values = cumulative if isinstance(cumulative, list) else [cumulative]
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def _fit_markdown(table: dict[str, Any], labels: list[str]) -> list[str]:
+    """The epochs each run's phases ran, train against dev loss per stage, and the optimizer policy."""
+    if "fit" not in table:  # a report built before these were recorded
+        return []
+    lines = ["", "## Epochs each phase ran (per seed)", ""]
+    for label, seeds in table["epochs"].items():
+        runs = "; ".join(f"seed {seed}: {'/'.join(map(str, e))}" for seed, e in seeds.items())
+        lines.append(f"- {label}: {runs}")
+    lines += [
+        "",
+        "## Fit per stage: training loss (mean over the stage's last epoch) / dev loss, mean over seeds",
+        "",
+        "| Stage | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for stage, fit in zip(table["stages"], table["fit"], strict=True):
+        cells = [
+            f"{_number(fit[label]['train_loss'], '.3f')} / {_number(fit[label]['dev_loss'], '.3f')}"
+            for label in labels
+        ]
+        lines.append(f"| {stage['label']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "A training loss far below the dev loss is the overfitting DSD's sparse phase is meant to regularise "
+        "(the paper's Sec. 6); – where a run's log has no steps of that stage (it started from another "
+        "run's checkpoint).",
+        "",
+        "Optimizer state at phase boundaries: " + "; ".join(f"`{p}`" for p in table["optimizer_state"]) + ".",
+    ]
+    return lines
 
 
 def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) -> str:
@@ -166,7 +235,9 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
     ]
     for stage in table["stages"]:
         cells = [_mean_std(stage[label]["mean"], stage[label]["std"]) for label in labels]
-        lines.append(f"| {stage['label']} | {stage['cumulative_epochs']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {stage['label']} | {_epochs(stage['cumulative_epochs'])} | " + " | ".join(cells) + " |"
+        )
     lines += [
         "",
         "## DSD against its baselines (the shape of the paper's Table 10)",
@@ -198,6 +269,7 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
     lines += ["| Seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for seed, row in table["runs"].items():
         lines.append(f"| {seed} | " + " | ".join(_number(row[c], ".2f") for c in columns) + " |")
+    lines += _fit_markdown(table, labels)
     env = table.get("environment", {})
     versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
     commit = env.get("git_commit")

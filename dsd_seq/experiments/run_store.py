@@ -23,6 +23,7 @@ import yaml
 
 import dsd_seq
 from dsd_seq.experiments.report import load_results
+from dsd_seq.experiments.training_fit import METRICS_NAME, last_epoch_train_loss
 from dsd_seq.training.config import fingerprint
 
 STORE_FORMAT = 1
@@ -78,6 +79,8 @@ def run_record(
         "metric": results.get("metric"),
         "higher_is_better": results.get("higher_is_better"),
         "phases": results["phases"],
+        "train_loss": {str(k): v for k, v in last_epoch_train_loss(Path(exp_dir) / METRICS_NAME).items()},
+        **({"optimizer_state": results["optimizer_state"]} if "optimizer_state" in results else {}),
         "exp_dir": str(exp_dir),
         **({"design": design} if design else {}),
         "recorded_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
