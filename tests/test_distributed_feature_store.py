@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-import dsd_seq.training.trainer as trainer_module
 from data_prep.feature_store import FeatureStore
 from data_prep.features import FeatureConfig, build_feature_cache
 from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
@@ -21,6 +20,7 @@ from dsd_seq.core.selection import select_prunable
 from dsd_seq.safe_io import load_safely
 from dsd_seq.training import distributed
 from dsd_seq.training.config import load_config
+from dsd_seq.training.epoch_order import epoch_seed
 from dsd_seq.training.trainer import Trainer
 from models.speech_task import build_task
 
@@ -68,7 +68,7 @@ def _expected_reads(stores: dict, rank: int, world: int) -> list[str]:
     data, ids, epoch = task.datasets["train"], [], 0
     for phase_index, phase in enumerate(schedule.phases):
         for k in range(phase.epochs):
-            generator = torch.Generator().manual_seed(trainer_module._epoch_seed(seed, phase_index, k))
+            generator = torch.Generator().manual_seed(epoch_seed(seed, phase_index, k))
             batches = distributed.shard(task.train_batches(generator, epoch), rank, world)
             ids += [data.utt_ids[i] for batch in batches.index_batches for i in batch]
             epoch += 1
