@@ -68,6 +68,7 @@ def test_a_train_request_and_its_command_line_are_the_same_call(tmp_path):
         until_phase=2,
         stop_after_steps=5,
         dense_only=True,
+        epochs_from=tmp_path / "dsd" / "results.json",
     )
     assert train_request(make_parser().parse_args(request.to_argv())) == request
     plain = TrainRequest(config=tmp_path / "c.yaml", exp_dir=tmp_path / "e")
