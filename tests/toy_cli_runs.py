@@ -1,6 +1,7 @@
-"""The toy task trained by a real ``python -m dsd_seq.cli train`` process, for the tests that kill one
-(tests/test_crash_resume.py, tests/test_crash_windows.py): its config, its command and an environment
-with no kill point left over from the caller."""
+"""The toy task trained by real ``python -m dsd_seq.cli`` processes: for the tests that kill one
+(tests/test_crash_resume.py, tests/test_crash_windows.py) its config, its command and an environment with
+no kill point left over from the caller; for compare and plan-run (tests/test_compare.py,
+tests/test_plan_run.py) a config file that the runs they start can import the toy task from."""
 
 from __future__ import annotations
 
@@ -37,3 +38,13 @@ def train_env(**variables: str) -> dict[str, str]:
     for key in KILL_VARIABLES:
         env.pop(key, None)
     return {**env, **variables}
+
+
+def toy_config_file(tmp_path: Path, monkeypatch, text: str) -> str:
+    """``text`` as ``tmp_path/toy.yaml``, with this process and the runs it starts (compare's parallel
+    runs) able to import the toy task as ``tests.toy_task``; returns the file's path."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    path = tmp_path / "toy.yaml"
+    path.write_text(text)
+    return str(path)
