@@ -12,15 +12,10 @@ from dsd_seq.cli import main
 from dsd_seq.training.metrics_log import read_metrics
 from tests.toy_cli_runs import toy_config_file
 
-TOY = (
-    "task: tests.toy_task:build_toy_task\nschedule: D2:1e-2,S1@0.5:1e-2,D1:1e-3\n"
-    "train: {progress: false, tensorboard: false, eval_splits: [test], num_threads: 1}\n"
-)
-
 
 @pytest.fixture
 def config(tmp_path, monkeypatch):
-    return toy_config_file(tmp_path, monkeypatch, TOY)
+    return toy_config_file(tmp_path, monkeypatch)
 
 
 def _final(run_dir: Path) -> float:

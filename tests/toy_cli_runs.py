@@ -40,11 +40,22 @@ def train_env(**variables: str) -> dict[str, str]:
     return {**env, **variables}
 
 
-def toy_config_file(tmp_path: Path, monkeypatch, text: str) -> str:
-    """``text`` as ``tmp_path/toy.yaml``, with this process and the runs it starts (compare's parallel
-    runs) able to import the toy task as ``tests.toy_task``; returns the file's path."""
+def toy_config_file(tmp_path: Path, monkeypatch, **train: object) -> str:
+    """A short toy run (three phases, four epochs) as ``tmp_path/toy.yaml``, with ``train`` keys added
+    (e.g. seed), that this process and the runs it starts (compare's parallel runs) import the toy task
+    for as ``tests.toy_task``; returns the file's path."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    settings = {
+        "progress": "false",
+        "tensorboard": "false",
+        "eval_splits": "[test]",
+        "num_threads": 1,
+        **train,
+    }
     path = tmp_path / "toy.yaml"
-    path.write_text(text)
+    path.write_text(
+        "task: tests.toy_task:build_toy_task\nschedule: D2:1e-2,S1@0.5:1e-2,D1:1e-3\n"
+        f"train: {{{', '.join(f'{key}: {value}' for key, value in settings.items())}}}\n"
+    )
     return str(path)
