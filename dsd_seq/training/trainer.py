@@ -1,8 +1,10 @@
 """The DSD training loop: phase -> epoch -> step.
 
-Every position in the run (phase, epoch, step) is checkpointed with the RNG states, and an epoch's batch
-order is drawn from a generator seeded by (seed, phase, epoch), so a resumed run continues exactly where
-it stopped. A NaN/inf loss or gradient skips the step (:mod:`dsd_seq.training.step`); too many in a row,
+Every position in the run (phase, epoch, step) is checkpointed with the RNG states
+(:class:`~dsd_seq.training.trainer_state.TrainerCheckpoints`, the trainer's checkpoint side), and an
+epoch's batch order is drawn from a generator seeded by (seed, phase, epoch)
+(:mod:`dsd_seq.training.epoch_order`), so a resumed run continues exactly where it stopped. Epoch and
+phase ends are scored by :mod:`dsd_seq.training.evaluation`, which also decides when a phase converged. A NaN/inf loss or gradient skips the step (:mod:`dsd_seq.training.step`); too many in a row,
 or too large a share of a phase (:mod:`dsd_seq.training.nonfinite_guard`), stop the run with the last good
 checkpoint (:mod:`dsd_seq.training.checkpoint_dir`) on disk.
 
@@ -91,7 +93,6 @@ class Trainer(TrainerCheckpoints):
         self.resumed_from: Path | None = None
         self.skipped_checkpoints: list[tuple[Path, str]] = []  # (file, why) found unreadable on resume
 
-    # the loop ---------------------------------------------------------------------------------------
     def run(
         self,
         resume: bool = False,
