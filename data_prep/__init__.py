@@ -10,6 +10,7 @@ Speech corpora
     ``wsj``                  WSJ0 and WSJ1 from your own LDC copy: si284, dev93, eval92 data dirs
     ``sphere``               NIST SPHERE audio (WSJ's ``.wv1``): read uncompressed PCM, convert to WAV
     ``archive``              checksummed downloads and safe extraction of corpus archives
+    ``exit_status``          a corpus script's expected errors as ``error: ...`` and exit status 1
 
 Speech data
     ``kaldi_dir``            Kaldi-style data dirs: ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``

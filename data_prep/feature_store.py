@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsd_seq.safe_io import write_atomic
+from dsd_seq.safe_io import read_json_manifest, write_atomic
 
 STORE_VERSION = 1
 STORE_FORMAT = "lhotse_lilcom_chunky"
@@ -102,18 +102,11 @@ def load_manifest(directory: str | os.PathLike) -> dict:
     rebuild = (
         f"rebuild it with `python -m data_prep.features --data-dir <data dir> --out {directory} --store`"
     )
-    if not path.is_file():
+    missing = f"{path}: no manifest, so the feature store is missing or incomplete; {rebuild}"
+    manifest = read_json_manifest(path, FeatureStoreError, missing, rebuild)
+    if manifest.get("version") != STORE_VERSION:
         raise FeatureStoreError(
-            f"{path}: no manifest, so the feature store is missing or incomplete; {rebuild}"
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise FeatureStoreError(f"{path}: unreadable manifest ({err}); {rebuild}") from err
-    if not isinstance(manifest, dict) or manifest.get("version") != STORE_VERSION:
-        found = manifest.get("version") if isinstance(manifest, dict) else type(manifest).__name__
-        raise FeatureStoreError(
-            f"{path}: not a version-{STORE_VERSION} feature store (found {found!r}); {rebuild}"
+            f"{path}: not a version-{STORE_VERSION} feature store (found {manifest.get('version')!r}); {rebuild}"
         )
     if manifest.get("format") != STORE_FORMAT:
         raise FeatureStoreError(

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from data_prep.archive import ArchiveError, download_with_checksum, extract_archive
+from data_prep.exit_status import exit_status
 from data_prep.kaldi_dir import Utterance, write_data_dir
 
 DEFAULT_MIRROR = "https://www.openslr.org"  # or e.g. https://us.openslr.org, https://openslr.elda.org
@@ -163,16 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("--split", action="append", required=True, metavar="NAME=SUBSET[,SUBSET...]")
     prep.add_argument("--out", type=Path, required=True, help="writes OUT/<name> for each --split")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         if args.command == "fetch":
             fetch(args.subsets, args.dest, args.corpus, args.mirror, _pairs(args.sha256, "--sha256"))
         else:
             for name, subsets in _pairs(args.split, "--split").items():
                 prepare(args.corpus, subsets.split(","), args.out / name)
-    except (ArchiveError, LibriSpeechError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    return exit_status(work, (ArchiveError, LibriSpeechError, OSError))
 
 
 if __name__ == "__main__":

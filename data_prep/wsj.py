@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from data_prep.exit_status import exit_status
 from data_prep.kaldi_dir import Utterance, write_data_dir
 from data_prep.sphere import SphereError, sphere_to_wav
 
@@ -236,12 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     parser.add_argument("--jobs", type=int, default=4, help="parallel audio conversions")
     args = parser.parse_args(argv)
-    try:
-        prepare(args.wsj0, args.wsj1, args.out, args.sets, args.jobs)
-    except (WsjError, SphereError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(
+        lambda: prepare(args.wsj0, args.wsj1, args.out, args.sets, args.jobs),
+        (WsjError, SphereError, OSError),
+    )
 
 
 if __name__ == "__main__":

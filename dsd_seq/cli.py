@@ -56,19 +56,7 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
                 "or leave the option out to use the config's"
             )
         overrides.append(f"schedule={args.schedule}")
-    return TrainRequest(
-        config=args.config,
-        exp_dir=args.exp_dir,
-        overrides=tuple(overrides),
-        literal_overrides=tuple(args.set_str or []),
-        baseline=args.baseline,
-        resume=args.resume,
-        init_from=args.init_from,
-        until_phase=args.until_phase,
-        stop_after_steps=args.stop_after_steps,
-        dense_only=args.dense_only,
-        epochs_from=args.epochs_from,
-    )
+    return TrainRequest.from_args(args, overrides, args.set_str or [])
 
 
 def _plan_run(args: argparse.Namespace) -> int:

@@ -207,3 +207,20 @@ def load_checkpoint_dict(path: str | Path, what: str = "checkpoint", needs: Iter
     the keys the caller ``needs`` (a resumed run: the optimizer, masks, position ...). Every command that
     reads a checkpoint goes through here, so a 0-byte, foreign or damaged file gets the same message."""
     return load_safely(path, what, expect_keys=(*CHECKPOINT_KEYS, *needs))
+
+
+def read_json_manifest(path: str | Path, error: type[Exception], missing: str, fix: str) -> dict:
+    """The JSON object in ``path``: a manifest that says what a folder holds (a feature store, a model
+    package). A missing file raises ``error(missing)``; one that cannot be read, is not UTF-8 JSON or not
+    a JSON object raises ``error`` naming the path and ending in ``fix`` (what to do). The caller checks
+    the format and version keys, whose rules differ per kind of folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(missing)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise error(f"{path}: unreadable manifest ({err}); {fix}") from err
+    if not isinstance(manifest, dict):
+        raise error(f"{path}: unreadable manifest (a JSON {type(manifest).__name__}, not an object); {fix}")
+    return manifest

@@ -27,6 +27,7 @@ Speech task
 Trained models as tools (read from an exported package, see ``dsd_seq.export``)
     ``speech_recognizer``  transcribes audio files or waves: features, acoustic model, decoding, long files in pieces
     ``image_captioner``    captions image files: the package's image encoder, then NeuralTalk's beam search
+    ``input_errors``       ``InputError``: the bad input both tools name, and their texts-or-raise step
 
 Captioning
     ``neuraltalk``         NeuralTalk (Karpathy & Fei-Fei 2015), the captioner of the paper's Sec. 4.3

@@ -24,13 +24,10 @@ from data_prep.image_features import load_feature_cache
 from dsd_seq.export.deployment import DeploymentGraph
 from dsd_seq.training.config import from_dict
 from models.caption_task import CaptionTaskConfig
+from models.input_errors import InputError, texts_or_raise
 from models.neuraltalk import EOS, NeuralTalk, NeuralTalkConfig
 
 ENCODER_FILE = "encoder.pt"
-
-
-class InputError(ValueError):
-    """One image cannot be captioned; the message names it."""
 
 
 def describe(task_args: dict, model_state: dict) -> tuple[dict, dict[str, Any]]:
@@ -103,12 +100,7 @@ class ImageCaptioner:
 
     def caption(self, items: Iterable[str | Path | Image.Image], beam_size: int | None = None) -> list[str]:
         """Captions of image files or PIL images; raises InputError on one that cannot be read."""
-        out = []
-        for result in self.caption_each(items, beam_size):
-            if result.error:
-                raise InputError(result.error)
-            out.append(result.text)
-        return out
+        return texts_or_raise(self.caption_each(items, beam_size))
 
     def caption_each(
         self, items: Iterable, beam_size: int | None = None, batch_size: int = 64

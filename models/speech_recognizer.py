@@ -28,16 +28,13 @@ from dsd_seq.export.deployment import DeploymentError, DeploymentGraph
 from dsd_seq.training.config import from_dict
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.deepspeech2 import DeepSpeech2
+from models.input_errors import InputError, texts_or_raise
 from models.speech_task import SpeechTaskConfig, build_model, split_metadata
 from models.transducer import Transducer
 from models.units_guard import attach_units
 
 UNITS_FILE = "units.model"
 LEXICON_FILE = "lexicon.txt"
-
-
-class InputError(ValueError):
-    """One input cannot be transcribed; the message names it."""
 
 
 def describe(task_args: dict, model_state: dict) -> tuple[dict, dict[str, Any]]:
@@ -125,12 +122,7 @@ class SpeechRecognizer:
         self, items: Iterable[str | Path | np.ndarray | torch.Tensor], batch_size: int = 16
     ) -> list[str]:
         """Texts of audio files, or of mono waves at ``self.sample_rate``; raises InputError on a bad one."""
-        out = []
-        for result in self.transcribe_each(items, batch_size):
-            if result.error:
-                raise InputError(result.error)
-            out.append(result.text)
-        return out
+        return texts_or_raise(self.transcribe_each(items, batch_size))
 
     def transcribe_each(self, items: Iterable, batch_size: int = 16) -> Iterator[Transcript]:
         """One Transcript per input, in order; a bad input gives one with ``error`` set (the rest go on)."""

@@ -10,21 +10,12 @@ from scipy import stats
 
 from dsd_seq.cli import main
 from dsd_seq.training.metrics_log import read_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
-TOY = (
-    "task: tests.toy_task:build_toy_task\nschedule: D2:1e-2,S1@0.5:1e-2,D1:1e-3\n"
-    "train: {progress: false, tensorboard: false, eval_splits: [test], num_threads: 1}\n"
-)
+from tests.toy_cli_runs import toy_config_file
 
 
 @pytest.fixture
 def config(tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)  # the toy task is imported as tests.toy_task, in this process and in children
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    path = tmp_path / "toy.yaml"
-    path.write_text(TOY)
-    return str(path)
+    return toy_config_file(tmp_path, monkeypatch)
 
 
 def _final(run_dir: Path) -> float:

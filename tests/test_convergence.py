@@ -11,7 +11,7 @@ from dsd_seq.core.schedule import Schedule, ScheduleError
 from dsd_seq.safe_io import load_safely
 from dsd_seq.training.metrics_log import read_metrics
 from dsd_seq.training.trainer import TrainingError
-from tests.toy_task import ScriptedDevLossTask, toy_trainer
+from tests.toy_task import ScriptedDevLossTask, toy_trainer, train_in_pieces
 
 
 def _plateau_epochs(values, until, higher=False):
@@ -128,14 +128,7 @@ def test_a_phase_ends_at_the_epoch_its_dev_loss_stopped_improving(tmp_path):
 def test_resume_in_a_converging_phase_is_bit_identical(tmp_path, stops):
     reference = _trainer(tmp_path, "uninterrupted")
     reference.run()
-    previous = 0
-    for stop in stops:
-        trainer = _trainer(tmp_path, "interrupted")
-        trainer.run(resume=previous > 0, stop_after_steps=stop - previous)
-        assert trainer.position.global_step == stop
-        previous = stop
-    resumed = _trainer(tmp_path, "interrupted")
-    results = resumed.run(resume=True)
+    _, resumed, results = train_in_pieces(lambda: _trainer(tmp_path, "interrupted"), stops)
     assert resumed.finished
     for name, value in reference.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name

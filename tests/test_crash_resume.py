@@ -7,10 +7,8 @@ checkpoint writer kills itself between writing a file and renaming it into place
 (DSD_SEQ_TEST_KILL_IN_CHECKPOINT_WRITE).
 """
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,35 +16,18 @@ import pytest
 import torch
 
 from dsd_seq.safe_io import KILL_IN_WRITE_ENV, load_safely
+from tests.toy_cli_runs import ROOT, toy_config, train_command, train_env
 
-ROOT = Path(__file__).resolve().parents[1]
 # 8 batches an epoch, 2 epochs a phase: global steps 1-16 dense, 17-32 sparse, 33-48 re-dense.
 # Checkpoints every 3 steps, at epoch ends (8, 24, 40) and at phase ends (16, 32, 48).
-CONFIG = """\
-task: tests.toy_task:build_toy_task
-schedule: D2:0.01,S2@0.5:0.01,D2:0.001
-train:
-  optimizer: nesterov
-  grad_clip: 1.0
-  checkpoint_every_steps: 3
-  keep_checkpoints: 2
-  num_threads: 1
-  progress: false
-  tensorboard: false
-  eval_splits: [test]
-"""
+CONFIG = toy_config("D2:0.01,S2@0.5:0.01,D2:0.001", checkpoint_every_steps=3, keep_checkpoints=2)
 
 
 def _train(config: Path, exp: Path, env_extra: dict, resume: bool) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
-    for key in ("TOY_STALL_AFTER_CALLS", KILL_IN_WRITE_ENV):
-        if key not in env_extra:
-            env.pop(key, None)
-    command = [sys.executable, "-m", "dsd_seq.cli", "train", "--config", str(config), "--exp-dir", str(exp)]
     return subprocess.Popen(
-        command + (["--resume"] if resume else []),
+        train_command(config, exp, resume),
         cwd=ROOT,
-        env=env,
+        env=train_env(**env_extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

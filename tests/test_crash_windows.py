@@ -6,40 +6,27 @@ Window 2: the final checkpoint is in place, ``results.json`` lacks its row.
 """
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from dsd_seq.safe_io import KILL_AT_ENV, KILL_IN_WRITE_ENV, load_safely
+from dsd_seq.safe_io import KILL_AT_ENV, load_safely
+from tests.toy_cli_runs import ROOT, toy_config, train_command, train_env
 
-ROOT = Path(__file__).resolve().parents[1]
 # 8 batches an epoch, 1 epoch a phase: phase ends at global steps 8, 16, 24
-CONFIG = """\
-task: tests.toy_task:build_toy_task
-schedule: D1:0.01,S1@0.5:0.01,D1:0.001
-train:
-  optimizer: nesterov
-  grad_clip: 1.0
-  keep_checkpoints: 1
-  num_threads: 1
-  progress: false
-  tensorboard: false
-  eval_splits: [test]
-"""
+CONFIG = toy_config("D1:0.01,S1@0.5:0.01,D1:0.001", keep_checkpoints=1)
 
 
 def _train(config: Path, exp: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for key in (KILL_AT_ENV, KILL_IN_WRITE_ENV, "TOY_STALL_AFTER_CALLS"):
-        env.pop(key, None)
-    if kill_at:
-        env[KILL_AT_ENV] = kill_at
-    command = [sys.executable, "-m", "dsd_seq.cli", "train", "--config", str(config), "--exp-dir", str(exp)]
+    env = train_env(**({KILL_AT_ENV: kill_at} if kill_at else {}))
     return subprocess.run(
-        [*command, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        train_command(config, exp, resume=True),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

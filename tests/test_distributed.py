@@ -4,14 +4,12 @@ stopped mid-phase and resumed by both ranks ends bit-identical to an uninterrupt
 ``dsd-seq train --nproc-per-node 2`` runs through torchrun."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 import dsd_seq.training.checkpoint_dir as checkpoint_dir_module
 from dsd_seq.core.schedule import Schedule
@@ -21,6 +19,7 @@ from dsd_seq.training.config import load_config
 from dsd_seq.training.launch import relaunch, strip_launch_options, torchrun_command
 from dsd_seq.training.metrics_log import read_metrics
 from dsd_seq.training.trainer import Trainer
+from tests.gloo_ranks import become_rank, save_rank_result, spawn_ranks
 from tests.toy_task import ToyTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,12 +38,6 @@ OPTIONS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _trainer(exp: Path, precision: str, device: str = "cpu") -> Trainer:
     torch.manual_seed(0)
     config = load_config(None, [*OPTIONS, f"train.precision={precision}", f"train.device={device}"])
@@ -61,13 +54,7 @@ def _snapshot(trainer: Trainer, masks: dict) -> dict:
 
 def _worker(rank: int, world: int, port: int, tmp: Path, precision: str, device: str = "cpu") -> None:
     """One rank: an uninterrupted run (a) and a run stopped and resumed (b); saves what it ended with."""
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    become_rank(rank, world, port)
     writes = []
     real_save = checkpoint_dir_module.save_checkpoint
     checkpoint_dir_module.save_checkpoint = lambda state, path: (
@@ -90,14 +77,13 @@ def _worker(rank: int, world: int, port: int, tmp: Path, precision: str, device:
     resumed.run(resume=True)
     out["b"] = _snapshot(resumed, sparse_masks)
     out["checkpoint_writes"] = writes
-    torch.save(out, tmp / f"rank{rank}.pt")
+    save_rank_result(out, tmp, rank)
     distributed.destroy()
 
 
 def run_two_ranks(tmp: Path, precision: str = "fp32", device: str = "cpu") -> list[dict]:
     """Both ranks' results (tests/test_gpu.py runs the same on two GPUs with NCCL)."""
-    mp.spawn(_worker, args=(2, _free_port(), tmp, precision, device), nprocs=2, join=True)
-    return [torch.load(tmp / f"rank{r}.pt", weights_only=True, map_location="cpu") for r in range(2)]
+    return spawn_ranks(_worker, tmp, precision, device)
 
 
 def assert_ranks_identical(r0: dict, r1: dict) -> None:

@@ -2,15 +2,11 @@
 its own batches and no others, a run stopped mid-phase and resumed ends bit-identical, and the sparse
 phase's masks are the ones a single process computes from the same dense weights."""
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
-import dsd_seq.training.trainer as trainer_module
 from data_prep.feature_store import FeatureStore
 from data_prep.features import FeatureConfig, build_feature_cache
 from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
@@ -21,8 +17,10 @@ from dsd_seq.core.selection import select_prunable
 from dsd_seq.safe_io import load_safely
 from dsd_seq.training import distributed
 from dsd_seq.training.config import load_config
+from dsd_seq.training.epoch_order import epoch_seed
 from dsd_seq.training.trainer import Trainer
 from models.speech_task import build_task
+from tests.gloo_ranks import become_rank, save_rank_result, spawn_ranks
 
 # 16 utterances, 2 a batch: 8 batches an epoch, 4 per rank; 2 epochs a phase -> 8 steps per phase a rank
 SCHEDULE = "D2:2e-3,S2@0.5:2e-3,D2:2e-4"
@@ -46,12 +44,6 @@ TINY_DS2 = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _task(stores: dict):
     return build_task(data=stores, model_args=TINY_DS2, batch_size=2)
 
@@ -68,7 +60,7 @@ def _expected_reads(stores: dict, rank: int, world: int) -> list[str]:
     data, ids, epoch = task.datasets["train"], [], 0
     for phase_index, phase in enumerate(schedule.phases):
         for k in range(phase.epochs):
-            generator = torch.Generator().manual_seed(trainer_module._epoch_seed(seed, phase_index, k))
+            generator = torch.Generator().manual_seed(epoch_seed(seed, phase_index, k))
             batches = distributed.shard(task.train_batches(generator, epoch), rank, world)
             ids += [data.utt_ids[i] for batch in batches.index_batches for i in batch]
             epoch += 1
@@ -76,13 +68,7 @@ def _expected_reads(stores: dict, rank: int, world: int) -> list[str]:
 
 
 def _worker(rank: int, world: int, port: int, tmp: Path, stores: dict) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    become_rank(rank, world, port)
     reads: list[str] = []
     real_read = FeatureStore.read
 
@@ -104,7 +90,7 @@ def _worker(rank: int, world: int, port: int, tmp: Path, stores: dict) -> None:
     resumed.run(resume=True)
     out["resumed_from"] = str(resumed.resumed_from)
     out["params_b"] = {n: p.detach().clone() for n, p in resumed.model.named_parameters()}
-    torch.save(out, tmp / f"rank{rank}.pt")
+    save_rank_result(out, tmp, rank)
     distributed.destroy()
 
 
@@ -122,9 +108,7 @@ def two_ranks(tmp_path_factory):
         build_feature_cache(
             dirs[split], stores[split], FeatureConfig(), CharVocab.default(), progress=False, store=True
         )
-    mp.spawn(_worker, args=(2, _free_port(), tmp, stores), nprocs=2, join=True)
-    results = [torch.load(tmp / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    return tmp, stores, results
+    return tmp, stores, spawn_ranks(_worker, tmp, stores)
 
 
 def test_each_rank_reads_the_features_of_its_own_batches_only(two_ranks):

@@ -10,34 +10,24 @@ import pytest
 import torch
 from PIL import Image
 
-from data_prep.image_features import extract_features
-from data_prep.small_cnn_encoder import PretrainConfig, pretrain, save
-from data_prep.synth_captions import SynthCaptionsConfig, generate
+from data_prep.synth_captions import SynthCaptionsConfig
 from dsd_seq.cli import main
 from dsd_seq.experiments.bleu import CaptionScoreError, score_caption_file
 from dsd_seq.export import load_model
 from dsd_seq.export.sparse_storage import expand_state
 from dsd_seq.safe_io import load_safely
 from models.caption_task import build_task
+from tests.caption_fixtures import train_tiny_captioner
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("export_caption")
-    dataset = generate(root / "corpus", SynthCaptionsConfig(num_train=40, num_val=6, num_test=8, seed=2))
-    config = PretrainConfig(num_images=64, epochs=1)
-    save(pretrain(config, log=lambda _: None), root / "encoder.pt", config)
-    extract_features(dataset, root / "feats.pt", "small_cnn", root / "encoder.pt")
-    conf = root / "conf.yaml"
-    conf.write_text(
-        "task: models.caption_task:build_task\n"
-        f"task_args: {{dataset: '{dataset}', features: '{root / 'feats.pt'}', vocab_min_count: 1,"
-        " model_args: {embed_dim: 16, hidden: 16}, batch_size: 16}\n"
-        "schedule: D2:1e-2,S1@0.8:1e-3\n"
-        "selection: {types: [Linear, LSTM]}\n"
-        "train: {num_threads: 1, tensorboard: false, progress: false, eval_splits: [dev]}\n"
-    )
-    assert main(["train", "--config", str(conf), "--exp-dir", str(root / "exp")]) == 0
+    corpus = SynthCaptionsConfig(num_train=40, num_val=6, num_test=8, seed=2)
+    dataset, conf = train_tiny_captioner(
+        root, corpus, pretrain_images=64, model_args="{embed_dim: 16, hidden: 16}", batch_size=16,
+        schedule="D2:1e-2,S1@0.8:1e-3",
+    )  # fmt: skip
     assert (
         main(["export", str(root / "exp"), "--phase", "2", "--compressed", "--out", str(root / "sparse")])
         == 0

@@ -14,10 +14,9 @@ import torch
 
 from data_prep.audio import read_audio_with_rate
 from data_prep.features import FeatureConfig, build_feature_cache, compute_features
-from data_prep.image_features import extract_features, load_feature_cache
+from data_prep.image_features import load_feature_cache
 from data_prep.kaldi_dir import read_data_dir
-from data_prep.small_cnn_encoder import PretrainConfig, pretrain, save
-from data_prep.synth_captions import SynthCaptionsConfig, generate
+from data_prep.synth_captions import SynthCaptionsConfig
 from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
 from data_prep.vocab import CharVocab
 from dsd_seq.cli import main
@@ -26,6 +25,7 @@ from dsd_seq.export.deployment import ATOL, RTOL
 from dsd_seq.export.package import MANIFEST, sha256
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.neuraltalk import EOS
+from tests.caption_fixtures import train_tiny_captioner
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(
@@ -140,20 +140,11 @@ def test_deepspeech2_onnx_is_refused_with_the_reason(speech_corpus, capsys):
 @pytest.fixture(scope="module")
 def captioner(tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy_caption")
-    dataset = generate(root / "corpus", SynthCaptionsConfig(num_train=24, num_val=4, num_test=6, seed=3))
-    config = PretrainConfig(num_images=32, epochs=1)
-    save(pretrain(config, log=lambda _: None), root / "encoder.pt", config)
-    extract_features(dataset, root / "feats.pt", "small_cnn", root / "encoder.pt")
-    conf = root / "conf.yaml"
-    conf.write_text(
-        "task: models.caption_task:build_task\n"
-        f"task_args: {{dataset: '{dataset}', features: '{root / 'feats.pt'}', vocab_min_count: 1,"
-        " model_args: {embed_dim: 16, hidden: 16, layers: 2}, batch_size: 8}\n"
-        "schedule: D1:1e-2,S1@0.8:1e-3\n"
-        "selection: {types: [Linear, LSTM]}\n"
-        "train: {num_threads: 1, tensorboard: false, progress: false, eval_splits: [dev]}\n"
-    )
-    assert main(["train", "--config", str(conf), "--exp-dir", str(root / "exp")]) == 0
+    corpus = SynthCaptionsConfig(num_train=24, num_val=4, num_test=6, seed=3)
+    train_tiny_captioner(
+        root, corpus, pretrain_images=32, model_args="{embed_dim: 16, hidden: 16, layers: 2}", batch_size=8,
+        schedule="D1:1e-2,S1@0.8:1e-3",
+    )  # fmt: skip
     formats = ["--format", "torchscript"] + (["--format", "onnx"] if HAVE_ONNX else [])
     assert main(["export", str(root / "exp"), "--compressed", "--out", str(root / "pkg"), *formats]) == 0
     return root

@@ -3,28 +3,18 @@ a recipe's layout (EXP/dsd, EXP/llr) and gets compare's results; a train request
 (used for compare's parallel runs) are the same call."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from dsd_seq.cli import main, make_parser, train_request
 from dsd_seq.training.run import TrainRequest
-
-ROOT = Path(__file__).resolve().parents[1]
-TOY = (
-    "task: tests.toy_task:build_toy_task\nschedule: D2:1e-2,S1@0.5:1e-2,D1:1e-3\n"
-    "train: {progress: false, tensorboard: false, eval_splits: [test], num_threads: 1, seed: 1}\n"
-)
+from tests.toy_cli_runs import toy_config_file
 
 
 @pytest.fixture
 def config(tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)  # the toy task is imported as tests.toy_task
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    path = tmp_path / "toy.yaml"
-    path.write_text(TOY)
-    return str(path)
+    return toy_config_file(tmp_path, monkeypatch, seed=1)
 
 
 def _untimed(run_dir: Path) -> list[dict]:
@@ -68,6 +58,7 @@ def test_a_train_request_and_its_command_line_are_the_same_call(tmp_path):
         until_phase=2,
         stop_after_steps=5,
         dense_only=True,
+        epochs_from=tmp_path / "dsd" / "results.json",
     )
     assert train_request(make_parser().parse_args(request.to_argv())) == request
     plain = TrainRequest(config=tmp_path / "c.yaml", exp_dir=tmp_path / "e")

@@ -8,7 +8,13 @@ import torch
 
 from data_prep.feature_cache import FeatureCacheError
 from data_prep.features import load_feature_cache
-from dsd_seq.safe_io import CheckpointError, load_checkpoint_dict, load_safely, save_checkpoint
+from dsd_seq.safe_io import (
+    CheckpointError,
+    load_checkpoint_dict,
+    load_safely,
+    read_json_manifest,
+    save_checkpoint,
+)
 
 
 class _Payload:
@@ -93,3 +99,37 @@ def test_a_real_checkpoint_loads_and_keys_are_checked_only_when_asked(tmp_path):
     assert load_safely(path) == {"kind": "small_cnn"}
     with pytest.raises(CheckpointError, match="lacks 'model'"):
         load_safely(path, expect_keys=("model",))
+
+
+class _ManifestError(ValueError):
+    """Stands for a caller's own error class (FeatureStoreError, PackageError)."""
+
+
+def test_a_json_manifest_is_read_as_the_object_it_holds(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"version": 1, "files": {"a": "00"}}', encoding="utf-8")
+    manifest = read_json_manifest(tmp_path / "manifest.json", _ManifestError, "missing", "rebuild it")
+    assert manifest == {"version": 1, "files": {"a": "00"}}
+
+
+def test_a_missing_manifest_raises_the_callers_error_with_the_callers_message(tmp_path):
+    with pytest.raises(_ManifestError, match=r"^store: no manifest; build it$"):
+        read_json_manifest(tmp_path / "manifest.json", _ManifestError, "store: no manifest; build it", "x")
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b'{"version": 1', "Expecting"),  # cut short
+        (b"\xff\xfe{}", "utf-8"),  # not UTF-8
+        (b"[1, 2]", "a JSON list, not an object"),
+        (b'"text"', "a JSON str, not an object"),
+    ],
+)
+def test_an_unreadable_manifest_names_the_file_why_and_what_to_do(tmp_path, content, reason):
+    path = tmp_path / "manifest.json"
+    path.write_bytes(content)
+    with pytest.raises(_ManifestError) as caught:
+        read_json_manifest(path, _ManifestError, "missing", "export the model again")
+    message = str(caught.value)
+    assert message.startswith(f"{path}: unreadable manifest (") and reason in message
+    assert message.endswith("; export the model again")

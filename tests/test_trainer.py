@@ -10,7 +10,7 @@ from dsd_seq.core.schedule import Schedule
 from dsd_seq.safe_io import CheckpointError, load_safely
 from dsd_seq.training.metrics_log import read_metrics
 from dsd_seq.training.trainer import TrainingError
-from tests.toy_task import ToyTask, toy_trainer
+from tests.toy_task import ToyTask, toy_trainer, train_in_pieces
 
 SCHEDULE = Schedule.parse("D2:0.01,S2@0.5:0.01,D2:0.001")
 
@@ -28,16 +28,10 @@ def _weights(trainer):
 def test_resume_mid_phase_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, stops):
     reference = _trainer(tmp_path, "uninterrupted")
     reference.run()
-    previous = 0
-    for stop in stops:
-        trainer = _trainer(tmp_path, "interrupted")
-        trainer.run(resume=previous > 0, stop_after_steps=stop - previous)
-        assert trainer.position.global_step == stop
-        assert trainer.position.phase == (stop - 1) // 16  # the phase of the last step taken
-        previous = stop
-    assert not trainer.finished
-    resumed = _trainer(tmp_path, "interrupted")
-    results = resumed.run(resume=True)
+    pieces, resumed, results = train_in_pieces(lambda: _trainer(tmp_path, "interrupted"), stops)
+    for stop, piece in zip(stops, pieces, strict=True):
+        assert piece.position.phase == (stop - 1) // 16  # the phase of the last step taken
+    assert not pieces[-1].finished
     assert resumed.finished
     for name, value in _weights(reference).items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name

@@ -133,3 +133,18 @@ def toy_trainer(exp_dir: Path, schedule, extra=(), task: ToyTask | None = None):
         ],
     )
     return Trainer(task or ToyTask(), schedule, config, exp_dir)
+
+
+def train_in_pieces(make_trainer, stops: list[int]):
+    """A run interrupted at each global step in ``stops``: every piece is a new trainer from
+    ``make_trainer()`` resuming the last checkpoint, then one more trains to the end. Returns the pieces'
+    trainers (as they stopped), the last trainer and its results rows."""
+    pieces, previous = [], 0
+    for stop in stops:
+        trainer = make_trainer()
+        trainer.run(resume=previous > 0, stop_after_steps=stop - previous)
+        assert trainer.position.global_step == stop
+        pieces.append(trainer)
+        previous = stop
+    resumed = make_trainer()
+    return pieces, resumed, resumed.run(resume=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from dsd_seq.safe_io import CheckpointError, load_safely, save_checkpoint, write_atomic
+from dsd_seq.safe_io import CheckpointError, load_safely, read_json_manifest, save_checkpoint, write_atomic
 
 FORMAT_NAME = "dsd-seq-model"
 #: raised when the manifest's meaning changes; a package of a newer version is refused, not misread
@@ -62,15 +62,11 @@ def write_package(out: Path, manifest: dict, weights: dict, assets: dict[str, Pa
 
 def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
-    if not path.is_file():
-        raise PackageError(
-            f"{folder}: no {MANIFEST}; not a model package (make one with `dsd-seq export RUN_DIR --out DIR`)"
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise PackageError(f"{path}: unreadable manifest ({err}); export the model again") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+    missing = (
+        f"{folder}: no {MANIFEST}; not a model package (make one with `dsd-seq export RUN_DIR --out DIR`)"
+    )
+    manifest = read_json_manifest(path, PackageError, missing, "export the model again")
+    if manifest.get("format") != FORMAT_NAME:
         raise PackageError(f"{path}: not a dsd-seq model manifest (format {manifest.get('format')!r})")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:

@@ -13,8 +13,10 @@ schedules: drop the learning rate upon convergence and continue (each phase ends
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -183,6 +185,10 @@ def _with_realized_epochs(
     return schedule.realized(epochs)
 
 
+#: The TrainRequest fields given as a repeatable ``dsd-seq train`` option, one ``--option=value`` each.
+_REPEATED_OPTIONS = {"overrides": "--set", "literal_overrides": "--set-str"}
+
+
 @dataclass(frozen=True)
 class TrainRequest:
     """A ``dsd-seq train`` call: the config file, its overrides (``--set``, then ``--set-str``) and the
@@ -200,40 +206,32 @@ class TrainRequest:
     dense_only: bool = False
     epochs_from: Path | None = None  # a DSD run's results.json: train the epochs it realized
 
+    @classmethod
+    def from_args(cls, args: Any, overrides: Sequence[str], literal_overrides: Sequence[str]) -> TrainRequest:
+        """The request of parsed ``dsd-seq train`` options (``args``: an attribute per field, as argparse
+        names them) with the given overrides; the inverse of :meth:`to_argv`."""
+        options = {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in _REPEATED_OPTIONS}
+        return cls(**options, overrides=tuple(overrides), literal_overrides=tuple(literal_overrides))
+
     def load_config(self) -> RunConfig:
         return load_config(self.config, list(self.overrides), list(self.literal_overrides))
 
     def run(self) -> RunOutcome:
         config = self.load_config()
-        return train_run(
-            config,
-            Schedule.from_config(config.schedule),
-            self.exp_dir,
-            baseline=self.baseline,
-            resume=self.resume,
-            init_from=self.init_from,
-            until_phase=self.until_phase,
-            stop_after_steps=self.stop_after_steps,
-            dense_only=self.dense_only,
-            epochs_from=self.epochs_from,
-        )
+        given = ("config", "exp_dir", *_REPEATED_OPTIONS)
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in given}
+        return train_run(config, Schedule.from_config(config.schedule), self.exp_dir, **options)
 
     def to_argv(self) -> list[str]:
-        """The ``dsd-seq train ...`` arguments (after ``python -m dsd_seq.cli``) of this request."""
-        argv = ["train", "--config", str(self.config), "--exp-dir", str(self.exp_dir)]
-        argv += [f"--set={o}" for o in self.overrides] + [f"--set-str={o}" for o in self.literal_overrides]
-        if self.baseline:
-            argv += ["--baseline", self.baseline]
-        if self.resume:
-            argv.append("--resume")
-        if self.init_from is not None:
-            argv += ["--init-from", str(self.init_from)]
-        if self.until_phase is not None:
-            argv += ["--until-phase", str(self.until_phase)]
-        if self.stop_after_steps is not None:
-            argv += ["--stop-after-steps", str(self.stop_after_steps)]
-        if self.dense_only:
-            argv.append("--dense-only")
-        if self.epochs_from is not None:
-            argv += ["--epochs-from", str(self.epochs_from)]
+        """The ``dsd-seq train ...`` arguments (after ``python -m dsd_seq.cli``) of this request: a field
+        ``init_from`` is the option ``--init-from``, a true flag stands alone, an unset option is left out."""
+        argv = ["train"]
+        for f in fields(self):
+            value, option = getattr(self, f.name), "--" + f.name.replace("_", "-")
+            if f.name in _REPEATED_OPTIONS:
+                argv += [f"{_REPEATED_OPTIONS[f.name]}={v}" for v in value]
+            elif value is True:
+                argv.append(option)
+            elif value is not None and value is not False and value != "":
+                argv += [option, str(value)]
         return argv

@@ -1,0 +1,24 @@
+"""Where a run is: the next step to take, saved in every checkpoint as ``position``.
+
+The loop advances it, the epoch-end evaluation keeps a converging phase's plateau in it, and a resumed
+run restores it, so all three agree on the step a run continues from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Position:
+    """Where the run is: the next step to take. ``entered`` says whether the phase's masks are set."""
+
+    phase: int = 0
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    entered: bool = False
+    phase_seconds: float = 0.0  # training time spent in this phase, across resumptions
+    # a phase that ends at convergence: its rule's state (dsd_seq.core.convergence.Plateau)
+    plateau_best: float | None = None
+    plateau_since_best: int = 0
