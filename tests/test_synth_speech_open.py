@@ -51,7 +51,7 @@ def test_words_are_thousands_distinct_and_in_the_character_vocabulary():
     assert len(words) == len(set(words)) == 3000 and probs.shape == (3000,)
     assert abs(probs.sum() - 1) < 1e-9 and probs[0] > probs[-1]  # frequent words are drawn more often
     vocab = CharVocab.default()
-    plans = plan_corpus(replace(TINY, num_train=2000, num_dev=0, num_test=0))
+    plans = plan_corpus(replace(TINY, vocabulary=3000, num_train=3000, num_dev=0, num_test=0))
     distinct = {w for p in plans for w in p.text.split()}
     assert len(distinct) > 2000
     assert all(not vocab.unknown_chars(p.text) and p.text == CharVocab.normalize(p.text) for p in plans)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DSD on the open-vocabulary synthetic speech corpus (data_prep.synth_speech_open): thousands of English words,
+# DSD on the open-vocabulary synthetic speech corpus (data_prep.synth_speech_open): about 2,000 English words,
 # every espeak-ng English voice, noise, rooms and channels; dev and test voices, accents and conditions
 # (a large hall; test also a telephone band) never heard in training. Every phase ends at convergence.
 # Budget: about 30 min on 2 idle cores (docs/recipes.md says what was measured).
@@ -21,10 +21,10 @@ stop_stage=5
 config=conf/train_sgd.yaml
 exp=exp
 data=data
-num_train=3000
+num_train=4000
 num_dev=300
 num_test=400
-vocabulary=4000
+vocabulary=2000
 seed=0
 jobs=2
 seeds=5
