@@ -5,6 +5,7 @@ runs as a stage are scripts too (``python -m data_prep.features --help``). One m
 
 Speech corpora
     ``synth_speech``         the built-in corpus: command phrases and digit strings spoken by espeak-ng voices
+    ``synth_speech_open``    a harder one: open-vocabulary sentences, held-out voices, rooms and channels
     ``espeak``               a ctypes driver for libespeak-ng, the synthesiser behind ``synth_speech``
     ``librispeech``          LibriSpeech and Mini LibriSpeech: download, verify, extract, data dirs
     ``wsj``                  WSJ0 and WSJ1 from your own LDC copy: si284, dev93, eval92 data dirs

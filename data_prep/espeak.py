@@ -21,6 +21,7 @@ POS_CHARACTER = 1
 ESPEAK_CHARS_UTF8 = 1
 ESPEAK_RATE = 1
 ESPEAK_PITCH = 3
+ESPEAK_RANGE = 4  # pitch range: 0 monotone, 50 normal, 100 lively intonation
 EE_OK = 0
 
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
@@ -138,9 +139,18 @@ class EspeakSynthesizer:
             self.sample_rate = _library().sample_rate
 
     def synthesize(
-        self, text: str, voice: str = "en-us+m3", rate_wpm: int = 175, pitch: int = 50, seed: int = 0
+        self,
+        text: str,
+        voice: str = "en-us+m3",
+        rate_wpm: int = 175,
+        pitch: int = 50,
+        seed: int = 0,
+        pitch_range: int | None = None,
     ) -> tuple[np.ndarray, int]:
         """Speak ``text`` with ``voice`` (accent+variant) at ``rate_wpm`` words/minute and ``pitch`` (0-100).
+
+        ``pitch_range`` (0-100) sets the intonation, from monotone to lively; None leaves the process's
+        current setting (espeak's default until a call sets one).
 
         Most variants add random jitter and breath noise; ``seed`` seeds espeak's generator before each call
         so that the same arguments give the same samples (a reproducible corpus).
@@ -156,6 +166,8 @@ class EspeakSynthesizer:
                 )
             lib.lib.espeak_SetParameter(ESPEAK_RATE, int(rate_wpm), 0)
             lib.lib.espeak_SetParameter(ESPEAK_PITCH, int(pitch), 0)
+            if pitch_range is not None:
+                lib.lib.espeak_SetParameter(ESPEAK_RANGE, int(pitch_range), 0)
             encoded = text.encode("utf-8")
             buffer = ctypes.create_string_buffer(encoded)
             lib.chunks = []

@@ -23,8 +23,12 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -226,34 +230,49 @@ def _synthesise_shard(args: tuple[list[UtterancePlan], str, int]) -> list[tuple[
     return done
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Fresh workers forked from a clean server (this module preloaded), so none inherits espeak state."""
+def _pool_context(preload: str) -> multiprocessing.context.BaseContext:
+    """Fresh workers forked from a clean server (``preload`` imported), so none inherits espeak state."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["data_prep.synth_speech"])
+    ctx.set_forkserver_preload([preload])
     return ctx
 
 
-def generate_corpus(
-    out_dir: str | os.PathLike, cfg: SynthSpeechConfig, progress: bool = True
+def write_corpus(
+    out_dir: str | os.PathLike,
+    plans: list[UtterancePlan],
+    synthesise_shard: Callable[[tuple[list, str, int]], list[tuple[str, int]]],
+    cfg: Any,
+    info: dict,
+    name: str,
+    progress: bool = True,
 ) -> dict[str, Path]:
-    """Write ``out_dir/wav/<split>/<utt_id>.wav`` and Kaldi data dirs ``out_dir/data/<split>``.
+    """Synthesise ``plans`` in fixed shards and write the wavs, the Kaldi data dirs and ``corpus.json``.
 
-    Returns split -> data dir. Also writes ``out_dir/corpus.json`` (config, voice split, hours per split).
-    Workers come from a multiprocessing fork server, so a script calling this needs the usual
-    ``if __name__ == "__main__":`` guard.
+    ``synthesise_shard`` is a module-level worker taking ``(plans, wav_root, sample_rate)``; its module is
+    preloaded in the fork server. ``cfg`` is a dataclass with ``shard_size``, ``jobs`` and ``sample_rate``,
+    saved in ``corpus.json`` with ``info`` and the hours per split. Shared by the synthetic corpora.
     """
     out = Path(out_dir).absolute()
-    plans = plan_corpus(cfg)
     wav_root = out / "wav"
     shards = [plans[i : i + cfg.shard_size] for i in range(0, len(plans), cfg.shard_size)]
     num_samples: dict[str, int] = {}
     start = time.perf_counter()
     if shards:
         with (
-            _pool_context().Pool(cfg.jobs, maxtasksperchild=1) as pool,
-            tqdm(total=len(plans), desc="synth speech", unit="utt", disable=not progress) as bar,
+            ProcessPoolExecutor(
+                cfg.jobs, _pool_context(synthesise_shard.__module__), max_tasks_per_child=1
+            ) as pool,
+            tqdm(total=len(plans), desc=name, unit="utt", disable=not progress) as bar,
         ):
-            for done in pool.imap(_synthesise_shard, [(s, str(wav_root), cfg.sample_rate) for s in shards]):
+            futures = [pool.submit(synthesise_shard, (s, str(wav_root), cfg.sample_rate)) for s in shards]
+            for shard, future in zip(shards, futures, strict=True):
+                try:
+                    done = future.result()
+                except BrokenProcessPool as err:  # a worker died (espeak crashed): say which utterances
+                    raise RuntimeError(
+                        f"{name}: a synthesis worker died in the shard {shard[0].utt_id}..{shard[-1].utt_id} "
+                        f"(voices {sorted({p.voice for p in shard})}); synthesise them one by one to find it"
+                    ) from err
                 num_samples.update(done)
                 bar.update(len(done))
     seconds = time.perf_counter() - start
@@ -272,7 +291,7 @@ def generate_corpus(
     }
     info = {
         "config": dataclasses.asdict(cfg),
-        "variants": split_variants(cfg),
+        **info,
         "hours": hours,
         "num_utterances": {split: sum(p.split == split for p in plans) for split in SPLITS},
     }
@@ -280,11 +299,24 @@ def generate_corpus(
     if progress:
         total_h = sum(hours.values())
         print(
-            f"synth speech: {len(plans)} utterances ({total_h:.2f} h of audio) in {seconds:.1f} s "
+            f"{name}: {len(plans)} utterances ({total_h:.2f} h of audio) in {seconds:.1f} s "
             f"({len(plans) / max(seconds, 1e-9):.0f} utt/s, {cfg.jobs} jobs) -> {out}",
             file=sys.stderr,
         )
     return data_dirs
+
+
+def generate_corpus(
+    out_dir: str | os.PathLike, cfg: SynthSpeechConfig, progress: bool = True
+) -> dict[str, Path]:
+    """Write ``out_dir/wav/<split>/<utt_id>.wav`` and Kaldi data dirs ``out_dir/data/<split>``.
+
+    Returns split -> data dir. Also writes ``out_dir/corpus.json`` (config, voice split, hours per split).
+    Workers come from a multiprocessing fork server, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
+    """
+    info = {"variants": split_variants(cfg)}
+    return write_corpus(out_dir, plan_corpus(cfg), _synthesise_shard, cfg, info, "synth speech", progress)
 
 
 def main(argv: list[str] | None = None) -> int:
