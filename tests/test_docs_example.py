@@ -31,3 +31,27 @@ def test_checked_in_compare_report_is_rebuilt_from_its_run_store(tmp_path, capsy
             expected.statistic
         )
     assert (EXAMPLE / "figures" / "weight_distribution.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_checked_in_converged_caption_reports_are_rebuilt_from_their_run_stores(tmp_path, optimizer):
+    example = EXAMPLE.parent / f"compare-synth-captions-{optimizer}"
+    shutil.copy(example / "runs.jsonl", tmp_path / "runs.jsonl")
+    assert main(["compare", "--out", str(tmp_path), "--report-only"]) == 0
+    rebuilt = json.loads((tmp_path / "report.json").read_text())
+    checked_in = json.loads((example / "report.json").read_text())
+    for key in ("comparisons", "stages", "fit", "epochs", "optimizer_state", "design"):
+        assert rebuilt[key] == checked_in[key], key
+    assert checked_in["design"] == "shared-baseline" and len(checked_in["seeds"]) == 5
+    records = [json.loads(line) for line in (example / "runs.jsonl").read_text().splitlines()]
+    finals = {
+        kind: [r["phases"][-1]["metrics"]["test"]["bleu4"] for r in records if r["kind"] == kind]
+        for kind in ("dsd", "llr")
+    }
+    (row,) = [r for r in checked_in["comparisons"] if r["equal_epochs"]]  # DSD vs LLR (fine-tuning)
+    expected = stats.ttest_ind(finals["dsd"], finals["llr"], equal_var=False)
+    assert row["p_value"] == pytest.approx(expected.pvalue) and row["t"] == pytest.approx(expected.statistic)
+    for record in records:  # equal epochs: each seed's LLR trained the epochs its DSD run realized
+        twin = next(r for r in records if r["seed"] == record["seed"] and r["kind"] != record["kind"])
+        assert [p["epochs"] for p in record["phases"]] == [p["epochs"] for p in twin["phases"]]
+    assert (example / "figures" / "weight_distribution.png").stat().st_size > 5000

@@ -36,14 +36,16 @@ from dsd_seq.safe_io import CheckpointError
 from dsd_seq.training.metrics_log import MetricsLogError
 
 
-def write_figures(runs: dict[str, Path], figures_dir: Path, layer: str | None = None) -> list[str]:
+def write_figures(
+    runs: dict[str, Path], figures_dir: Path, layer: str | None = None, dense_start: Path | None = None
+) -> list[str]:
     """The three figures for a DSD run (``runs["DSD"]``) and its baselines; returns markdown lines
-    (an image each, or why it is missing)."""
+    (an image each, or why it is missing). ``dense_start``: the dense phase's end the run started from."""
     dsd = runs["DSD"]
     lines = []
     makers = [
         ("Weight distribution of one layer through DSD (the paper's Figure 2)", WEIGHT_FIGURE,
-         lambda out: weight_distribution_figure(dsd, out, layer)),
+         lambda out: weight_distribution_figure(dsd, out, layer, dense_start)),
         ("Training curves with the phase boundaries", CURVES_FIGURE, lambda out: training_curves_figure(runs, out)),
         ("Per-layer sparsity", SPARSITY_FIGURE, lambda out: layer_sparsity_figure(dsd, out)),
     ]  # fmt: skip
@@ -76,7 +78,14 @@ def write_comparison_report(
     first = min(table["seeds"])
     runs = _runs_in(out / f"seed{first}")
     if "DSD" in runs:
-        md += f"\n## Figures (seed {first})\n\n" + "\n".join(write_figures(runs, out / "figures", layer))
+        # the shared-baseline design's runs start from the one dense baseline (compare.BASELINE_FOLDER)
+        start = (
+            out / "baseline" / "checkpoints" / "phase1-end.pt"
+            if table["design"] == "shared-baseline"
+            else None
+        )
+        figures = write_figures(runs, out / "figures", layer, start)
+        md += f"\n## Figures (seed {first})\n\n" + "\n".join(figures)
     md_path, json_path = out / "report.md", out / "report.json"
     md_path.write_text(md)
     json_path.write_text(json.dumps(table, indent=2) + "\n")

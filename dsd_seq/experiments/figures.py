@@ -65,15 +65,19 @@ def _sparse_window(results: dict[str, Any], run_dir: Path) -> int:
 
 
 def weight_panels(
-    run_dir: str | Path, layer: str | None = None
+    run_dir: str | Path, layer: str | None = None, dense_start: Path | None = None
 ) -> tuple[str, list[tuple[str, torch.Tensor | None]]]:
     """The chosen layer's name and the five panels' (title, weight values) of Figure 2; (e) is None
-    when the run has no re-dense phase (yet)."""
+    when the run has no re-dense phase (yet). ``dense_start``: the dense phase's end when the run
+    started from it (``--init-from``, e.g. compare's shared baseline) and so holds no copy."""
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     sparse = _sparse_window(results, run_dir)
     ckpt = run_dir / "checkpoints"
-    dense_state = load_checkpoint_dict(ckpt / f"phase{sparse}-end.pt", needs=PHASE_END_KEYS)
+    dense_path = ckpt / f"phase{sparse}-end.pt"
+    if not dense_path.is_file() and dense_start is not None and dense_start.name == dense_path.name:
+        dense_path = dense_start
+    dense_state = load_checkpoint_dict(dense_path, needs=PHASE_END_KEYS)
     sparse_state = load_checkpoint_dict(ckpt / f"phase{sparse + 1}-end.pt", needs=PHASE_END_KEYS)
     redense_path = ckpt / f"phase{sparse + 2}-end.pt"
     redense_state = (
@@ -98,9 +102,11 @@ def weight_panels(
     return name, panels
 
 
-def weight_distribution_figure(run_dir: str | Path, out: str | Path, layer: str | None = None) -> Path:
+def weight_distribution_figure(
+    run_dir: str | Path, out: str | Path, layer: str | None = None, dense_start: Path | None = None
+) -> Path:
     """Figure 2 of the paper for one layer of a DSD run; returns the PNG path."""
-    name, panels = weight_panels(run_dir, layer)
+    name, panels = weight_panels(run_dir, layer, dense_start)
     present = [v for _, v in panels if v is not None and v.numel()]
     limit = max(float(v.abs().max()) for v in present) or 1.0
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.6), sharex=True)
