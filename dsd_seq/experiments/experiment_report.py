@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dsd_seq.experiments.compare import BASELINE_FOLDER
 from dsd_seq.experiments.comparison_table import (
     KIND_LABELS,
     build_comparison,
@@ -78,9 +79,8 @@ def write_comparison_report(
     first = min(table["seeds"])
     runs = _runs_in(out / f"seed{first}")
     if "DSD" in runs:
-        # the shared-baseline design's runs start from the one dense baseline (compare.BASELINE_FOLDER)
         start = (
-            out / "baseline" / "checkpoints" / "phase1-end.pt"
+            out / BASELINE_FOLDER / "checkpoints" / "phase1-end.pt"
             if table["design"] == "shared-baseline"
             else None
         )
