@@ -130,13 +130,16 @@ def training_step(model: nn.Module, loss_fn, batch, precision: str, sparsity: fl
     return step
 
 
-def speech_batch(batch: int, frames: int, bins: int, device: torch.device, lengths_on_cpu: bool):
-    """Equal-length utterances (one length bucket) of ``bins`` features, ~12 characters a second."""
+def speech_batch(
+    batch: int, frames: int, bins: int, device: torch.device, lengths_on_cpu: bool, spread: float = 0.0
+):
+    """One length bucket of utterances of ``bins`` features, ~12 characters a second: lengths evenly from
+    ``frames`` down to ``frames * (1 - spread)``, so that with ``spread > 0`` the batch has padding."""
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(batch, frames, bins, generator=g).to(device)
-    lengths = torch.full((batch,), frames, dtype=torch.int64)
+    lengths = torch.linspace(frames, frames * (1 - spread), batch).round().long()
     labels = torch.randint(1, 29, (batch, frames // 8), generator=g)
-    label_lengths = torch.full((batch,), frames // 8, dtype=torch.int64)
+    label_lengths = lengths // 8
     if not lengths_on_cpu:
         lengths, labels, label_lengths = (t.to(device) for t in (lengths, labels, label_lengths))
     return feats, lengths, labels, label_lengths
@@ -156,7 +159,7 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def compare(rnn_type: str, hidden: int, layers: int, args, device: torch.device, precision: str) -> dict:
     """Step times of the four variants, rotated round by round; per-round ratios to the peer."""
-    batch = speech_batch(args.batch, args.frames, BINS, device, lengths_on_cpu=True)
+    batch = speech_batch(args.batch, args.frames, BINS, device, lengths_on_cpu=True, spread=args.spread)
     default = conv_orientation_for(device)
     other = next(o for o in CONV_ORIENTATIONS if o != default)
     builders = {
@@ -250,6 +253,12 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="CPU thread counts to measure, in this process")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--frames", type=int, default=300, help="frames per utterance (10 ms each)")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=0.1,
+        help="utterance lengths from frames down to frames * (1 - spread)",
+    )
     parser.add_argument("--rounds", type=int, default=8, help="rounds; each times every variant once")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -272,6 +281,8 @@ def main() -> None:
             for precision in precisions:
                 r = compare(rnn_type, int(hidden), int(layers), args, device, precision)
                 what = f"{rnn_type.upper()} {layers} x {hidden}, batch {args.batch} x {args.frames}"
+                if args.spread:
+                    what += f" (lengths -{args.spread:.0%})"
                 print(f"{what}, {precision}, {n} threads, {args.rounds} rounds: median (Q1-Q3)")
                 print(f"  parameters: {r['params']}")
                 for name, q in r["times"].items():

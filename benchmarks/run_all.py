@@ -1,6 +1,6 @@
 """Run the CPU benchmarks in sequence and collect their tables in one markdown file.
 
-Our DeepSpeech 2 against the peer reference (1 and 2 threads), mask overhead (DeepSpeech 2 and NeuralTalk), thresholds for the 67M DeepSpeech 2, CPU training throughput
+Our DeepSpeech 2 against the peer reference (1 and 2 threads, batches without and with padding), mask overhead (DeepSpeech 2 and NeuralTalk), thresholds for the 67M DeepSpeech 2, CPU training throughput
 at a small size, then (unless --skip-recipes) both built-in recipes end to end. The GPU figures come from
 benchmarks/gpu_suite.sh.
 Run: python benchmarks/run_all.py [--out benchmarks/RESULTS-cpu.md] [--skip-recipes]
@@ -14,7 +14,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CPU_RUNS = (
-    ("peer_reference.py", "--threads", "1,2", "--rounds", "8"),
+    ("peer_reference.py", "--threads", "1,2", "--rounds", "16", "--spread", "0"),
+    ("peer_reference.py", "--threads", "1,2", "--rounds", "16", "--spread", "0.1"),
     ("mask_overhead.py", "--model", "ds2", "--hidden", "256", "--layers", "3", "--batch", "16", "--frames", "300"),
     ("mask_overhead.py", "--model", "neuraltalk", "--hidden", "256", "--batch", "100", "--frames", "16"),
     ("thresholds.py",),

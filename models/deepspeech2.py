@@ -97,22 +97,40 @@ def conv_orientation_for(device: torch.device) -> str:
     return DEFAULT_CONV_ORIENTATION.get(device.type, "time_freq")
 
 
-def _valid_positions(lengths: Tensor, frames: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """``(utterance, frame)`` indices of the valid positions, in row-major order, on ``device``.
+def _norm_valid_frames_by_index(norm: nn.Module, y: Tensor, lengths: Tensor, time_dim: int) -> Tensor:
+    """``_norm_valid_frames`` by gathering the valid (utterance, frame) positions and scattering them back:
+    slower on the CPU, but built from tensor operations alone, so a traced graph (TorchScript, ONNX) stays
+    correct for other lengths than the example's."""
+    frames = y.shape[time_dim]
+    valid = torch.arange(frames, device=y.device).unsqueeze(0) < lengths.to(y.device).unsqueeze(1)
+    utt, frame = valid.nonzero(as_tuple=True)
+    by_frame = y.movedim(time_dim, 1)  # [B, T, C, ...]
+    out = y.new_zeros(by_frame.shape)
+    out[utt, frame] = norm(by_frame[utt, frame].unsqueeze(-1)).squeeze(-1)
+    return out.movedim(1, time_dim)
 
-    Computed from ``lengths`` on the CPU and copied without waiting, so a GPU step does not stop for a
-    boolean mask's ``nonzero``; the order is that of ``x[valid_mask(...)]``, so results are unchanged.
+
+def _norm_valid_frames(norm: nn.Module, y: Tensor, lengths: Tensor, time_dim: int) -> Tensor:
+    """Batch norm of ``y`` over its valid frames alone; padded frames come back zero.
+
+    The valid frames of each utterance are a prefix along ``time_dim``, so they are joined by ``cat`` of
+    per-utterance slices and normalised as one ``[1, C, ...]`` tensor, then split and padded back: plain
+    copies, where gathering them by (utterance, frame) indices made a CPU training step about 5% slower. A batch
+    without padding is normalised as it is. ``lengths`` are read on the host: keep them on the CPU.
     """
-    utt, frame = valid_mask(lengths.cpu(), frames).nonzero(as_tuple=True)
-    return utt.to(device, non_blocking=True), frame.to(device, non_blocking=True)
-
-
-def _batch_norm_valid(norm: nn.Module, x: Tensor, positions: tuple[Tensor, Tensor]) -> Tensor:
-    """Normalise ``x[B, T, ...]`` at the valid ``positions`` alone: padding is zeroed and kept out of the
-    statistics."""
-    out = x.new_zeros(x.shape)
-    out[positions] = norm(x[positions])
-    return out
+    if torch.jit.is_tracing():  # the copies below are sized by Python numbers, which a trace would freeze
+        return _norm_valid_frames_by_index(norm, y, lengths, time_dim)
+    frames = y.shape[time_dim]
+    lens = lengths.tolist()
+    if min(lens) == frames:
+        return norm(y)
+    dim = time_dim - 1  # the time axis of one utterance, y[b]
+    valid = torch.cat([y[b].narrow(dim, 0, n) for b, n in enumerate(lens)], dim=dim)
+    parts = norm(valid.unsqueeze(0)).squeeze(0).split(lens, dim=dim)
+    after_time = [0, 0] * (y.dim() - 1 - time_dim)  # F.pad lists the last dimension first
+    return torch.stack(
+        [F.pad(part, [*after_time, 0, frames - n]) for part, n in zip(parts, lens, strict=True)]
+    )
 
 
 class ConvBlock(nn.Module):
@@ -139,29 +157,20 @@ class ConvBlock(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         return (lengths + self.time_stride - 1) // self.time_stride
 
-    def _norm_frames(self, v: Tensor) -> Tensor:
-        # BatchNorm2d on [N, C, F, 1]: per-channel statistics over valid frames and frequency bins.
-        return self.norm(v.unsqueeze(-1)).squeeze(-1)
-
     def forward(self, x: Tensor, lengths: Tensor, orientation: str = "time_freq") -> tuple[Tensor, Tensor]:
         """``x`` with zeros on padded frames -> the same layout, padded frames zero again.
 
         ``x`` is ``[B, C, T, F]`` for "time_freq" and ``[B, C, F, T]`` for "freq_time"; ``lengths`` (frames
-        per utterance) are best kept on the CPU.
+        per utterance) are read on the host, so keep them on the CPU (a GPU tensor would make the step wait).
         """
         lengths = self.output_lengths(lengths)
         if orientation == "time_freq":
             y = self.conv(x)
-            positions = _valid_positions(lengths, y.shape[2], y.device)
-            y = _batch_norm_valid(self._norm_frames, y.transpose(1, 2), positions)  # [B, T, C, F]
-            return F.hardtanh(y.transpose(1, 2), 0.0, _RELU_CLIP), lengths
-        conv = self.conv
-        y = F.conv2d(x, conv.weight.transpose(2, 3), None, conv.stride[::-1], conv.padding[::-1])
-        positions = _valid_positions(lengths, y.shape[3], y.device)
-        # Normalised through a [B, T, C, F] view of a [B, C, F, T] result, so the next conv reads it as is.
-        out = y.new_zeros(y.shape)
-        out.permute(0, 3, 1, 2)[positions] = self._norm_frames(y.permute(0, 3, 1, 2)[positions])
-        return F.hardtanh(out, 0.0, _RELU_CLIP), lengths
+        else:
+            conv = self.conv
+            y = F.conv2d(x, conv.weight.transpose(2, 3), None, conv.stride[::-1], conv.padding[::-1])
+        time_dim = 2 if orientation == "time_freq" else 3
+        return F.hardtanh(_norm_valid_frames(self.norm, y, lengths, time_dim), 0.0, _RELU_CLIP), lengths
 
 
 class RecurrentLayer(nn.Module):

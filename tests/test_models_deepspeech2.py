@@ -160,14 +160,19 @@ def front_end(model: DeepSpeech2, features: torch.Tensor, lengths: torch.Tensor,
     return (x.transpose(1, 2) if orientation == "time_freq" else x.permute(0, 3, 1, 2)).flatten(2), lengths
 
 
-def test_conv_orientations_match_the_original_layout_in_outputs_gradients_and_statistics():
+@pytest.mark.parametrize(
+    ("frames", "out_frames"),
+    [((17, 12, 5), [9, 6, 3]), ((17, 17, 17), [9, 9, 9])],
+    ids=["padded", "no-padding"],
+)
+def test_conv_orientations_match_the_original_layout_in_outputs_gradients_and_statistics(frames, out_frames):
     """Both orientations compute the front end as first written: outputs, input and weight gradients and
-    batch-norm running statistics agree within 1e-5 relative (only the summation order of the
-    convolution differs), and the parameters and state_dict are the same tensors in both."""
+    batch-norm running statistics agree within 1e-5 relative (only summation orders differ), with and
+    without padded frames, and the parameters and state_dict are the same tensors in both."""
     config = tiny_config(num_features=21, conv_kernels=((5, 9), (3, 5)))
     torch.manual_seed(0)
     features = torch.randn(3, 17, 21)
-    lengths = torch.tensor([17, 12, 5])
+    lengths = torch.tensor(frames)
     results = {}
     for name in ("reference", "time_freq", "freq_time"):
         torch.manual_seed(1)
@@ -179,7 +184,7 @@ def test_conv_orientations_match_the_original_layout_in_outputs_gradients_and_st
             out, out_lengths = front_end(
                 model, x * (torch.arange(17) < lengths[:, None])[..., None], lengths, name
             )
-        assert out_lengths.tolist() == [9, 6, 3]
+        assert out_lengths.tolist() == out_frames
         (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
         state = {k: v.clone() for k, v in model.state_dict().items()}
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -212,3 +217,27 @@ def test_orientation_changes_neither_the_model_function_nor_its_checkpoint():
     assert DeepSpeech2(tiny_config()).conv_orientation is None  # the measured default per device
     with pytest.raises(ValueError, match="conv_orientation"):
         DeepSpeech2(tiny_config(), conv_orientation="time_first")
+
+
+@pytest.mark.parametrize("time_dim", [2, 3])
+def test_valid_frame_norm_by_copies_equals_the_traceable_index_version(time_dim):
+    """The copy-based batch norm the training step uses and the index-based one traced graphs use give
+    the same outputs, gradients and running statistics, with zeros on padded frames."""
+    from models.deepspeech2 import _norm_valid_frames, _norm_valid_frames_by_index
+
+    torch.manual_seed(0)
+    shape = [3, 4, 6, 6]
+    shape[time_dim] = 7
+    lengths = torch.tensor([7, 4, 2])
+    results = []
+    for fn in (_norm_valid_frames, _norm_valid_frames_by_index):
+        norm = torch.nn.BatchNorm2d(4)
+        y = (torch.randn(shape, generator=torch.Generator().manual_seed(1)) * 3 + 1).requires_grad_(True)
+        out = fn(norm, y, lengths, time_dim)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        results.append((out.detach(), y.grad, norm.running_mean.clone(), norm.running_var.clone()))
+    for got, want in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    padded = torch.arange(7).unsqueeze(0) >= lengths.unsqueeze(1)  # [B, T]
+    by_frame = results[0][0].movedim(time_dim, 1)
+    assert by_frame[padded].abs().sum() == 0 and by_frame[~padded].abs().sum() > 0
