@@ -32,3 +32,16 @@ def test_peer_model_matches_ours_in_sizes_lengths_and_parameters(rnn_type):
     before = [p.detach().clone() for p in peer.parameters()]
     step()
     assert all(not torch.equal(a, b) for a, b in zip(before, peer.parameters(), strict=True))
+
+
+def test_speech_batch_spreads_lengths_within_one_bucket():
+    """``spread`` gives the batch padding (lengths evenly from ``frames`` down), with labels to match."""
+    feats, lengths, labels, label_lengths = peer_reference.speech_batch(
+        4, 40, 7, torch.device("cpu"), lengths_on_cpu=True, spread=0.5
+    )
+    assert feats.shape == (4, 40, 7) and labels.shape == (4, 5)
+    assert lengths.tolist() == [40, 33, 27, 20] and label_lengths.tolist() == [5, 4, 3, 2]
+    _, lengths, _, label_lengths = peer_reference.speech_batch(
+        2, 40, 7, torch.device("cpu"), lengths_on_cpu=True
+    )
+    assert lengths.tolist() == [40, 40] and label_lengths.tolist() == [5, 5]
