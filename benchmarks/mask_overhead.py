@@ -29,7 +29,9 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     else:
         batch = w.caption_batch(args.batch, args.frames, 2538, 4096, device)
         build, loss_fn, sparsity = (lambda: w.neuraltalk(args.hidden)), w.caption_loss, 0.8  # Table 5: 80%
-    variants = w.variants(build, loss_fn, batch, args.precision, sparsity, device, args.adam)
+    variants = w.variants(
+        build, loss_fn, batch, args.precision, sparsity, device, args.adam, args.dense_steps
+    )
     times: dict[str, list[float]] = {v.name: [] for v in variants}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # prune's hooks make cuDNN warn about non-contiguous weights
@@ -70,6 +72,12 @@ def main() -> None:
         choices=sorted(w.ADAM_IMPLEMENTATIONS),
         help="torch.optim.Adam's implementation",
     )
+    parser.add_argument(
+        "--dense-steps",
+        type=int,
+        default=0,
+        help="dense steps before pruning (0: prune a fresh model, so Adam's state is exactly zero where pruned)",
+    )
     parser.add_argument("--markdown", help="append the result as a markdown table to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -77,7 +85,7 @@ def main() -> None:
     what = describe(args)
     print(
         f"{w.machine(torch.device(args.device))}\n{what}, {args.precision}, Adam {args.adam}, "
-        f"{args.steps} steps each (median):"
+        f"{args.steps} steps each (median), pruned after {args.dense_steps} dense steps:"
     )
     for name, seconds in med.items():
         print(f"  {name:6s} {1000 * seconds:8.1f} ms/step   ratio to dense {seconds / med['dense']:.3f}")

@@ -94,15 +94,16 @@ def training_step(
     dsd_sparsity: float | None,
     clip: float = 5.0,
     adam: str = "default",
+    dense_steps: int = 0,
+    dense_batch: Any = None,
 ) -> Callable[[Any], float]:
-    """A function running one Adam step on a batch; with ``dsd_sparsity`` the model is pruned by DSD first."""
+    """A function running one Adam step on a batch; with ``dsd_sparsity`` the model is pruned by DSD first,
+    after ``dense_steps`` dense steps on ``dense_batch`` (a dense phase: Adam's state at the weights DSD
+    prunes is then positive, as in DSD's sparse phase, instead of exactly zero as in a fresh optimizer)."""
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), 1e-4, **ADAM_IMPLEMENTATIONS[adam])
     amp = Precision(precision, device)
     dsd = None
-    if dsd_sparsity is not None:
-        dsd = DSD(model, optimizer)
-        dsd.prune(dsd_sparsity)
 
     def step(batch) -> float:
         optimizer.zero_grad(set_to_none=True)
@@ -118,6 +119,11 @@ def training_step(
             dsd.apply_masks()
         return float(loss.detach())
 
+    for _ in range(dense_steps):
+        step(dense_batch)
+    if dsd_sparsity is not None:
+        dsd = DSD(model, optimizer)
+        dsd.prune(dsd_sparsity)
     return step
 
 
@@ -129,19 +135,22 @@ def variants(
     sparsity: float,
     device,
     adam: str = "default",
+    dense_steps: int = 0,
 ) -> list[Variant]:
-    """The dense, DSD-masked and torch-pruned versions of one model, each with its own copy."""
+    """The dense, DSD-masked and torch-pruned versions of one model, each with its own copy; the pruned
+    ones are pruned after ``dense_steps`` dense steps (see ``training_step``)."""
     dense = build().to(device)
     masked = build().to(device)
     pruned = build().to(device)
-    for name in select_prunable(pruned):
+    warm = {"adam": adam, "dense_steps": dense_steps, "dense_batch": batch}
+    steps = {
+        "dense": (dense, training_step(dense, loss_fn, precision, None, **warm)),
+        "dsd": (masked, training_step(masked, loss_fn, precision, sparsity, **warm)),
+        "prune": (pruned, training_step(pruned, loss_fn, precision, None, **warm)),
+    }
+    for name in select_prunable(pruned):  # after its dense steps; the optimizer keeps the same Parameter
         module_name, _, param = name.rpartition(".")
         prune.l1_unstructured(pruned.get_submodule(module_name), param, amount=sparsity)
-    steps = {
-        "dense": (dense, training_step(dense, loss_fn, precision, None, adam=adam)),
-        "dsd": (masked, training_step(masked, loss_fn, precision, sparsity, adam=adam)),
-        "prune": (pruned, training_step(pruned, loss_fn, precision, None, adam=adam)),
-    }
     return [Variant(name, model, functools.partial(step, batch)) for name, (model, step) in steps.items()]
 
 

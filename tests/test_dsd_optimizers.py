@@ -4,7 +4,9 @@ every sparse step, and re-dense restarts them at zero and trains them."""
 import pytest
 import torch
 
+from dsd_seq.core import dsd as dsd_module
 from dsd_seq.core.dsd import DSD
+from dsd_seq.core.masks import SECOND_MOMENTS, MaskSet
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.training.config import load_config
 from dsd_seq.training.optimizer import build_optimizer
@@ -66,9 +68,10 @@ def test_pruned_weights_stay_exactly_zero_after_every_step(optimizer, weight_dec
     def check():
         for name, p in dsd.params.items():
             assert torch.all(p.detach()[~masks[name]] == 0.0), name
-            for value in opt.state[p].values():
+            for key, value in opt.state[p].items():
                 if torch.is_tensor(value) and value.shape == p.shape:
-                    assert torch.all(value[~masks[name]] == 0.0), f"optimizer state leaks into {name}"
+                    parked = 1.0 if key in SECOND_MOMENTS else 0.0  # MaskSet.park_second_moments_
+                    assert torch.all(value[~masks[name]] == parked), f"optimizer state leaks into {name}"
 
     check()
     _steps(task, opt, dsd, 20, clip, after_each=check)
@@ -109,3 +112,46 @@ def test_step_helper_keeps_constraint():
         dsd.step()
     _, total = dsd.sparsity()
     assert total >= 0.7 - 1e-3
+
+
+@pytest.mark.parametrize("optimizer, weight_decay, clip", OPTIMIZERS)
+def test_parking_second_moments_changes_no_result(optimizer, weight_decay, clip, monkeypatch):
+    """Second moments parked at 1.0 where pruned (a CPU speed fix) give bit-identical weights and kept
+    optimizer state through dense, sparse, a lower sparsity (which revives weights) and re-dense."""
+    scale = LR_SCALE.get(optimizer, 1.0)
+    schedule = Schedule.parse(
+        f"D1:{0.02 * scale},S1@0.6:{0.02 * scale},S1@0.3:{0.02 * scale},D1:{0.005 * scale}"
+    )
+
+    def run() -> list[list[torch.Tensor]]:
+        task, opt, dsd = _setup(optimizer, weight_decay)
+        snapshots = []
+        for phase in schedule:
+            dsd.enter(phase)
+            _steps(task, opt, dsd, 6, clip)
+            snapshots.append([p.detach().clone() for p in task.model.parameters()])
+            snapshots.append(
+                [v.clone() for s in opt.state.values() for v in s.values() if torch.is_tensor(v)]
+            )
+        return snapshots
+
+    monkeypatch.setattr(dsd_module, "PARK_EVERY", 2)  # re-park often, so that path runs too
+    parked = run()
+    monkeypatch.setattr(MaskSet, "park_second_moments_", lambda self, optimizer, again=True: None)
+    unparked = run()
+    for i, (got, want) in enumerate(zip(parked, unparked, strict=True)):
+        if i % 2 == 0 or i == len(parked) - 1:  # weights after every phase; all state once re-dense
+            assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True)), f"snapshot {i}"
+
+
+def test_second_moments_created_after_pruning_are_parked_at_their_first_step():
+    """A fresh optimizer (or one whose state a phase boundary reset) creates its moments at the first
+    step, as zeros: they are parked there, not 100 steps later."""
+    task, opt, dsd = _setup("adam", 0.0)
+    dsd.prune(0.5)
+    assert not opt.state  # no state yet: nothing to park
+    _steps(task, opt, dsd, 1)
+    for name, p in dsd.params.items():
+        pruned = ~dsd.masks.masks[name]
+        assert torch.all(opt.state[p]["exp_avg_sq"][pruned] == 1.0)
+        assert torch.all(opt.state[p]["exp_avg"][pruned] == 0.0) and torch.all(p.detach()[pruned] == 0.0)

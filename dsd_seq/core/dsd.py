@@ -27,6 +27,10 @@ from dsd_seq.core.masks import LayerSparsity, MaskSet, measured_sparsity
 from dsd_seq.core.schedule import SPARSE, Phase
 from dsd_seq.core.selection import SelectionConfig, select_prunable
 
+#: Steps between re-parkings of the pruned second moments: a parked 1.0 decays by Adam's beta2 (RMSprop's
+#: alpha) each step and stays a normal float over 100 steps for any of them >= 0.5 (0.5**100 ~ 8e-31).
+PARK_EVERY = 100
+
 
 class DSD:
     """Owns the masks of one model and keeps its optimizer consistent with them."""
@@ -48,6 +52,7 @@ class DSD:
             raise ValueError("DSD: the model has no prunable parameter (no nn.Linear or recurrent matrix)")
         self.masking.validate(self.params)  # now, not when the first sparse phase starts days later
         self.masks: MaskSet | None = None
+        self._steps_since_park = 0
 
     @property
     def is_sparse(self) -> bool:
@@ -68,9 +73,12 @@ class DSD:
     def prune(self, sparsity: float) -> MaskSet:
         """Compute masks from the current weights' scores (``masking.criterion``), zero the pruned weights
         and their optimizer state."""
+        if self.masks is not None:  # sparse to sparse: unpark the old masks' second moments first, so that
+            self.masks.mask_optimizer_state_(self.optimizer)  # weights revived by a lower sparsity start at 0
         self.masks = MaskSet.from_criterion(self.params, sparsity, self.masking)
         self.masks.apply_()
         self.masks.mask_optimizer_state_(self.optimizer)
+        self.masks.park_second_moments_(self.optimizer)
         return self.masks
 
     def redense(self) -> None:
@@ -92,8 +100,16 @@ class DSD:
             self.masks.mask_grads_()
 
     def apply_masks(self) -> None:
+        """Re-zero the pruned weights after an optimizer step, and park the second moments there on the
+        CPU (``MaskSet.park_second_moments_``, which changes no result): new state tensors at once, all
+        of them again every ``PARK_EVERY`` steps, before a parked value could decay towards zero."""
         if self.masks is not None:
             self.masks.apply_()
+            self._steps_since_park += 1
+            again = self._steps_since_park >= PARK_EVERY
+            if again:
+                self._steps_since_park = 0
+            self.masks.park_second_moments_(self.optimizer, again=again)
 
     def step(self) -> None:
         """``optimizer.step()`` with the sparse constraint kept: pruned weights are exactly 0 after it."""
