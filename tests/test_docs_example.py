@@ -1,5 +1,5 @@
-"""The checked-in compare example (docs/examples/compare-synth-speech) is what its run store gives: the
-report is rebuilt from runs.jsonl alone and its statistics match the checked-in report and scipy."""
+"""The checked-in compare examples (docs/examples/) are what their run stores give: each report is rebuilt
+from runs.jsonl alone and its statistics match the checked-in report and scipy."""
 
 import json
 import shutil
@@ -33,9 +33,16 @@ def test_checked_in_compare_report_is_rebuilt_from_its_run_store(tmp_path, capsy
     assert (EXAMPLE / "figures" / "weight_distribution.png").stat().st_size > 5000
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_checked_in_converged_caption_reports_are_rebuilt_from_their_run_stores(tmp_path, optimizer):
-    example = EXAMPLE.parent / f"compare-synth-captions-{optimizer}"
+@pytest.mark.parametrize(
+    ("folder", "metric"),
+    [
+        ("compare-synth-captions-sgd", "bleu4"),
+        ("compare-synth-captions-adam", "bleu4"),
+        ("compare-synth-speech-open-sgd", "wer"),
+    ],
+)
+def test_checked_in_converged_reports_are_rebuilt_from_their_run_stores(tmp_path, folder, metric):
+    example = EXAMPLE.parent / folder
     shutil.copy(example / "runs.jsonl", tmp_path / "runs.jsonl")
     assert main(["compare", "--out", str(tmp_path), "--report-only"]) == 0
     rebuilt = json.loads((tmp_path / "report.json").read_text())
@@ -45,7 +52,7 @@ def test_checked_in_converged_caption_reports_are_rebuilt_from_their_run_stores(
     assert checked_in["design"] == "shared-baseline" and len(checked_in["seeds"]) == 5
     records = [json.loads(line) for line in (example / "runs.jsonl").read_text().splitlines()]
     finals = {
-        kind: [r["phases"][-1]["metrics"]["test"]["bleu4"] for r in records if r["kind"] == kind]
+        kind: [r["phases"][-1]["metrics"]["test"][metric] for r in records if r["kind"] == kind]
         for kind in ("dsd", "llr")
     }
     (row,) = [r for r in checked_in["comparisons"] if r["equal_epochs"]]  # DSD vs LLR (fine-tuning)
