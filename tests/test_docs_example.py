@@ -44,8 +44,16 @@ def test_checked_in_compare_report_is_rebuilt_from_its_run_store(tmp_path, capsy
 def test_checked_in_converged_reports_are_rebuilt_from_their_run_stores(tmp_path, folder, metric):
     example = EXAMPLE.parent / folder
     shutil.copy(example / "runs.jsonl", tmp_path / "runs.jsonl")
+    shutil.copytree(example / "figures", tmp_path / "figures")
     assert main(["compare", "--out", str(tmp_path), "--report-only"]) == 0
     rebuilt = json.loads((tmp_path / "report.json").read_text())
+
+    def text(report):  # the whole markdown report, but the line naming the folder it was built in
+        return [line for line in report.read_text().splitlines() if not line.startswith("Regenerate")]
+
+    assert text(tmp_path / "report.md") == text(example / "report.md")  # figures kept without run folders
+    dirty = [json.loads(line).get("git_dirty") for line in (example / "runs.jsonl").read_text().splitlines()]
+    assert rebuilt["environment"].get("git_dirty_runs", 0) == sum(map(bool, dirty))  # any dirty run is said
     checked_in = json.loads((example / "report.json").read_text())
     for key in ("comparisons", "stages", "fit", "epochs", "optimizer_state", "design"):
         assert rebuilt[key] == checked_in[key], key

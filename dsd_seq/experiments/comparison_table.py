@@ -142,10 +142,33 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         "comparisons": [{**c.to_dict(), "equal_epochs": equal} for c, equal in comparisons],
         "runs": {str(seed): row for seed, row in runs.items()},
         **fit,
-        "environment": {
-            key: reference.get(key) for key in ("versions", "git_commit", "git_dirty") if key in reference
-        },
+        "environment": _environment(reference, records),
     }
+
+
+def _environment(reference: dict[str, Any], records: list[dict]) -> dict[str, Any]:
+    """The first record's versions and commit; uncommitted changes if any record had them (the store
+    notes them when it records a finished run), and every commit when the runs disagree."""
+    env = {key: reference.get(key) for key in ("versions", "git_commit", "git_dirty") if key in reference}
+    dirty = sum(bool(r.get("git_dirty")) for r in records)
+    if dirty:
+        env["git_dirty"] = True
+        env["git_dirty_runs"] = dirty
+    commits = sorted({r["git_commit"] for r in records if r.get("git_commit")})
+    if len(commits) > 1:
+        env["git_commits"] = commits
+    return env
+
+
+def _dirty_note(env: dict[str, Any]) -> str:
+    if not env.get("git_dirty"):
+        return ""
+    runs = env.get("git_dirty_runs")
+    return (
+        f" (with uncommitted changes in the checkout when {runs} of the runs were recorded)"
+        if runs
+        else " (with uncommitted changes)"
+    )
 
 
 def _fit(by_kind: dict[str, list[dict]], kinds: dict[str, str], stages: int) -> list[dict[str, Any]]:
@@ -276,7 +299,12 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
     lines += [
         "",
         f"Versions: {versions or 'not recorded'}; git commit {commit[:12] if commit else 'unknown'}"
-        + (" (with uncommitted changes)" if env.get("git_dirty") else "")
+        + (
+            f" and {', '.join(c[:12] for c in env['git_commits'] if c != commit)}"
+            if "git_commits" in env
+            else ""
+        )
+        + _dirty_note(env)
         + ".",
     ]
     if regenerate:

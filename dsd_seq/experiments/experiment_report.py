@@ -36,6 +36,13 @@ from dsd_seq.experiments.run_store import RENAMED_KINDS, STORE_NAME, latest_reco
 from dsd_seq.safe_io import CheckpointError
 from dsd_seq.training.metrics_log import MetricsLogError
 
+#: The report's figures, in order: (caption, file name in ``figures/``).
+FIGURE_CAPTIONS = (
+    ("Weight distribution of one layer through DSD (the paper's Figure 2)", WEIGHT_FIGURE),
+    ("Training curves with the phase boundaries", CURVES_FIGURE),
+    ("Per-layer sparsity", SPARSITY_FIGURE),
+)
+
 
 def write_figures(
     runs: dict[str, Path], figures_dir: Path, layer: str | None = None, dense_start: Path | None = None
@@ -44,13 +51,13 @@ def write_figures(
     (an image each, or why it is missing). ``dense_start``: the dense phase's end the run started from."""
     dsd = runs["DSD"]
     lines = []
-    makers = [
-        ("Weight distribution of one layer through DSD (the paper's Figure 2)", WEIGHT_FIGURE,
-         lambda out: weight_distribution_figure(dsd, out, layer, dense_start)),
-        ("Training curves with the phase boundaries", CURVES_FIGURE, lambda out: training_curves_figure(runs, out)),
-        ("Per-layer sparsity", SPARSITY_FIGURE, lambda out: layer_sparsity_figure(dsd, out)),
-    ]  # fmt: skip
-    for caption, name, make in makers:
+    draw = {
+        WEIGHT_FIGURE: lambda out: weight_distribution_figure(dsd, out, layer, dense_start),
+        CURVES_FIGURE: lambda out: training_curves_figure(runs, out),
+        SPARSITY_FIGURE: lambda out: layer_sparsity_figure(dsd, out),
+    }
+    for caption, name in FIGURE_CAPTIONS:
+        make = draw[name]
         try:
             path = make(figures_dir / name)
         except (FigureError, FileNotFoundError, OSError, CheckpointError, MetricsLogError) as err:
@@ -75,7 +82,7 @@ def write_comparison_report(
     out = Path(out)
     records = select_experiment(latest_records(read_store(out / STORE_NAME)), wanted_hash)
     table = build_comparison(records)
-    md = comparison_markdown(table, regenerate=f"dsd-seq report {out}")
+    md = comparison_markdown(table, regenerate=f"dsd-seq compare --out {out} --report-only")
     first = min(table["seeds"])
     runs = _runs_in(out / f"seed{first}")
     if "DSD" in runs:
@@ -85,6 +92,10 @@ def write_comparison_report(
             else None
         )
         figures = write_figures(runs, out / "figures", layer, start)
+        md += f"\n## Figures (seed {first})\n\n" + "\n".join(figures)
+    elif kept := [(c, n) for c, n in FIGURE_CAPTIONS if (out / "figures" / n).is_file()]:
+        # a store without its run folders (a checked-in example): keep the figures drawn when they were there
+        figures = [line for caption, name in kept for line in (f"![{caption}](figures/{name})", "")]
         md += f"\n## Figures (seed {first})\n\n" + "\n".join(figures)
     md_path, json_path = out / "report.md", out / "report.json"
     md_path.write_text(md)

@@ -1,6 +1,6 @@
 # The stages of the two synthetic speech recipes (egs/synth_speech, egs/synth_speech_open), which differ
 # only in the corpus module, its sizes and the default config. Sourced by their run.sh, after they set
-#   config num_train num_dev num_test corpus_module   and, for synth_speech_open, corpus_tag and vocabulary,
+#   config num_train num_dev num_test corpus_module corpus_tag vocabulary (the last two may be empty),
 # with the recipe's arguments:   . "$(dirname "$0")/../common/synth_speech_recipe.sh" "$@"
 # shellcheck shell=bash
 . "$(dirname "${BASH_SOURCE[0]}")/stages.sh"  # absolute, log, done_with, the training stages
@@ -15,8 +15,8 @@ seeds=5
 units=char          # output units; bpe|unigram train SentencePiece on the training transcripts in stage 1
 vocab_size=100      # SentencePiece pieces (with --units bpe|unigram)
 speed_perturb=""    # e.g. "0.9,1.1": speed-perturbed copies of the training utterances (stage 1)
-vocabulary=${vocabulary-}  # distinct words, for corpora that take --vocabulary (empty: the corpus has none)
-corpus_tag=${corpus_tag-}  # first word of the corpus stage's .done marker, telling corpora apart
+# vocabulary: distinct words, for corpora that take --vocabulary (empty: the corpus has none);
+# corpus_tag: first word of the corpus stage's .done marker, telling corpora apart. Both set by the recipe.
 train_args=()  # extra `dsd-seq train` arguments, e.g. --set train.seed=1
 launch_args=()  # --ngpu/--nnodes/... for the training stages
 
