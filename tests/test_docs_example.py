@@ -39,6 +39,7 @@ def test_checked_in_compare_report_is_rebuilt_from_its_run_store(tmp_path, capsy
         ("compare-synth-captions-sgd", "bleu4"),
         ("compare-synth-captions-adam", "bleu4"),
         ("compare-synth-speech-open-sgd", "wer"),
+        ("compare-synth-speech-open-adam", "wer"),
     ],
 )
 def test_checked_in_converged_reports_are_rebuilt_from_their_run_stores(tmp_path, folder, metric):
