@@ -101,9 +101,7 @@ def _norm_valid_frames_by_index(norm: nn.Module, y: Tensor, lengths: Tensor, tim
     """``_norm_valid_frames`` by gathering the valid (utterance, frame) positions and scattering them back:
     slower on the CPU, but built from tensor operations alone, so a traced graph (TorchScript, ONNX) stays
     correct for other lengths than the example's."""
-    frames = y.shape[time_dim]
-    valid = torch.arange(frames, device=y.device).unsqueeze(0) < lengths.to(y.device).unsqueeze(1)
-    utt, frame = valid.nonzero(as_tuple=True)
+    utt, frame = valid_mask(lengths, y.shape[time_dim], y.device).nonzero(as_tuple=True)
     by_frame = y.movedim(time_dim, 1)  # [B, T, C, ...]
     out = y.new_zeros(by_frame.shape)
     out[utt, frame] = norm(by_frame[utt, frame].unsqueeze(-1)).squeeze(-1)

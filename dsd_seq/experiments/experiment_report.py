@@ -92,10 +92,10 @@ def write_comparison_report(
             else None
         )
         figures = write_figures(runs, out / "figures", layer, start)
-        md += f"\n## Figures (seed {first})\n\n" + "\n".join(figures)
-    elif kept := [(c, n) for c, n in FIGURE_CAPTIONS if (out / "figures" / n).is_file()]:
-        # a store without its run folders (a checked-in example): keep the figures drawn when they were there
-        figures = [line for caption, name in kept for line in (f"![{caption}](figures/{name})", "")]
+    else:  # a store without its run folders (a checked-in example): keep the figures drawn when they were there
+        drawn = [(c, n) for c, n in FIGURE_CAPTIONS if (out / "figures" / n).is_file()]
+        figures = [line for caption, name in drawn for line in (f"![{caption}](figures/{name})", "")]
+    if figures:
         md += f"\n## Figures (seed {first})\n\n" + "\n".join(figures)
     md_path, json_path = out / "report.md", out / "report.json"
     md_path.write_text(md)
