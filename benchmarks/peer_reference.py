@@ -16,6 +16,8 @@ so that machine load hits them alike:
   ours          our model dense, its convolutions in the device's default orientation
   ours DSD      our model pruned 50% by dsd_seq (masked gradients, re-applied masks)
   ours <other>  our model dense, its convolutions in the other orientation (what the default is chosen by)
+  ours <path>   our model dense, its recurrent layers on the other path (packed or padded, see
+                models.rnn_by_direction), the other choice the per-device default is measured by
 Reported: per-round ratios to the peer (median and interquartile range) and step times. On CUDA each
 precision (fp32, bf16, fp16) is measured, and ``--batch-sweep`` measures frames/s of the 67M DeepSpeech 2
 against the batch size; both are skipped without a GPU.
@@ -39,7 +41,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from dsd_seq import DSD
 from dsd_seq.training.precision import Precision
 from models.ctc import ctc_loss
-from models.deepspeech2 import CONV_ORIENTATIONS, DeepSpeech2, DeepSpeech2Config, conv_orientation_for
+from models.deepspeech2 import (
+    CONV_ORIENTATIONS,
+    RECURRENT_PATHS,
+    DeepSpeech2,
+    DeepSpeech2Config,
+    conv_orientation_for,
+    recurrent_path_for,
+)
 
 BINS = 161  # deepspeech.pytorch: 20 ms windows at 16 kHz, n_fft 320 -> 161 spectrogram bins
 _RNN = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -87,9 +96,11 @@ class PeerDeepSpeech2(nn.Module):
         return out.log_softmax(-1), lengths
 
 
-def ours(rnn_type: str, hidden: int, layers: int, orientation: str | None) -> DeepSpeech2:
+def ours(
+    rnn_type: str, hidden: int, layers: int, orientation: str | None, path: str | None = None
+) -> DeepSpeech2:
     config = DeepSpeech2Config(num_features=BINS, rnn_type=rnn_type, rnn_hidden=hidden, rnn_layers=layers)
-    return DeepSpeech2(config, conv_orientation=orientation)
+    return DeepSpeech2(config, conv_orientation=orientation, recurrent_path=path)
 
 
 def peer_loss(model: nn.Module, batch) -> Tensor:
@@ -158,15 +169,17 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def compare(rnn_type: str, hidden: int, layers: int, args, device: torch.device, precision: str) -> dict:
-    """Step times of the four variants, rotated round by round; per-round ratios to the peer."""
+    """Step times of the five variants, rotated round by round; per-round ratios to the peer."""
     batch = speech_batch(args.batch, args.frames, BINS, device, lengths_on_cpu=True, spread=args.spread)
     default = conv_orientation_for(device)
     other = next(o for o in CONV_ORIENTATIONS if o != default)
+    other_path = next(o for o in RECURRENT_PATHS if o != recurrent_path_for(device))
     builders = {
         "peer": (lambda: PeerDeepSpeech2(rnn_type, hidden, layers), peer_loss, None),
         "ours": (lambda: ours(rnn_type, hidden, layers, None), our_loss, None),
         "ours DSD": (lambda: ours(rnn_type, hidden, layers, None), our_loss, 0.5),
         f"ours {other}": (lambda: ours(rnn_type, hidden, layers, other), our_loss, None),
+        f"ours {other_path}": (lambda: ours(rnn_type, hidden, layers, None, other_path), our_loss, None),
     }
     runs, params = [], {}
     for name, (build, loss_fn, sparsity) in builders.items():
@@ -195,6 +208,7 @@ def compare(rnn_type: str, hidden: int, layers: int, args, device: torch.device,
         },
         "dsd_over_dense": quartiles([d / o for d, o in zip(runs[2].times, runs[1].times, strict=True)]),
         "default": default,
+        "other": (f"ours {other}", f"ours {other_path}"),
     }
 
 
@@ -272,7 +286,7 @@ def main() -> None:
         print("bf16/fp16: skipped, they are measured on CUDA only")
         precisions = ["fp32"]
     threads = [int(t) for t in args.threads.split(",")] if device.type == "cpu" else [torch.get_num_threads()]
-    rows = []
+    rows, started = [], w.machine(device, threads=False)
     for n in threads:
         torch.set_num_threads(n)
         print(w.machine(device))
@@ -289,7 +303,7 @@ def main() -> None:
                     ratio = f"  ratio to peer {fmt(r['ratios'][name])}" if name in r["ratios"] else ""
                     print(f"  {name:16s} {fmt(q, 1000, 1)} ms/step{ratio}")
                 print(f"  ours DSD / ours dense {fmt(r['dsd_over_dense'])}")
-                other = next(name for name in r["ratios"] if name.startswith("ours ") and name != "ours DSD")
+                other, other_path = r["other"]
                 rows.append(
                     [
                         what,
@@ -300,13 +314,14 @@ def main() -> None:
                         fmt(r["ratios"]["ours DSD"]),
                         fmt(r["dsd_over_dense"]),
                         f"{other.split()[1]}: {fmt(r['ratios'][other])}",
+                        f"{other_path.split()[1]}: {fmt(r['ratios'][other_path])}",
                     ]
                 )
     header = ["model", "device", "precision", "peer ms/step", "ours / peer", "ours DSD / peer",
-              "DSD / dense", "other orientation / peer"]  # fmt: skip
+              "DSD / dense", "other orientation / peer", "other recurrent path / peer"]  # fmt: skip
     w.append_markdown(
         args.markdown,
-        f"DeepSpeech 2 against the peer reference ({args.rounds} rounds, median (Q1-Q3)): {w.machine(device)}",
+        f"DeepSpeech 2 against the peer reference ({args.rounds} rounds, median (Q1-Q3)): {started}",
         header,
         rows,
     )

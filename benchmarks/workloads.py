@@ -159,8 +159,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def machine(device: torch.device) -> str:
-    """One line naming the hardware, torch version and load, for the results tables."""
+def machine(device: torch.device, threads: bool = True) -> str:
+    """One line naming the hardware, torch version and load, for the results tables; ``threads=False``
+    leaves out the torch thread count, for tables whose rows name their own."""
     if device.type == "cuda":
         what = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})"
     else:
@@ -170,7 +171,9 @@ def machine(device: torch.device) -> str:
                 model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
         except (OSError, StopIteration):
             pass
-        what = f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        what = f"{model}, {os.cpu_count()} cores" + (
+            f", {torch.get_num_threads()} torch threads" if threads else ""
+        )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{what}; torch {torch.__version__}; load average {load:.1f} at the start"
 

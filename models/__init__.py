@@ -7,6 +7,7 @@ Speech models
     ``deepspeech1``        DeepSpeech 1 (Hannun et al. 2014) at the sizes of the DSD paper's Table 6
     ``shared_input_birnn`` DeepSpeech 1's bidirectional layer with one input matrix for both directions
     ``deepspeech2``        DeepSpeech 2 (Amodei et al. 2016): 2-D convolutions, bidirectional RNNs, CTC
+    ``rnn_by_direction``   a one-layer RNN over packed frames, run padded a direction at a time (fast on the CPU)
     ``deepspeech2_table8`` the 67M-parameter DeepSpeech 2 of the DSD paper's Table 8, layer by layer
     ``transducer``         an RNN transducer on DeepSpeech 2's encoder: predictor, joiner, greedy decoding
     ``transducer_loss``    the transducer loss: warp-rnnt on CUDA when installed, else torchaudio

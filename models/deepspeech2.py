@@ -6,7 +6,9 @@ batch normalisation (Sec. 3.2) normalises each recurrent layer's input over the 
 positions only: the recurrent stack runs on ``PackedSequence`` data, which holds exactly those positions,
 so padding never enters the statistics nor the recurrences. The paper normalises the input projection
 W x inside the recurrence; normalising x before a cuDNN GRU is the usual approximation, kept here so the
-recurrent layers stay plain ``nn.GRU`` (flattened weights, fast path).
+recurrent layers stay plain ``nn.GRU`` (flattened weights, fast path). On the CPU the recurrent layers run
+on the padded batch, one direction at a time (``models.rnn_by_direction``): the same function, without the
+packed path's backward pass, whose cost grows with the square of the frame count there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from models.lengths import check_lengths, valid_mask
+from models.rnn_by_direction import rnn_by_direction
 
 _RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 _MERGES = ("sum", "concat")
@@ -95,6 +98,20 @@ DEFAULT_CONV_ORIENTATION = {"cpu": "freq_time", "cuda": "time_freq"}
 def conv_orientation_for(device: torch.device) -> str:
     """The measured default orientation for ``device``; devices not measured keep "time_freq"."""
     return DEFAULT_CONV_ORIENTATION.get(device.type, "time_freq")
+
+
+#: How the recurrent layers are run; both give the same function. "packed": torch's RNN on the
+#: ``PackedSequence``; "padded": on the padded batch, one direction at a time (``models.rnn_by_direction``).
+RECURRENT_PATHS = ("packed", "padded")
+#: The path per device type, by measurement (benchmarks/peer_reference.py, RESULTS.md): torch's packed RNN
+#: backward on the CPU grows with the square of the frame count. CUDA (cuDNN) is not measured yet, so it
+#: keeps the packed path it always had.
+DEFAULT_RECURRENT_PATH = {"cpu": "padded", "cuda": "packed"}
+
+
+def recurrent_path_for(device: torch.device) -> str:
+    """The measured default recurrent path for ``device``; devices not measured keep "packed"."""
+    return DEFAULT_RECURRENT_PATH.get(device.type, "packed")
 
 
 def _norm_valid_frames_by_index(norm: nn.Module, y: Tensor, lengths: Tensor, time_dim: int) -> Tensor:
@@ -191,29 +208,43 @@ class RecurrentLayer(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, packed: PackedSequence) -> PackedSequence:
+    def forward(self, packed: PackedSequence, path: str = "packed") -> PackedSequence:
+        """``path``: one of ``RECURRENT_PATHS``; it changes speed, not the function."""
         data = packed.data if self.norm is None else self.norm(packed.data)
-        out, _ = self.rnn(packed._replace(data=data))
-        data = out.data
+        if path == "padded":
+            data = rnn_by_direction(self.rnn, packed._replace(data=data))
+        else:
+            data = self.rnn(packed._replace(data=data))[0].data
         if self.sum_directions:
             data = data[:, : self.hidden_size] + data[:, self.hidden_size :]
-        return out._replace(data=self.dropout(data))
+        return packed._replace(data=self.dropout(data))
 
 
 class DeepSpeech2(nn.Module):
     """DeepSpeech 2 acoustic model: filterbank frames -> per-frame character log-probabilities (CTC)."""
 
-    def __init__(self, config: DeepSpeech2Config | None = None, conv_orientation: str | None = None) -> None:
-        """``conv_orientation``: one of ``CONV_ORIENTATIONS``, or None for the measured default of the
-        device the features are on (``DEFAULT_CONV_ORIENTATION``). It changes speed, not the function."""
+    def __init__(
+        self,
+        config: DeepSpeech2Config | None = None,
+        conv_orientation: str | None = None,
+        recurrent_path: str | None = None,
+    ) -> None:
+        """``conv_orientation``: one of ``CONV_ORIENTATIONS``; ``recurrent_path``: one of ``RECURRENT_PATHS``.
+        None picks the measured default of the device the features are on (``DEFAULT_CONV_ORIENTATION``,
+        ``DEFAULT_RECURRENT_PATH``). Both change speed, not the function."""
         super().__init__()
         self.config = config = config or DeepSpeech2Config()
-        if conv_orientation not in (None, *CONV_ORIENTATIONS):
-            raise ValueError(
-                f"DeepSpeech2: conv_orientation must be one of {list(CONV_ORIENTATIONS)} or None (the measured "
-                f"default per device), got {conv_orientation!r}"
-            )
+        for name, value, choices in (
+            ("conv_orientation", conv_orientation, CONV_ORIENTATIONS),
+            ("recurrent_path", recurrent_path, RECURRENT_PATHS),
+        ):
+            if value not in (None, *choices):
+                raise ValueError(
+                    f"DeepSpeech2: {name} must be one of {list(choices)} or None (the measured default per "
+                    f"device), got {value!r}"
+                )
         self.conv_orientation = conv_orientation
+        self.recurrent_path = recurrent_path
         in_channels = (1, *config.conv_channels[:-1])
         self.convs = nn.ModuleList(
             ConvBlock(c_in, c_out, tuple(kernel), tuple(stride))
@@ -259,8 +290,11 @@ class DeepSpeech2(nn.Module):
         # [B, T', C * F'] with features ordered (channel, bin) in both orientations
         x = x.transpose(1, 2).flatten(2) if orientation == "time_freq" else x.permute(0, 3, 1, 2).flatten(2)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        path = self.recurrent_path or recurrent_path_for(features.device)
+        if torch.jit.is_tracing():  # exported graphs keep torch's packed RNN, which they always had
+            path = "packed"
         for rnn in self.rnns:
-            packed = rnn(packed)
+            packed = rnn(packed, path)
         out_lengths = lengths.to(feature_lengths.device, non_blocking=True)
         return packed._replace(data=self.final_norm(packed.data)), out_lengths, frames
 

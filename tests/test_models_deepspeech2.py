@@ -219,6 +219,26 @@ def test_orientation_changes_neither_the_model_function_nor_its_checkpoint():
         DeepSpeech2(tiny_config(), conv_orientation="time_first")
 
 
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_recurrent_paths_give_the_same_outputs_and_gradients(rnn_type):
+    """The packed path and the padded one (models.rnn_by_direction) are the same model: one state_dict,
+    equal log-probabilities and parameter gradients on a batch with padding."""
+    features, lengths = torch.randn(3, 14, 8), torch.tensor([9, 14, 3])
+    results = []
+    for path in ("packed", "padded"):
+        torch.manual_seed(0)
+        model = DeepSpeech2(tiny_config(rnn_type=rnn_type), recurrent_path=path)
+        log_probs, _ = model(features, lengths)
+        (log_probs * torch.linspace(-1, 1, log_probs.numel()).reshape(log_probs.shape)).sum().backward()
+        results.append((log_probs.detach(), {k: p.grad for k, p in model.named_parameters()}))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
+    for key, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][key], grad, rtol=1e-4, atol=1e-5, msg=key)
+    assert DeepSpeech2(tiny_config()).recurrent_path is None  # the measured default per device
+    with pytest.raises(ValueError, match="recurrent_path"):
+        DeepSpeech2(tiny_config(), recurrent_path="cudnn")
+
+
 @pytest.mark.parametrize("time_dim", [2, 3])
 def test_valid_frame_norm_by_copies_equals_the_traceable_index_version(time_dim):
     """The copy-based batch norm the training step uses and the index-based one traced graphs use give
