@@ -26,7 +26,7 @@ from dsd_seq.experiments.compare import (
     record_finished,
 )
 from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
-from dsd_seq.experiments.run_store import STORE_NAME, append_record, run_record
+from dsd_seq.experiments.run_store import STORE_NAME, append_record, checkpoint_run_folder, run_record
 from dsd_seq.experiments.score import MODES, score_files
 from dsd_seq.training import launch
 from dsd_seq.training.config import ConfigError, load_config
@@ -42,7 +42,10 @@ def _train(args: argparse.Namespace) -> int:
     outcome = train_request(args).run()
     _print_outcome(outcome)
     if outcome.is_main and outcome.finished and args.store:
-        append_record(args.store, run_record(outcome.exp_dir, args.baseline or "dsd"))
+        started_from = checkpoint_run_folder(args.init_from)
+        append_record(
+            args.store, run_record(outcome.exp_dir, args.baseline or "dsd", started_from=started_from)
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ import pytest
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.experiments.compare import execute, plan_runs, plan_seed
 from dsd_seq.experiments.comparison_table import build_comparison, comparison_markdown
+from dsd_seq.experiments.training_fit import last_epoch_train_loss
 from dsd_seq.training.config import ConfigError, load_config
 from dsd_seq.training.run import train_run
 
@@ -64,8 +65,9 @@ def test_compare_trains_the_baselines_for_the_epochs_dsd_realized(tmp_path):
     assert {r["kind"]: [p["epochs"] for p in r["phases"]] for r in store} == {
         "dsd": [5, 3, 2], "llr": [5, 3, 2], "final_lr": [5, 3, 2],
     }  # fmt: skip
-    fit = {r["kind"]: sorted(r["train_loss"]) for r in store}  # the baselines start after phase 1
-    assert fit == {"dsd": ["0", "1", "2"], "llr": ["1", "2"], "final_lr": ["1", "2"]}
+    fit = {r["kind"]: sorted(r["train_loss"]) for r in store}  # the baselines' phase 1: the dense run's
+    assert fit == {"dsd": ["0", "1", "2"], "llr": ["0", "1", "2"], "final_lr": ["0", "1", "2"]}
+    assert len({r["train_loss"]["0"] for r in store}) == 1
     table = build_comparison(store)
     assert table["epochs"]["LLR"] == {"0": [5, 3, 2]}
     assert table["fit"][1]["DSD"]["train_loss"] == store[0]["train_loss"]["1"]
@@ -100,3 +102,7 @@ def test_the_shared_baseline_design_follows_each_seeds_dsd_run_for_its_realized_
         dsd, llr = _rows(tmp_path / f"seed{seed}" / "dsd"), _rows(tmp_path / f"seed{seed}" / "llr")
         assert [r["epochs"] for r in llr["phases"]] == [r["epochs"] for r in dsd["phases"]]
         assert llr["phases"][0]["metrics"] == dsd["phases"][0]["metrics"]  # both start from the baseline
+    store = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    baseline_loss = last_epoch_train_loss(baseline.exp_dir / "metrics.jsonl")[0]
+    assert [r["train_loss"]["0"] for r in store] == [baseline_loss] * 4  # the fit table's dense stage
+    assert build_comparison(store)["fit"][0]["DSD"]["train_loss"] == baseline_loss

@@ -9,7 +9,6 @@ import pytest
 from dsd_seq.experiments.run_store import (
     RunStoreError,
     append_record,
-    environment,
     latest_records,
     read_store,
 )
@@ -54,9 +53,3 @@ def test_a_damaged_line_is_named_with_what_to_do(tmp_path):
         read_store(store)
     with pytest.raises(FileNotFoundError, match="run `dsd-seq compare` first"):
         read_store(tmp_path / "missing.jsonl")
-
-
-def test_environment_names_versions_and_the_git_commit():
-    env = environment()
-    assert set(env["versions"]) == {"dsd_seq", "torch", "python"}
-    assert env["git_commit"] is None or len(env["git_commit"]) == 40

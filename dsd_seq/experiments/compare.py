@@ -29,7 +29,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from dsd_seq.core.schedule import DENSE, Schedule
-from dsd_seq.experiments.run_store import append_record, read_run_config, read_store, run_record
+from dsd_seq.experiments.run_store import (
+    append_record,
+    checkpoint_run_folder,
+    read_run_config,
+    read_store,
+    run_record,
+)
 from dsd_seq.training.config import ConfigError, RunConfig, fingerprint
 from dsd_seq.training.run import RUN_ERRORS, TrainRequest
 
@@ -204,7 +210,8 @@ def record_finished(runs: list[PlannedRun], store: Path) -> int:
         if run.kind == "dense" or not run.done:
             continue
         key = (fingerprint(read_run_config(run.exp_dir)), run.seed, run.kind)
-        record = run_record(run.exp_dir, run.kind, run.seed, run.design)
+        started_from = checkpoint_run_folder(run.request.init_from)
+        record = run_record(run.exp_dir, run.kind, run.seed, run.design, started_from=started_from)
         if known.get(key) != results(record):  # new, or trained again since it was recorded
             append_record(store, record)
             known[key] = results(record)

@@ -147,14 +147,18 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _environment(reference: dict[str, Any], records: list[dict]) -> dict[str, Any]:
-    """The first record's versions and commit; uncommitted changes if any record had them (the store
-    notes them when it records a finished run), and every commit when the runs disagree."""
+    """The first record's versions and commit; uncommitted changes if any run had them, and every commit
+    when the runs (or the phases of one run) disagree. A record names the code its run trained with
+    (``environment_at: training``); records written before runs named it hold the code that recorded them."""
     env = {key: reference.get(key) for key in ("versions", "git_commit", "git_dirty") if key in reference}
-    dirty = sum(bool(r.get("git_dirty")) for r in records)
+    dirty = [r for r in records if r.get("git_dirty")]
     if dirty:
         env["git_dirty"] = True
-        env["git_dirty_runs"] = dirty
-    commits = sorted({r["git_commit"] for r in records if r.get("git_commit")})
+        env["git_dirty_runs"] = len(dirty)
+        trained = sum(r.get("environment_at") == "training" for r in dirty)
+        if trained:
+            env["git_dirty_trained"] = trained
+    commits = sorted({c for r in records for c in r.get("git_commits", [r.get("git_commit")]) if c})
     if len(commits) > 1:
         env["git_commits"] = commits
     return env
@@ -164,11 +168,15 @@ def _dirty_note(env: dict[str, Any]) -> str:
     if not env.get("git_dirty"):
         return ""
     runs = env.get("git_dirty_runs")
-    return (
-        f" (with uncommitted changes in the checkout when {runs} of the runs were recorded)"
-        if runs
-        else " (with uncommitted changes)"
-    )
+    if not runs:
+        return " (with uncommitted changes)"
+    trained = env.get("git_dirty_trained", 0)
+    when = [
+        f"{n} of the runs were {what}"
+        for n, what in ((trained, "trained"), (runs - trained, "recorded"))
+        if n
+    ]
+    return f" (with uncommitted changes in the checkout when {' and '.join(when)})"
 
 
 def _fit(by_kind: dict[str, list[dict]], kinds: dict[str, str], stages: int) -> list[dict[str, Any]]:

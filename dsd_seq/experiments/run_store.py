@@ -4,7 +4,7 @@ A record holds what a report needs and what says where a number came from: the c
 configuration without its seed and without settings that do not change the computation, see
 :func:`dsd_seq.training.config.fingerprint`), the seed, the run kind (``dsd``, ``llr``, ``final_lr``),
 the comparison's design (``per-seed`` or ``shared-baseline``; records without one are per-seed), the
-per-phase results, package versions and the git commit.
+per-phase results, package versions and the git commit the run trained with.
 Lines are only ever appended; when a run is recorded twice the last line counts.
 """
 
@@ -13,18 +13,15 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
-import dsd_seq
 from dsd_seq.experiments.report import load_results
 from dsd_seq.experiments.training_fit import METRICS_NAME, last_epoch_train_loss
 from dsd_seq.training.config import fingerprint
+from dsd_seq.training.provenance import environment, run_environment
 
 STORE_FORMAT = 1
 #: The store's file name in a ``dsd-seq compare --out`` folder.
@@ -45,27 +42,19 @@ def read_run_config(exp_dir: str | Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-def environment() -> dict[str, Any]:
-    """Versions and the git commit of the dsd-seq source that ran (None outside a git checkout)."""
-    source = Path(dsd_seq.__file__).resolve().parent
-    commit = _git(source, "rev-parse", "HEAD")
-    dirty = _git(source, "status", "--porcelain", "--untracked-files=no") if commit else None
-    return {
-        "versions": {
-            "dsd_seq": dsd_seq.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-        "git_commit": commit,
-        "git_dirty": bool(dirty) if commit else None,
-    }
-
-
 def run_record(
-    exp_dir: str | Path, kind: str, seed: int | None = None, design: str | None = None
+    exp_dir: str | Path,
+    kind: str,
+    seed: int | None = None,
+    design: str | None = None,
+    started_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """The store line of a finished run, from what the run left on disk (results.json, config.yaml);
-    ``design`` is the comparison's (``dsd-seq compare``), absent for a single run."""
+    ``design`` is the comparison's (``dsd-seq compare``), absent for a single run. The versions and commit
+    are those the run's phases trained with (their ``results.json`` rows); only for results written
+    before rows carried them is it the code that records the run. ``started_from``: the run folder whose
+    phase end this run continued (``--init-from``); the training losses of the phases before it come from
+    there, so that a continuation's fit table has its dense phase too."""
     results = load_results(exp_dir)
     config = read_run_config(exp_dir)
     return {
@@ -79,13 +68,38 @@ def run_record(
         "metric": results.get("metric"),
         "higher_is_better": results.get("higher_is_better"),
         "phases": results["phases"],
-        "train_loss": {str(k): v for k, v in last_epoch_train_loss(Path(exp_dir) / METRICS_NAME).items()},
+        "train_loss": {str(k): v for k, v in _train_loss(exp_dir, started_from).items()},
         **({"optimizer_state": results["optimizer_state"]} if "optimizer_state" in results else {}),
         "exp_dir": str(exp_dir),
         **({"design": design} if design else {}),
         "recorded_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        **environment(),
+        **_environment(results["phases"]),
     }
+
+
+def checkpoint_run_folder(checkpoint: str | Path | None) -> Path | None:
+    """The run folder a checkpoint was saved in (``RUN/checkpoints/NAME.pt``): what ``started_from`` of
+    :func:`run_record` is for a run continued with ``--init-from checkpoint``."""
+    return Path(checkpoint).parent.parent if checkpoint is not None else None
+
+
+def _train_loss(exp_dir: str | Path, started_from: str | Path | None) -> dict[int, float]:
+    """Each finished phase's last-epoch training loss: this run's own, and the earlier phases' from the run
+    it continued (the phases below the first one it trained itself)."""
+    own = last_epoch_train_loss(Path(exp_dir) / METRICS_NAME)
+    if started_from is None or not own:
+        return own
+    earlier = last_epoch_train_loss(Path(started_from) / METRICS_NAME)
+    return {**{phase: loss for phase, loss in earlier.items() if phase < min(own)}, **own}
+
+
+def _environment(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The code the run's phases trained with, from its rows; results written before rows named it get
+    the code that records the run (``environment_at`` says which)."""
+    trained = run_environment(rows)
+    if trained is not None:
+        return {**trained, "environment_at": "training"}
+    return {**environment(), "environment_at": "recording"}
 
 
 def append_record(store: str | Path, record: dict[str, Any]) -> None:
@@ -127,13 +141,3 @@ def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for record in records:
         latest[(record["config_hash"], record["seed"], record["kind"])] = record
     return list(latest.values())
-
-
-def _git(folder: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None

@@ -21,7 +21,7 @@ def last_epoch_train_loss(metrics_path: str | Path) -> dict[int, float]:
 
     A resumed run logs the steps it replays again; the last line of a step counts. A run that started
     from another run's phase end (``--init-from``) has no training steps for the phases it skipped, so
-    they are absent."""
+    they are absent here; the run store takes them from the run it continued."""
     path = Path(metrics_path)
     if not path.is_file():
         return {}

@@ -29,5 +29,6 @@ Checkpoints and results
     ``checkpoint_dir``  the checkpoint folder: names, rotation, links, the newest readable file
     ``phase_completion`` finish a phase end that a crash cut short
     ``results``         one row per finished phase in ``results.json``
+    ``provenance``      the versions and git commit a run trains with, named in each phase row
     ``metrics_log``     metrics to JSON lines and TensorBoard
 """

@@ -28,12 +28,14 @@ def phase_row(
     epochs_run: int | None = None,
     epochs_before: int | None = None,
     plateau: Plateau | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results row of phase ``phase`` (counted from 0), just finished, scored by ``metrics``.
 
     ``epochs`` is what the phase trained (``epochs_run``; the schedule's for a fixed phase) and
     ``cumulative_epochs`` adds the earlier phases' (``epochs_before``). A phase that ends at convergence
-    also records its maximum, whether it converged before it, and the best monitored value (``plateau``)."""
+    also records its maximum, whether it converged before it, and the best monitored value (``plateau``).
+    ``environment`` names the code that trained the phase (``dsd_seq.training.provenance``)."""
     spec = schedule[phase]
     layers, total_sparsity = dsd.sparsity()
     epochs = spec.epochs if epochs_run is None else epochs_run
@@ -59,6 +61,7 @@ def phase_row(
         "layer_sparsity": {r.name: round(r.sparsity, 6) for r in layers},
         "metrics": metrics,
         "seconds": round(seconds, 2),
+        **({"environment": environment} if environment is not None else {}),
     }
 
 

@@ -40,6 +40,7 @@ from dsd_seq.training.nonfinite_guard import NonfiniteGuard
 from dsd_seq.training.optimizer import build_optimizer
 from dsd_seq.training.position import Position
 from dsd_seq.training.precision import Precision
+from dsd_seq.training.provenance import environment
 from dsd_seq.training.results import flat_metrics, phase_row
 from dsd_seq.training.step import StepResult, TrainStep
 from dsd_seq.training.stop_request import StopRequest
@@ -90,6 +91,7 @@ class Trainer(TrainerCheckpoints):
         self.results: list[dict[str, Any]] = []
         self.nonfinite_total = 0
         self.nonfinite = NonfiniteGuard(config.train.max_nonfinite_steps, config.train.max_nonfinite_fraction)
+        self.environment = environment()  # the code this process trains with, named in each phase row
         self.resumed_from: Path | None = None
         self.skipped_checkpoints: list[tuple[Path, str]] = []  # (file, why) found unreadable on resume
 
@@ -273,10 +275,10 @@ class Trainer(TrainerCheckpoints):
         row = phase_row(
             self.schedule, pos.phase, self.dsd, metrics, pos.phase_seconds,
             epochs_run=pos.epoch, epochs_before=epochs_before(self.schedule, self.results, pos.phase),
-            plateau=Plateau(pos.plateau_best, pos.plateau_since_best),
+            plateau=Plateau(pos.plateau_best, pos.plateau_since_best), environment=self.environment,
         )  # fmt: skip
         self.results.append(row)
-        scalars = {k: v for k, v in row.items() if k != "metrics"}
+        scalars = {k: v for k, v in row.items() if k not in ("metrics", "environment")}
         log.log("phase_end", pos.global_step, **scalars, **flat_metrics(metrics))
         self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
         self.save(phase_end=pos.phase + 1)
