@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from models.lengths import check_lengths, valid_mask
-from models.rnn_by_direction import rnn_by_direction
+from models.rnn_by_direction import rnn_by_direction, unsupported
 
 _RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 _MERGES = ("sum", "concat")
@@ -103,9 +103,10 @@ def conv_orientation_for(device: torch.device) -> str:
 #: How the recurrent layers are run; both give the same function. "packed": torch's RNN on the
 #: ``PackedSequence``; "padded": on the padded batch, one direction at a time (``models.rnn_by_direction``).
 RECURRENT_PATHS = ("packed", "padded")
-#: The path per device type, by measurement (benchmarks/peer_reference.py, RESULTS.md): torch's packed RNN
-#: backward on the CPU grows with the square of the frame count. CUDA (cuDNN) is not measured yet, so it
-#: keeps the packed path it always had.
+#: The path of training steps per device type, by measurement (benchmarks/peer_reference.py, RESULTS.md):
+#: torch's packed RNN backward on the CPU grows with the square of the frame count. CUDA (cuDNN) is not
+#: measured yet, so it keeps the packed path it always had. Passes without gradients (scoring, transcribing,
+#: traced graphs) always run packed: no backward, and the packed GRU skips the padding cells.
 DEFAULT_RECURRENT_PATH = {"cpu": "padded", "cuda": "packed"}
 
 
@@ -209,9 +210,10 @@ class RecurrentLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, packed: PackedSequence, path: str = "packed") -> PackedSequence:
-        """``path``: one of ``RECURRENT_PATHS``; it changes speed, not the function."""
+        """``path``: one of ``RECURRENT_PATHS``; it changes speed, not the function. A module the padded
+        path cannot run (``models.rnn_by_direction.unsupported``) runs packed."""
         data = packed.data if self.norm is None else self.norm(packed.data)
-        if path == "padded":
+        if path == "padded" and unsupported(self.rnn) is None:  # e.g. not a ReLU RNN
             data = rnn_by_direction(self.rnn, packed._replace(data=data))
         else:
             data = self.rnn(packed._replace(data=data))[0].data
@@ -291,8 +293,8 @@ class DeepSpeech2(nn.Module):
         x = x.transpose(1, 2).flatten(2) if orientation == "time_freq" else x.permute(0, 3, 1, 2).flatten(2)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         path = self.recurrent_path or recurrent_path_for(features.device)
-        if torch.jit.is_tracing():  # exported graphs keep torch's packed RNN, which they always had
-            path = "packed"
+        if torch.jit.is_tracing() or not torch.is_grad_enabled():
+            path = "packed"  # exported graphs keep what they had; without a backward pass packed is no slower
         for rnn in self.rnns:
             packed = rnn(packed, path)
         out_lengths = lengths.to(feature_lengths.device, non_blocking=True)

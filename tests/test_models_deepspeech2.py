@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from torch.nn.utils import prune
 
 from models.ctc import ctc_loss, greedy_decode
 from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
@@ -237,6 +238,76 @@ def test_recurrent_paths_give_the_same_outputs_and_gradients(rnn_type):
     assert DeepSpeech2(tiny_config()).recurrent_path is None  # the measured default per device
     with pytest.raises(ValueError, match="recurrent_path"):
         DeepSpeech2(tiny_config(), recurrent_path="cudnn")
+
+
+def count_padded_calls(monkeypatch):
+    """Count the recurrent layers that run on the padded path."""
+    import models.deepspeech2 as ds2
+
+    calls = []
+    real = ds2.rnn_by_direction
+    monkeypatch.setattr(ds2, "rnn_by_direction", lambda rnn, packed: calls.append(rnn) or real(rnn, packed))
+    return calls
+
+
+def test_the_padded_path_runs_in_cpu_training_steps_and_packed_elsewhere(monkeypatch):
+    """The CPU default trains on the padded path; "packed", passes without gradients, traced graphs and ReLU
+    RNNs run packed; a module with forward hooks (torch.nn.utils.prune) still trains."""
+    from models.deepspeech2 import recurrent_path_for
+
+    calls = count_padded_calls(monkeypatch)
+    features, lengths = torch.randn(3, 14, 8), torch.tensor([14, 9, 3])
+    torch.manual_seed(0)
+    model = DeepSpeech2(tiny_config())
+    assert recurrent_path_for(torch.device("cpu")) == "padded"
+    model(features, lengths)
+    assert len(calls) == 2  # both recurrent layers
+    calls.clear()
+    with torch.no_grad():
+        model(features, lengths)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python values
+        torch.jit.trace(model, (features, lengths), check_trace=False)
+    DeepSpeech2(tiny_config(), recurrent_path="packed")(features, lengths)
+    DeepSpeech2(tiny_config(rnn_type="rnn"))(features, lengths)
+    assert calls == []
+    prune.l1_unstructured(model.rnns[0].rnn, "weight_hh_l0", amount=0.5)
+    for _ in range(
+        2
+    ):  # the prune hook recomputes the weight every call: a stale one fails the second backward
+        model(features, lengths)[0].sum().backward()
+    assert len(calls) == 4
+
+
+def test_dsd_masks_hold_on_the_padded_path_and_training_matches_the_packed_one():
+    """Pruned 50% by DSD, three Adam steps on a padded batch: pruned weights stay exactly zero, and the
+    weights follow the packed path's to float rounding."""
+    from dsd_seq import DSD
+
+    features, lengths = torch.randn(3, 14, 8), torch.tensor([14, 9, 3])
+    labels, label_lengths = torch.tensor([[1, 2, 3], [4, 5, 0], [2, 0, 0]]), torch.tensor([3, 2, 1])
+    weights = []
+    for path in ("packed", "padded"):
+        torch.manual_seed(0)
+        model = DeepSpeech2(tiny_config(), recurrent_path=path)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        dsd = DSD(model, optimizer)
+        dsd.prune(0.5)
+        pruned = {
+            name: p == 0 for name, p in model.rnns.named_parameters() if "weight" in name and p.dim() == 2
+        }
+        for _ in range(3):
+            optimizer.zero_grad()
+            ctc_loss(*model(features, lengths), labels, label_lengths).backward()
+            dsd.mask_gradients()
+            optimizer.step()
+            dsd.apply_masks()
+        params = dict(model.rnns.named_parameters())
+        for name, zero in pruned.items():
+            assert zero.float().mean() > 0.4 and params[name][zero].abs().sum() == 0, name
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    for key, want in weights[0].items():
+        torch.testing.assert_close(weights[1][key], want, rtol=1e-4, atol=1e-5, msg=key)
 
 
 @pytest.mark.parametrize("time_dim", [2, 3])
