@@ -2,6 +2,7 @@
 compressed, then used from a fresh process with no data folders: its transcripts of files in several
 formats and sample rates equal what the evaluation path (feature cache + SpeechTask.transcribe) decodes."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from dsd_seq.export import PackageError, load_model
 from dsd_seq.export.package import MANIFEST
 from dsd_seq.export.sparse_storage import expand_state
 from dsd_seq.safe_io import load_safely
+from dsd_seq.training.provenance import environment
 from models.speech_task import build_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,3 +234,12 @@ def _features_of(root: Path, wav: Path) -> torch.Tensor:
     recognizer = load_model(root / "dense")
     wave, _ = read_audio_with_rate(wav, recognizer.sample_rate, allow_upsampling=False)
     return compute_features(wave, recognizer.features)
+
+
+def test_the_manifest_names_the_code_that_trained_the_phase_and_the_code_that_exported_it(trained):
+    root, _ = trained
+    provenance = json.loads((root / "dense" / "manifest.json").read_text())["provenance"]
+    rows = json.loads((root / "exp" / "results.json").read_text())["phases"]
+    assert provenance["trained_with"] == rows[provenance["phase"] - 1]["environment"]
+    assert set(provenance["trained_with"]["versions"]) == {"dsd_seq", "torch", "python"}
+    assert provenance["git_commit"] == environment()["git_commit"]

@@ -236,8 +236,8 @@ def _fit_markdown(table: dict[str, Any], labels: list[str]) -> list[str]:
     lines += [
         "",
         "A training loss far below the dev loss is the overfitting DSD's sparse phase is meant to regularise "
-        "(the paper's Sec. 6); – where a run's log has no steps of that stage (it started from another "
-        "run's checkpoint).",
+        "(the paper's Sec. 6); – where the records have no training loss for that stage (continuations "
+        "recorded before the store took their earlier stages from the run they continued).",
         "",
         "Optimizer state at phase boundaries: " + "; ".join(f"`{p}`" for p in table["optimizer_state"]) + ".",
     ]

@@ -53,10 +53,12 @@ def run_record(
     ``design`` is the comparison's (``dsd-seq compare``), absent for a single run. The versions and commit
     are those the run's phases trained with (their ``results.json`` rows); only for results written
     before rows carried them is it the code that records the run. ``started_from``: the run folder whose
-    phase end this run continued (``--init-from``); the training losses of the phases before it come from
-    there, so that a continuation's fit table has its dense phase too."""
+    phase end this run continued (``--init-from``; by default the one its ``results.json`` names); the
+    training losses of the phases before it come from there, so that a continuation's fit table has its
+    dense phase too."""
     results = load_results(exp_dir)
     config = read_run_config(exp_dir)
+    origin = checkpoint_run_folder(results.get("started_from"))  # what the run itself noted
     return {
         "format": STORE_FORMAT,
         "config_hash": fingerprint(config),
@@ -68,7 +70,7 @@ def run_record(
         "metric": results.get("metric"),
         "higher_is_better": results.get("higher_is_better"),
         "phases": results["phases"],
-        "train_loss": {str(k): v for k, v in _train_loss(exp_dir, started_from).items()},
+        "train_loss": {str(k): v for k, v in _train_loss(exp_dir, started_from or origin).items()},
         **({"optimizer_state": results["optimizer_state"]} if "optimizer_state" in results else {}),
         "exp_dir": str(exp_dir),
         **({"design": design} if design else {}),
@@ -79,8 +81,11 @@ def run_record(
 
 def checkpoint_run_folder(checkpoint: str | Path | None) -> Path | None:
     """The run folder a checkpoint was saved in (``RUN/checkpoints/NAME.pt``): what ``started_from`` of
-    :func:`run_record` is for a run continued with ``--init-from checkpoint``."""
-    return Path(checkpoint).parent.parent if checkpoint is not None else None
+    :func:`run_record` is for a run continued with ``--init-from checkpoint``. None for a checkpoint kept
+    anywhere else: no run's log stands beside it."""
+    if checkpoint is None or Path(checkpoint).parent.name != "checkpoints":
+        return None
+    return Path(checkpoint).parent.parent
 
 
 def _train_loss(exp_dir: str | Path, started_from: str | Path | None) -> dict[int, float]:

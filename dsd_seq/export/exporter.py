@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import importlib
 import json
-import platform
 import re
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-
-import torch
 
 from dsd_seq.export.deployment import DeploymentError, export_graph
 from dsd_seq.export.package import WEIGHTS, PackageError, serialized_bytes, write_package
 from dsd_seq.export.sparse_storage import compress_state
 from dsd_seq.safe_io import load_checkpoint_dict
+from dsd_seq.training.provenance import environment
 
 
 @dataclass
@@ -162,6 +158,7 @@ def _deployment_files(module, settings: dict, model_state: dict, assets: dict, f
 
 
 def _provenance(run_dir: Path, checkpoint: Path, phase: int, row: dict, state: dict) -> dict:
+    exporting = environment()
     return {
         "run_dir": str(run_dir.resolve()),
         "checkpoint": checkpoint.name,
@@ -171,31 +168,13 @@ def _provenance(run_dir: Path, checkpoint: Path, phase: int, row: dict, state: d
         "measured_sparsity": row.get("measured_sparsity"),
         "metrics": row.get("metrics"),  # the phase's scores on its evaluated splits (dev, test)
         "task": state["config"]["task"],
-        "dsd_seq_version": _version("dsd-seq"),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "git_commit": _git_commit(),
+        # the versions and commit of the exporting code
+        "dsd_seq_version": exporting["versions"]["dsd_seq"],
+        "torch_version": exporting["versions"]["torch"],
+        "python_version": exporting["versions"]["python"],
+        "git_commit": exporting["git_commit"],
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # what trained the phase (versions, git commit, uncommitted changes); None for runs trained before
+        # results rows named it
+        "trained_with": row.get("environment"),
     }
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit() -> str | None:
-    """The dsd-seq source's commit, if it runs from a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None

@@ -72,10 +72,12 @@ def write_results(
     task: Task,
     rows: list[dict],
     optimizer_state: dict[str, str] | None = None,
+    started_from: str | None = None,
 ) -> Path:
     """Replace ``results.json`` (atomically) with the rows so far; ``run_label`` names the run in tables
     ("DSD", "LLR", "Final-LR"), ``task`` its main metric, ``optimizer_state`` the policy that ran at
-    phase boundaries (:mod:`dsd_seq.core.optimizer_state`)."""
+    phase boundaries (:mod:`dsd_seq.core.optimizer_state`), ``started_from`` the checkpoint a continuation
+    started from (``--init-from``), whose run the store reads the earlier phases' training loss from."""
     summary = {
         "run": run_label,
         "schedule": schedule.compact(),
@@ -86,6 +88,8 @@ def write_results(
     }
     if optimizer_state is not None:
         summary["optimizer_state"] = optimizer_state
+    if started_from is not None:
+        summary["started_from"] = started_from
     path = exp_dir / RESULTS_NAME
     write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
     return path

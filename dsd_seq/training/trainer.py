@@ -92,6 +92,7 @@ class Trainer(TrainerCheckpoints):
         self.nonfinite_total = 0
         self.nonfinite = NonfiniteGuard(config.train.max_nonfinite_steps, config.train.max_nonfinite_fraction)
         self.environment = environment()  # the code this process trains with, named in each phase row
+        self.started_from: str | None = None
         self.resumed_from: Path | None = None
         self.skipped_checkpoints: list[tuple[Path, str]] = []  # (file, why) found unreadable on resume
 

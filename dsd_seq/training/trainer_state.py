@@ -60,6 +60,7 @@ class TrainerCheckpoints:
     nonfinite: NonfiniteGuard
     resumed_from: Path | None
     skipped_checkpoints: list[tuple[Path, str]]  # (file, why) found unreadable on resume
+    started_from: str | None  # the checkpoint a continuation started from (--init-from), kept on resume
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class TrainerCheckpoints:
             "nonfinite_counts": self.nonfinite.state_dict(),
             "precision": self.precision.state_dict(),
             "world_size": self.world_size,
+            "started_from": self.started_from,
         }
 
     def save(self, phase_end: int | None = None, collective: bool = True) -> Path:
@@ -120,6 +122,7 @@ class TrainerCheckpoints:
         self.results = list(state["results"])[:done] if continue_schedule else list(state["results"])
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
         self.nonfinite.load_state_dict(None if continue_schedule else state.get("nonfinite_counts"))
+        self.started_from = str(Path(path).resolve()) if continue_schedule else state.get("started_from")
 
     def _resume(self) -> None:
         """Continue from the newest readable checkpoint. Rank 0 looks first and renames unreadable newer
@@ -151,5 +154,11 @@ class TrainerCheckpoints:
             "redense": self.config.train.redense_state,
         }
         return write_results(
-            self.exp_dir, self.run_label, self.schedule, self.task, rows, optimizer_state=policy
+            self.exp_dir,
+            self.run_label,
+            self.schedule,
+            self.task,
+            rows,
+            optimizer_state=policy,
+            started_from=self.started_from,
         )
