@@ -141,21 +141,6 @@ def training_step(model: nn.Module, loss_fn, batch, precision: str, sparsity: fl
     return step
 
 
-def speech_batch(
-    batch: int, frames: int, bins: int, device: torch.device, lengths_on_cpu: bool, spread: float = 0.0
-):
-    """One length bucket of utterances of ``bins`` features, ~12 characters a second: lengths evenly from
-    ``frames`` down to ``frames * (1 - spread)``, so that with ``spread > 0`` the batch has padding."""
-    g = torch.Generator().manual_seed(0)
-    feats = torch.randn(batch, frames, bins, generator=g).to(device)
-    lengths = torch.linspace(frames, frames * (1 - spread), batch).round().long()
-    labels = torch.randint(1, 29, (batch, frames // 8), generator=g)
-    label_lengths = lengths // 8
-    if not lengths_on_cpu:
-        lengths, labels, label_lengths = (t.to(device) for t in (lengths, labels, label_lengths))
-    return feats, lengths, labels, label_lengths
-
-
 @dataclass
 class Run:
     name: str
@@ -170,7 +155,7 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def compare(rnn_type: str, hidden: int, layers: int, args, device: torch.device, precision: str) -> dict:
     """Step times of the five variants, rotated round by round; per-round ratios to the peer."""
-    batch = speech_batch(args.batch, args.frames, BINS, device, lengths_on_cpu=True, spread=args.spread)
+    batch = w.speech_batch(args.batch, args.frames, device, BINS, args.spread, lengths_on_cpu=True)
     default = conv_orientation_for(device)
     other = next(o for o in CONV_ORIENTATIONS if o != default)
     other_path = next(o for o in RECURRENT_PATHS if o != recurrent_path_for(device))
@@ -223,7 +208,7 @@ def batch_sweep(args, device: torch.device) -> None:
             torch.manual_seed(0)
             config = DeepSpeech2Config(num_features=40, **w.PAPER_DS2)
             model = DeepSpeech2(config).to(device)
-            batch = speech_batch(size, args.frames, 40, device, lengths_on_cpu=True)
+            batch = w.speech_batch(size, args.frames, device, lengths_on_cpu=True)
             step = training_step(model, our_loss, batch, precision, None)
             try:
                 for _ in range(args.warmup):

@@ -44,14 +44,26 @@ def neuraltalk(hidden: int, embed: int = 256, vocab: int = 2538, feature_dim: in
     )
 
 
-def speech_batch(batch: int, frames: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Equal-length utterances (a length bucket), labels of frames/8 characters (~12 per second)."""
+def speech_batch(
+    batch: int,
+    frames: int,
+    device: torch.device,
+    bins: int = 40,
+    spread: float = 0.0,
+    lengths_on_cpu: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """One length bucket of utterances of ``bins`` features, labels of a character per 8 frames (~12 per
+    second): lengths evenly from ``frames`` down to ``frames * (1 - spread)``, so that with ``spread > 0``
+    the batch has padding. ``lengths_on_cpu`` keeps lengths and labels on the CPU, as the speech task's
+    batches can be, and moves only the features."""
     g = torch.Generator().manual_seed(0)
-    feats = torch.randn(batch, frames, 40, generator=g)
-    lengths = torch.full((batch,), frames, dtype=torch.int64)
+    feats = torch.randn(batch, frames, bins, generator=g).to(device)
+    lengths = torch.linspace(frames, frames * (1 - spread), batch).round().long()
     labels = torch.randint(1, 29, (batch, frames // 8), generator=g)
-    label_lengths = torch.full((batch,), frames // 8, dtype=torch.int64)
-    return tuple(t.to(device) for t in (feats, lengths, labels, label_lengths))
+    label_lengths = lengths // 8
+    if not lengths_on_cpu:
+        lengths, labels, label_lengths = (t.to(device) for t in (lengths, labels, label_lengths))
+    return feats, lengths, labels, label_lengths
 
 
 def caption_batch(batch: int, words: int, vocab: int, feature_dim: int, device: torch.device):
