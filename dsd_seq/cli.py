@@ -21,6 +21,8 @@ from dsd_seq.experiments.compare import (
     check_design,
     execute,
     expected_hash,
+    parse_baselines,
+    parse_seeds,
     plan_runs,
     plan_seed,
     record_finished,
@@ -187,20 +189,25 @@ def _compare(args: argparse.Namespace) -> int:
         return 0
     if args.config is None:
         raise ConfigError("dsd-seq compare: --config is needed to train (or pass --report-only)")
-    if args.seeds < 1 or args.jobs < 1:
-        raise ConfigError("dsd-seq compare: --seeds and --jobs must be at least 1")
+    if args.jobs < 1:
+        raise ConfigError("dsd-seq compare: --jobs must be at least 1")
+    seeds, baselines = parse_seeds(args.seeds), parse_baselines(args.baselines)
     schedule = Schedule.from_config(config.schedule)
-    runs = plan_runs(args.config, schedule, list(range(args.seeds)), out, overrides, literal, args.design)
+    runs = plan_runs(args.config, schedule, seeds, out, overrides, literal, args.design, baselines)
     check_design(out, args.design)
     for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Final-LR", schedule.final_lr_control())):
         if args.design == "per-seed" or label != "Final-LR":
             realized = label != "DSD" and schedule.ends_at_convergence
             epochs = "the epochs each seed's DSD run realizes" if realized else f"{s.total_epochs} epochs"
             print(f"{label:9s} {s.compact()} ({epochs})")
+    named = f"seeds {args.seeds}" if not str(args.seeds).isdigit() else f"{len(seeds)} seeds"
     if args.design == "per-seed":
-        plan = f"{args.seeds} seeds x (1 dense phase + 3 continuations)"
-    else:  # the paper's Appendix A
-        plan = f"1 dense baseline (seed 0), then {args.seeds} seeds x (DSD + fine-tuning, the LLR schedule)"
+        plan = f"{named} x (1 dense phase + 3 continuations)"
+    else:  # the paper's Appendix A, with one or several dense baselines
+        dense = f"1 dense baseline (seed {baselines[0]})" if len(baselines) == 1 else (
+            f"{len(baselines)} dense baselines (seeds {', '.join(map(str, baselines))})"
+        )  # fmt: skip
+        plan = f"{dense}, then {named} x (DSD + fine-tuning, the LLR schedule) from each"
     print(f"design {args.design}: {plan} -> {out}; store {out / STORE_NAME}")
     problems = execute(runs, args.jobs, out / STORE_NAME)
     record_finished(runs, out / STORE_NAME)
@@ -357,7 +364,18 @@ def make_parser() -> argparse.ArgumentParser:
         "by every seed as DSD and as fine-tuning (the LLR schedule), variance from retraining only",
     )
     compare.add_argument("--config", type=Path, help="YAML run config (needed unless --report-only)")
-    compare.add_argument("--seeds", type=int, default=5, help="number of seeds: 0 .. N-1 (default 5)")
+    compare.add_argument(
+        "--seeds",
+        default="5",
+        help="a count N (seeds 0 .. N-1; default 5), a range (100-104) or a list (3,7,100-102)",
+    )
+    compare.add_argument(
+        "--baselines",
+        default="1",
+        help="shared-baseline: K dense baselines from seeds 0 .. K-1 (default 1: seed 0, the paper's), or "
+        "their seeds as a range or list (100-102); every seed continues each, and DSD against fine-tuning "
+        "is tested paired by baseline",
+    )
     compare.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process (default 1)")
     compare.add_argument(
         "--out", type=Path, required=True, help="folder for the runs, runs.jsonl and the report"

@@ -9,6 +9,8 @@ import pytest
 from scipy import stats
 
 from dsd_seq.cli import main
+from dsd_seq.experiments.compare import parse_seeds
+from dsd_seq.training.config import ConfigError
 from dsd_seq.training.metrics_log import read_metrics
 from tests.toy_cli_runs import toy_config_file
 
@@ -162,3 +164,48 @@ def test_shared_baseline_design_continues_one_dense_model_with_every_seed(config
     # the other design's folders would be continued the wrong way: refused, naming the folder's design
     assert main(["compare", "--config", config, "--seeds", "2", "--out", str(out)]) == 2
     assert "holds a shared-baseline comparison" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "seeds"),
+    [("3", [0, 1, 2]), ("100-102", [100, 101, 102]), ("7,3,100-101", [7, 3, 100, 101]), ("5,5", [5])],
+)
+def test_seeds_are_a_count_a_range_or_a_list(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "a", "5-3", "1-", "1,,2", "0-5000"])
+def test_bad_seed_lists_are_refused_naming_the_option(text):
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds(text)
+
+
+def test_seed_ranges_run_exactly_those_seeds(tmp_path, monkeypatch):
+    config = toy_config_file(tmp_path, monkeypatch)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--config", config, "--seeds", "100-102", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("seed*")) == ["seed100", "seed101", "seed102"]
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted({r["seed"] for r in records}) == [100, 101, 102]
+
+
+def test_several_dense_baselines_are_each_continued_by_every_seed(tmp_path, monkeypatch, capsys):
+    config = toy_config_file(tmp_path, monkeypatch)
+    out = tmp_path / "cmp"
+    argv = ["compare", "--config", config, "--design", "shared-baseline", "--baselines", "3", "--seeds", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    for b in (0, 1, 2):
+        baseline = json.loads((out / f"b{b}" / "baseline" / "results.json").read_text())
+        for seed in (0, 1):
+            dsd = json.loads((out / f"b{b}" / f"seed{seed}" / "dsd" / "results.json").read_text())
+            assert dsd["phases"][0] == baseline["phases"][0]  # continues its own baseline
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted((r["baseline_seed"], r["seed"], r["kind"]) for r in records) == sorted(
+        (b, s, k) for b in (0, 1, 2) for s in (0, 1) for k in ("dsd", "llr")
+    )
+    dense = {json.dumps(json.loads((out / f"b{b}/baseline/results.json").read_text())["phases"][0]["metrics"])
+             for b in (0, 1, 2)}  # fmt: skip
+    assert len(dense) == 3  # three different dense models
+    capsys.readouterr()
+    assert main(["compare", "--config", config, "--baselines", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "--baselines is for --design shared-baseline" in capsys.readouterr().err

@@ -32,8 +32,8 @@ from dsd_seq.core.schedule import DENSE, Schedule
 from dsd_seq.experiments.run_store import (
     append_record,
     checkpoint_run_folder,
-    read_run_config,
     read_store,
+    record_key,
     run_record,
 )
 from dsd_seq.training.config import ConfigError, RunConfig, fingerprint
@@ -48,6 +48,41 @@ KINDS = ("dense", *CONTINUATIONS)
 DESIGNS = {"per-seed": tuple(CONTINUATIONS), "shared-baseline": ("dsd", "llr")}
 #: Where the shared-baseline design trains its one dense baseline (seed 0), under OUT.
 BASELINE_FOLDER = "baseline"
+#: The largest seed list ``parse_seeds`` accepts: a typo such as 100-100000 fails at once.
+MAX_SEEDS = 1000
+
+
+def parse_seeds(text: str | int, option: str = "--seeds") -> list[int]:
+    """``5`` (a count: seeds 0..4), ``100-104`` (a range, both ends included) or ``3,7,100-102`` (a list):
+    the seeds in order, each once. Anyone can replicate a comparison on seeds it never used."""
+    text = str(text).strip()
+    if text.isdigit():
+        count = int(text)
+        if not 1 <= count <= MAX_SEEDS:
+            raise ConfigError(f"{option} {text}: a count must be in 1..{MAX_SEEDS}")
+        return list(range(count))
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ConfigError(
+                f"{option} {text!r}: expected a count (5), a range (100-104) or a list (3,7,100-102) of "
+                "non-negative whole numbers"
+            )
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low or high - low >= MAX_SEEDS:
+            raise ConfigError(
+                f"{option} {text!r}: the range {part.strip()} must run upwards, at most {MAX_SEEDS}"
+            )
+        seeds.extend(s for s in range(low, high + 1) if s not in seeds)
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"{option} {text!r}: at most {MAX_SEEDS} seeds")
+    return seeds
+
+
+def parse_baselines(text: str | int) -> list[int]:
+    """``--baselines``: a count K (dense baselines from seeds 0..K-1) or explicit seeds, as ``--seeds``."""
+    return parse_seeds(text, "--baselines")
 
 
 class CompareError(RuntimeError):
@@ -64,6 +99,7 @@ class PlannedRun:
     phases: int
     after: PlannedRun | None = None  # the run that must finish first (a dense phase, or DSD); None: none
     design: str = "per-seed"
+    baseline_seed: int | None = None  # shared-baseline: the seed of the dense baseline it continues
 
     @property
     def exp_dir(self) -> Path:
@@ -82,7 +118,8 @@ class PlannedRun:
 
     @property
     def name(self) -> str:
-        return f"seed {self.seed} {self.kind}"
+        of = "" if self.baseline_seed is None else f" of baseline seed {self.baseline_seed}"
+        return f"seed {self.seed} {self.kind}{of}"
 
 
 def seed_dir(out: Path, seed: int) -> Path:
@@ -147,10 +184,16 @@ def plan_runs(
     overrides: list[str],
     literal_overrides: list[str],
     design: str = "per-seed",
+    baselines: list[int] | tuple[int, ...] = (0,),
 ) -> list[PlannedRun]:
     """Every run of the comparison, each dense phase before the continuations that need it."""
     if design not in DESIGNS:
         raise ConfigError(f"compare design {design!r}; accepted: {', '.join(DESIGNS)}")
+    if design == "per-seed" and list(baselines) != [0]:
+        raise ConfigError(
+            "compare --baselines is for --design shared-baseline; per-seed already trains one dense model "
+            "per seed"
+        )
     if design == "per-seed":
         return [
             run
@@ -159,20 +202,29 @@ def plan_runs(
                 config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides
             )
         ]
-    # the paper's design: one dense baseline (seed 0), every seed continues it
-    baseline = plan_seed(config_path, schedule, out, 0, overrides, literal_overrides, kinds=())[0]
-    baseline = dataclasses.replace(
-        baseline, request=dataclasses.replace(baseline.request, exp_dir=out / BASELINE_FOLDER), design=design
-    )
-    start = baseline.exp_dir / "checkpoints" / "phase1-end.pt"
-    return [baseline] + [
-        run
-        for seed in seeds
-        for run in plan_seed(
-            config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides,
-            init_from=start, kinds=DESIGNS[design], design=design, after=baseline,
-        )
-    ]  # fmt: skip
+    # the paper's design: one dense baseline (seed 0), every seed continues it; with several baselines
+    # (``baselines``: their seeds) every seed continues each, so the spread includes the dense model's
+    runs: list[PlannedRun] = []
+    single = list(baselines) == [0]  # the paper's layout: OUT/baseline, records without a baseline seed
+    for baseline_seed in baselines:
+        home = out if single else out / f"b{baseline_seed}"
+        tag = None if single else baseline_seed
+        baseline = plan_seed(
+            config_path, schedule, home, baseline_seed, overrides, literal_overrides, kinds=()
+        )[0]
+        baseline = dataclasses.replace(
+            baseline, request=dataclasses.replace(baseline.request, exp_dir=home / BASELINE_FOLDER),
+            design=design, baseline_seed=tag,
+        )  # fmt: skip
+        start = baseline.exp_dir / "checkpoints" / "phase1-end.pt"
+        runs.append(baseline)
+        for seed in seeds:
+            continuations = plan_seed(
+                config_path, schedule, seed_dir(home, seed), seed, overrides, literal_overrides,
+                init_from=start, kinds=DESIGNS[design], design=design, after=baseline,
+            )  # fmt: skip
+            runs.extend(c if single else dataclasses.replace(c, baseline_seed=tag) for c in continuations)
+    return runs  # a run's `after` may be its copy before replace: `done` reads the disk either way
 
 
 def check_design(out: Path, design: str) -> None:
@@ -202,16 +254,18 @@ def record_finished(runs: list[PlannedRun], store: Path) -> int:
     def results(record: dict) -> str:
         return json.dumps(record["phases"], sort_keys=True)
 
-    known: dict[tuple, str] = {}  # the last line of a (config, seed, kind) counts
+    known: dict[tuple, str] = {}  # the last line of a (config, baseline, seed, kind) counts
     if store.is_file():
-        known = {(r["config_hash"], r["seed"], r["kind"]): results(r) for r in read_store(store)}
+        known = {record_key(r): results(r) for r in read_store(store)}
     added = 0
     for run in runs:
         if run.kind == "dense" or not run.done:
             continue
-        key = (fingerprint(read_run_config(run.exp_dir)), run.seed, run.kind)
         started_from = checkpoint_run_folder(run.request.init_from)
         record = run_record(run.exp_dir, run.kind, run.seed, run.design, started_from=started_from)
+        if run.baseline_seed is not None:
+            record["baseline_seed"] = run.baseline_seed
+        key = record_key(record)
         if known.get(key) != results(record):  # new, or trained again since it was recorded
             append_record(store, record)
             known[key] = results(record)

@@ -140,9 +140,15 @@ def read_store(store: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def record_key(record: dict[str, Any]) -> tuple:
+    """What names a run within a store: its configuration, the dense baseline it continued (several under
+    ``compare --baselines``; records without one continued seed 0's, or their own), its seed and kind."""
+    return (record["config_hash"], record.get("baseline_seed"), record["seed"], record["kind"])
+
+
 def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per (config hash, seed, kind): the last one written."""
+    """One record per :func:`record_key`: the last one written."""
     latest: dict[tuple, dict] = {}
     for record in records:
-        latest[(record["config_hash"], record["seed"], record["kind"])] = record
+        latest[record_key(record)] = record
     return list(latest.values())

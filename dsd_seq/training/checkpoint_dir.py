@@ -3,9 +3,11 @@ kept, and which one a resumed run starts from.
 
 - ``step-<global step, 9 digits>.pt``: one per save; the newest ``train.keep_checkpoints`` are kept.
 - ``phaseN-end.pt``: the state after phase N, kept for good (the LLR baseline and reports start there).
+- ``phaseN-best.pt``: the state after phase N's dev-selected epoch (:mod:`dsd_seq.training.dev_selection`),
+  kept for good: the model a practitioner would keep.
 - ``last.pt``: the newest save.
 
-The last two are hard links to a step file (no copy, no extra disk), swapped in atomically, so every
+The last three are hard links to a step file (no copy, no extra disk), swapped in atomically, so every
 name is complete or absent whatever moment a crash comes. Only names of exactly these forms count:
 ``step-000000010 copy 2.pt`` is somebody's copy, not a checkpoint.
 """
@@ -25,6 +27,7 @@ from dsd_seq.training.checkpoint import RESUME_KEYS
 
 _STEP = re.compile(r"step-(\d{9,})\.pt")
 _PHASE_END = re.compile(r"phase(\d+)-end\.pt")
+_PHASE_BEST = re.compile(r"phase(\d+)-best\.pt")
 LAST = "last.pt"
 
 
@@ -46,14 +49,28 @@ class CheckpointDir:
         """The checkpoint after ``phase`` phases (counted from 1)."""
         return self.folder / f"phase{phase}-end.pt"
 
-    def write(self, state: dict[str, Any], global_step: int, phase_end: int | None = None) -> Path:
-        """Save ``state`` as the step file, link ``last.pt`` (and ``phase<phase_end>-end.pt``) to it, then
-        drop step files beyond the newest ``keep``."""
+    def best_path(self, phase: int) -> Path:
+        """The checkpoint of ``phase``'s dev-selected epoch (``phase`` counted from 1)."""
+        return self.folder / f"phase{phase}-best.pt"
+
+    def write(
+        self,
+        state: dict[str, Any],
+        global_step: int,
+        phase_end: int | None = None,
+        best_of: int | None = None,
+    ) -> Path:
+        """Save ``state`` as the step file, link ``last.pt`` (and ``phase<phase_end>-end.pt``, and
+        ``phase<best_of>-best.pt`` when it is that phase's dev-selected epoch) to it, then drop step files
+        beyond the newest ``keep``."""
         path = self.step_path(global_step)
         save_checkpoint(state, path)
         if phase_end is not None:
             kill_point("phase-end-saved")  # crash window: the step file holds a phase end not yet linked
             _link_atomic(path, self.phase_end_path(phase_end))
+        if best_of is not None:
+            kill_point("best-saved")  # crash window: the step file holds the best epoch, not yet linked
+            _link_atomic(path, self.best_path(best_of))
         _link_atomic(path, self.last)
         for old in self.steps()[self.keep :]:
             old.unlink(missing_ok=True)
@@ -62,6 +79,14 @@ class CheckpointDir:
     def link_phase_end(self, source: Path, phase: int) -> Path:
         """Name ``source`` (a checkpoint holding the end of ``phase``) ``phase<phase>-end.pt``."""
         target = self.phase_end_path(phase)
+        _link_atomic(source, target)
+        return target
+
+    def link_best(self, source: Path, phase: int) -> Path | None:
+        """Name ``source`` ``phase<phase>-best.pt`` unless it already is; returns the name when linked."""
+        target = self.best_path(phase)
+        if target.is_file() and os.path.samefile(source, target):
+            return None
         _link_atomic(source, target)
         return target
 

@@ -25,6 +25,7 @@ import yaml
 
 from dsd_seq.core.masking_config import MaskingConfig, MaskingError
 from dsd_seq.core.selection import SelectionConfig
+from dsd_seq.training.dev_selection import HANDOVERS, check_select_on
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,10 @@ class TrainConfig:
     optimizer_state_at_phase: str = "keep"
     # at re-dense: keep | reset_tensors (drop the re-densed tensors' state: Adam's bias correction restarts)
     redense_state: str = "keep"
+    # each phase's kept epoch (dsd_seq.training.dev_selection): what a fixed phase selects on (a phase
+    # with an until rule selects on its monitor), and what a phase hands on: its last epoch or that one
+    select_on: str = "dev_loss"
+    handover: str = "last"
 
 
 @dataclass
@@ -237,6 +242,11 @@ def _validate(config: RunConfig, source: str) -> None:
         )
     if t.redense_state not in ("keep", "reset_tensors"):
         raise ConfigError(f"{source}: train.redense_state={t.redense_state!r}; accepted: keep, reset_tensors")
+    select_problem = check_select_on(t.select_on)
+    if select_problem:
+        raise ConfigError(f"{source}: {select_problem}")
+    if t.handover not in HANDOVERS:
+        raise ConfigError(f"{source}: train.handover={t.handover!r}; accepted: {', '.join(HANDOVERS)}")
     if t.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{source}: train.device={t.device!r}; accepted: auto, cpu, cuda")
     if t.precision not in _PRECISIONS:

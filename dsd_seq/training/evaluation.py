@@ -3,7 +3,8 @@
 At each epoch end but a phase's last, the first of ``train.eval_splits`` is scored, and a phase that
 ends at convergence also scores its monitored split, whose value updates the phase's plateau rule
 (:mod:`dsd_seq.core.convergence`, state kept in the run's :class:`Position`). A phase end scores every
-split. Rank 0 alone evaluates (the weights are the same on every rank) and the others receive its
+split. The splits a phase selects its kept epoch on (:mod:`dsd_seq.training.dev_selection`) are scored
+after every epoch too. Rank 0 alone evaluates (the weights are the same on every rank) and the others receive its
 result. The splits that the config and the schedule name are checked against the task's when the
 trainer is built, so a typo stops the run before its first step, not after an epoch.
 """
@@ -18,6 +19,7 @@ from torch import nn
 from dsd_seq.core.convergence import Plateau
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.training import distributed
+from dsd_seq.training.dev_selection import DEFAULT_SELECT_ON, Monitor, phase_monitor
 from dsd_seq.training.metrics_log import MetricsLog
 from dsd_seq.training.position import Position
 from dsd_seq.training.results import flat_metrics
@@ -36,8 +38,10 @@ class Evaluation:
         eval_splits: Sequence[str],
         schedule: Schedule,
         is_main: bool,
+        select_on: str = DEFAULT_SELECT_ON,
     ):
         self.task, self.model, self.device, self.is_main = task, model, device, is_main
+        self.select_on = select_on
         self.eval_splits, self.schedule = list(eval_splits), schedule
         missing = [s for s in self.eval_splits if s not in task.splits]
         if missing:
@@ -60,15 +64,27 @@ class Evaluation:
                 metrics = {split: self.task.evaluate(split, self.device) for split in splits}
         return distributed.broadcast_object(metrics)
 
-    def end_epoch(self, log: MetricsLog, pos: Position) -> bool:
-        """Score the first eval split (and a converging phase's monitored one) and log them; returns
-        whether the phase has converged, keeping the plateau rule's state in ``pos``."""
+    def monitor(self, phase: int) -> Monitor | None:
+        """What phase ``phase`` (counted from 0) selects its kept epoch on (None: the task cannot)."""
+        return phase_monitor(
+            self.schedule[phase], self.select_on, list(self.task.splits), self.task.metric,
+            self.task.higher_is_better,
+        )  # fmt: skip
+
+    def end_epoch(self, log: MetricsLog, pos: Position) -> tuple[bool, dict[str, dict[str, float]]]:
+        """Score the first eval split (and the phase's monitored ones) and log them; returns whether the
+        phase has converged, keeping the plateau rule's state in ``pos``, and the scores."""
         until = self.schedule[pos.phase].until
-        first = self.eval_splits[:1]
+        monitor = self.monitor(pos.phase)
+        splits = [
+            *self.eval_splits[:1],
+            *([until.split] if until else []),
+            *([monitor.split] if monitor else []),
+        ]
+        metrics = self.scores(list(dict.fromkeys(splits)))
         if until is None:
-            self.log_epoch(log, pos, self.scores(first))
-            return False
-        metrics = self.scores(list(dict.fromkeys([*first, until.split])))
+            self.log_epoch(log, pos, metrics)
+            return False, metrics
         value = metrics[until.split].get(until.name)
         if value is None:
             raise TrainingError(
@@ -88,11 +104,13 @@ class Evaluation:
             "epoch", pos.global_step, phase=pos.phase, epoch=pos.epoch, **flat_metrics(metrics),
             monitor=until.monitor, best=plateau.best, since_best=plateau.since_best, converged=converged,
         )  # fmt: skip
-        return converged
+        return converged, metrics
 
     def end_phase(self, log: MetricsLog, pos: Position) -> dict[str, dict[str, float]]:
-        """Score every eval split; the first is logged as the phase's last epoch."""
-        metrics = self.scores(self.eval_splits)
+        """Score every eval split (and the monitored one); the first is logged as the phase's last epoch."""
+        monitor = self.monitor(pos.phase)
+        extra = [monitor.split] if monitor is not None and monitor.split not in self.eval_splits else []
+        metrics = self.scores([*self.eval_splits, *extra])
         first = self.eval_splits[0]
         self.log_epoch(log, pos, {first: metrics[first]})
         return metrics

@@ -1,7 +1,8 @@
 """Finish what a phase end left half done, from what is on disk.
 
 A phase end is three writes: the step file (the state after the phase), its ``phaseN-end.pt`` and
-``last.pt`` links, then ``results.json``. A crash between them leaves a run whose state is complete but
+``last.pt`` links, then ``results.json``; a phase's dev-selected epoch is two, its step file and its
+``phaseN-best.pt`` link. A crash between them leaves a run whose state is complete but
 whose names are not: without ``phaseN-end.pt`` the LLR baseline and reports cannot start, and rotation
 would later delete the only file holding that state; without the last ``results.json`` row a rerun
 exits 0 with a table that lacks the last phase. Every resumed start calls :func:`complete_phase_end`
@@ -43,6 +44,9 @@ def complete_phase_end(
     phase = phase_end_of(state)
     if phase is not None and not checkpoint_dir.phase_end_path(phase).is_file():
         repaired.append(f"linked {checkpoint_dir.link_phase_end(source, phase).name}")
+    best = state.get("best_of")  # the state of a phase's dev-selected epoch: phaseN-best.pt names it
+    if best is not None and (linked := checkpoint_dir.link_best(source, best)) is not None:
+        repaired.append(f"linked {linked.name}")
     if source.name != checkpoint_dir.last.name:
         checkpoint_dir.link_last(source)
     rows = list(state.get("results", []))

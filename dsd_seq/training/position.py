@@ -1,7 +1,8 @@
 """Where a run is: the next step to take, saved in every checkpoint as ``position``.
 
-The loop advances it, the epoch-end evaluation keeps a converging phase's plateau in it, and a resumed
-run restores it, so all three agree on the step a run continues from.
+The loop advances it, the epoch-end evaluation keeps a converging phase's plateau and the phase's
+dev-selected epoch in it, and a resumed run restores it, so all three agree on the step a run continues
+from and on the epoch ``phaseN-best.pt`` holds.
 """
 
 from __future__ import annotations
@@ -22,3 +23,6 @@ class Position:
     # a phase that ends at convergence: its rule's state (dsd_seq.core.convergence.Plateau)
     plateau_best: float | None = None
     plateau_since_best: int = 0
+    # the phase's dev-selected epoch so far (dsd_seq.training.dev_selection): epochs done then, and value
+    best_epoch: int | None = None
+    best_value: float | None = None

@@ -29,13 +29,19 @@ def phase_row(
     epochs_before: int | None = None,
     plateau: Plateau | None = None,
     environment: dict[str, Any] | None = None,
+    best: dict[str, Any] | None = None,
+    handover: str = "last",
+    last: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results row of phase ``phase`` (counted from 0), just finished, scored by ``metrics``.
 
     ``epochs`` is what the phase trained (``epochs_run``; the schedule's for a fixed phase) and
     ``cumulative_epochs`` adds the earlier phases' (``epochs_before``). A phase that ends at convergence
     also records its maximum, whether it converged before it, and the best monitored value (``plateau``).
-    ``environment`` names the code that trained the phase (``dsd_seq.training.provenance``)."""
+    ``environment`` names the code that trained the phase (``dsd_seq.training.provenance``). ``best`` is
+    the phase's dev-selected epoch (epoch, monitor, value, its scores on every split); ``metrics`` score
+    the model the phase hands on (``handover``: its last epoch, or with "best" the selected one, when
+    ``last`` keeps the last epoch's scores)."""
     spec = schedule[phase]
     layers, total_sparsity = dsd.sparsity()
     epochs = spec.epochs if epochs_run is None else epochs_run
@@ -61,6 +67,9 @@ def phase_row(
         "layer_sparsity": {r.name: round(r.sparsity, 6) for r in layers},
         "metrics": metrics,
         "seconds": round(seconds, 2),
+        **({"best": best} if best is not None else {}),
+        "handover": handover,
+        **({"last": last} if last is not None else {}),
         **({"environment": environment} if environment is not None else {}),
     }
 

@@ -29,10 +29,11 @@ from dsd_seq.core import optimizer_state
 from dsd_seq.core.convergence import Plateau
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import SPARSE, Schedule
-from dsd_seq.safe_io import kill_point
+from dsd_seq.safe_io import CheckpointError, kill_point, load_checkpoint_dict
 from dsd_seq.training import distributed
 from dsd_seq.training.checkpoint_dir import CheckpointDir
 from dsd_seq.training.config import RunConfig
+from dsd_seq.training.dev_selection import DEFAULT_SELECT_ON
 from dsd_seq.training.epoch_order import epoch_seed, epochs_before
 from dsd_seq.training.evaluation import Evaluation
 from dsd_seq.training.metrics_log import MetricsLog
@@ -80,8 +81,9 @@ class Trainer(TrainerCheckpoints):
             criterion=config.masking.criterion,
         )
         self.evaluation = Evaluation(
-            task, self.model, self.device, config.train.eval_splits, schedule, self.is_main
-        )
+            task, self.model, self.device, config.train.eval_splits, schedule, self.is_main,
+            config.train.select_on,
+        )  # fmt: skip
         self.stop = StopRequest()
         self.train_step = TrainStep(
             task, self.model, runner, self.optimizer, self.dsd, self.precision, config.train.grad_clip,
@@ -152,9 +154,11 @@ class Trainer(TrainerCheckpoints):
                     self._check_phase_share()
                     pos.epoch, pos.step = pos.epoch + 1, 0
                     if pos.epoch < phase.epochs:  # the phase end scores every split anyway
-                        if self.evaluation.end_epoch(log, pos):
-                            break  # converged: the phase end saves
-                        self.save()
+                        converged, metrics = self.evaluation.end_epoch(log, pos)
+                        best = self._note_best(metrics)
+                        if converged:
+                            break  # the phase end saves (and names it the best when it is)
+                        self.save(best_of=pos.phase + 1 if best else None)
                 self._finish_phase(log)
         return self.results
 
@@ -267,25 +271,103 @@ class Trainer(TrainerCheckpoints):
         )
 
     def _finish_phase(self, log: MetricsLog) -> None:
-        """Score every split, checkpoint as ``phase<N>-end.pt`` and rewrite ``results.json``."""
+        """Score every split, checkpoint as ``phase<N>-end.pt`` and rewrite ``results.json``. The row also
+        holds the phase's dev-selected epoch and its scores; with ``train.handover: best`` that epoch's
+        weights and optimizer state are what the phase hands on (and what ``phase<N>-end.pt`` holds)."""
         pos = self.position
         distributed.check_identical(
             dict(self.model.named_parameters()), f"weights after phase {pos.phase + 1}"
         )
         metrics = self.evaluation.end_phase(log, pos)
+        last_is_best = self._note_best(metrics) or pos.best_epoch == pos.epoch
+        best = self._best_record(metrics, last_is_best)
+        handover = self.config.train.handover
+        handed, last = metrics, None
+        if handover == "best" and best is not None and not last_is_best and best["metrics"] is not None:
+            self._hand_over_best()
+            handed, last = best["metrics"], {"epoch": pos.epoch, "metrics": metrics}
         row = phase_row(
-            self.schedule, pos.phase, self.dsd, metrics, pos.phase_seconds,
+            self.schedule, pos.phase, self.dsd, handed, pos.phase_seconds,
             epochs_run=pos.epoch, epochs_before=epochs_before(self.schedule, self.results, pos.phase),
             plateau=Plateau(pos.plateau_best, pos.plateau_since_best), environment=self.environment,
+            best=best, handover=handover, last=last,
         )  # fmt: skip
         self.results.append(row)
-        scalars = {k: v for k, v in row.items() if k not in ("metrics", "environment")}
+        scalars = {k: v for k, v in row.items() if k not in ("metrics", "environment", "best", "last")}
+        if best is not None:
+            scalars["best_epoch"] = best["epoch"]
         log.log("phase_end", pos.global_step, **scalars, **flat_metrics(metrics))
-        self.position = Position(phase=pos.phase + 1, global_step=pos.global_step)
-        self.save(phase_end=pos.phase + 1)
+        finished = pos.phase + 1
+        self.position = Position(phase=finished, global_step=pos.global_step)
+        self.save(phase_end=finished, best_of=finished if best is not None and last_is_best else None)
         kill_point("phase-end-linked")  # crash window: the phase end is saved, results.json not yet
         if self.is_main:
             self._write_results(self.results)
+
+    def _note_best(self, metrics: dict[str, dict[str, float]]) -> bool:
+        """Whether the epoch just scored is the phase's best so far on its monitor (kept in the position)."""
+        pos = self.position
+        monitor = self.evaluation.monitor(pos.phase)
+        if monitor is None:
+            return False
+        value = metrics.get(monitor.split, {}).get(monitor.name)
+        if value is None:
+            if self.schedule[pos.phase].until is None and self.config.train.select_on == DEFAULT_SELECT_ON:
+                return False  # a task that reports no loss: nothing to select on by default
+            raise TrainingError(
+                f"phase {pos.phase + 1} keeps the epoch with the best {monitor.key}, but the task's "
+                f"evaluate({monitor.split!r}) returns only {sorted(metrics.get(monitor.split, {}))}; set "
+                f"train.select_on to one of those, e.g. {monitor.split}_{self.task.metric}"
+            )
+        if not monitor.improves(float(value), pos.best_value):
+            return False
+        pos.best_epoch, pos.best_value = pos.epoch, float(value)
+        return True
+
+    def _best_record(self, metrics: dict[str, dict[str, float]], last_is_best: bool) -> dict[str, Any] | None:
+        """The phase's dev-selected epoch for its results row: which, on what, and its scores on every
+        split (the last epoch's when it is the best, else ``phase<N>-best.pt`` scored now)."""
+        pos = self.position
+        monitor = self.evaluation.monitor(pos.phase)
+        if monitor is None or pos.best_epoch is None:
+            return None
+        if last_is_best:
+            scores = metrics
+        else:
+            scores = self._score_checkpoint(self.checkpoint_dir.best_path(pos.phase + 1))
+        return {"epoch": pos.best_epoch, "monitor": monitor.key, "value": pos.best_value, "metrics": scores}
+
+    def _score_checkpoint(self, path: Path) -> dict[str, dict[str, float]] | None:
+        """Every eval split scored with ``path``'s weights; the model keeps its own weights afterwards."""
+        kept = None
+        if self.is_main:
+            try:
+                weights = load_checkpoint_dict(path, "dev-selected checkpoint")["model"]
+            except CheckpointError as err:
+                tqdm.write(f"the phase's dev-selected epoch is not scored: {err}")
+                weights = None
+            if weights is not None:
+                kept = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self.model.load_state_dict(weights)
+        if not distributed.broadcast_object(kept is not None or not self.is_main):
+            return None
+        try:
+            return self.evaluation.scores(self.evaluation.eval_splits)
+        finally:
+            if kept is not None:
+                self.model.load_state_dict(kept)
+
+    def _hand_over_best(self) -> None:
+        """Continue from the phase's dev-selected epoch: its weights and optimizer state, on every rank."""
+        state = None
+        if self.is_main:
+            saved = load_checkpoint_dict(self.checkpoint_dir.best_path(self.position.phase + 1))
+            state = {"model": saved["model"], "optimizer": saved["optimizer"]}
+        state = distributed.broadcast_object(state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.dsd.masks is not None:  # the same phase's masks: the weights hold them already
+            self.dsd.apply_masks()
 
     @property
     def finished(self) -> bool:
