@@ -258,6 +258,17 @@ def _schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def _average(args: argparse.Namespace) -> int:
+    from dsd_seq.training.average_run import average_run
+
+    how, count = ("last", args.last) if args.last is not None else ("best", args.best)
+    if count < 1:
+        raise ConfigError(f"dsd-seq average: --{how} must be at least 1")
+    path, epochs = average_run(args.run, args.phase, how, count, args.out)
+    print(f"averaged epochs {', '.join(map(str, epochs))} of phase {args.phase} -> {path}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsd-seq", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,6 +363,21 @@ def make_parser() -> argparse.ArgumentParser:
     score.add_argument("--split", default="test", help="with --bleu: test (default), dev/val, train or all")
     score.set_defaults(func=_score)
     add_inference_parsers(sub)
+    average = sub.add_parser(
+        "average",
+        help="average a phase's last or best N epochs' weights into one checkpoint (icefall's --avg)",
+    )
+    average.add_argument(
+        "run", type=Path, help="the run folder (trained with train.average, which keeps epochs)"
+    )
+    average.add_argument("--phase", type=int, required=True, help="the phase, counted from 1")
+    rule = average.add_mutually_exclusive_group(required=True)
+    rule.add_argument("--last", type=int, help="the phase's last N epochs")
+    rule.add_argument("--best", type=int, help="the phase's N epochs with the best monitored dev value")
+    average.add_argument(
+        "--out", type=Path, help="file to write (default RUN/checkpoints/phaseN-avg-lastK.pt)"
+    )
+    average.set_defaults(func=_average)
     compare = sub.add_parser(
         "compare", help="run a schedule and its equal-epoch baselines over seeds; t-test report"
     )

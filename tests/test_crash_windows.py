@@ -6,28 +6,15 @@ Window 2: the final checkpoint is in place, ``results.json`` lacks its row.
 """
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from dsd_seq.safe_io import KILL_AT_ENV, load_safely
-from tests.toy_cli_runs import ROOT, toy_config, train_command, train_env
+from dsd_seq.safe_io import load_safely
+from tests.toy_cli_runs import toy_config, train_until_killed
 
 # 8 batches an epoch, 1 epoch a phase: phase ends at global steps 8, 16, 24
 CONFIG = toy_config("D1:0.01,S1@0.5:0.01,D1:0.001", keep_checkpoints=1)
-
-
-def _train(config: Path, exp: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = train_env(**({KILL_AT_ENV: kill_at} if kill_at else {}))
-    return subprocess.run(
-        train_command(config, exp, resume=True),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def _rows(exp: Path) -> list[dict]:
@@ -39,7 +26,7 @@ def _rows(exp: Path) -> list[dict]:
 def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reference")
     (tmp / "config.yaml").write_text(CONFIG)
-    done = _train(tmp / "config.yaml", tmp / "exp")
+    done = train_until_killed(tmp / "config.yaml", tmp / "exp")
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp / "exp"
 
@@ -55,14 +42,14 @@ def reference(tmp_path_factory):
 def test_a_phase_end_cut_short_is_finished_on_the_next_start(tmp_path, reference, kill_at, missing):
     config, exp = tmp_path / "config.yaml", tmp_path / "exp"
     config.write_text(CONFIG)
-    killed = _train(config, exp, kill_at)
+    killed = train_until_killed(config, exp, kill_at)
     assert killed.returncode == -9, killed.stderr[-3000:]
     if missing:
         assert not (exp / missing).exists()
     phase = int(kill_at[-1])
     results = exp / "results.json"
     assert len(json.loads(results.read_text())["phases"] if results.exists() else []) == phase - 1
-    done = _train(config, exp)
+    done = train_until_killed(config, exp)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "finished the phase end a crash cut short" in done.stdout + done.stderr
     for n in (1, 2, 3):  # every phase end is named, and holds the state after that phase

@@ -2,17 +2,16 @@
 (exactly that epoch's weights, across a SIGKILL and resume), and handed on with ``train.handover: best``."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from dsd_seq.core.schedule import Schedule
-from dsd_seq.safe_io import KILL_AT_ENV, load_safely
+from dsd_seq.safe_io import load_safely
 from dsd_seq.training.config import ConfigError, load_config
 from dsd_seq.training.dev_selection import Monitor, check_select_on
-from tests.toy_cli_runs import ROOT, train_command, train_env
+from tests.toy_cli_runs import train_until_killed
 from tests.toy_task import ScriptedDevLossTask, toy_trainer
 
 # 8 batches an epoch; the dev loss is scripted per run epoch: the best of the first phase is its 2nd epoch
@@ -142,32 +141,20 @@ train:
 """
 
 
-def _train(config: Path, exp: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = train_env(**({KILL_AT_ENV: kill_at} if kill_at else {}))
-    return subprocess.run(
-        train_command(config, exp, resume=True),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at", ["best-saved:1", "best-saved:2", "phase-end-saved:2"])
 def test_the_best_checkpoint_survives_a_sigkill_and_resume(tmp_path, kill_at):
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG)
     reference = tmp_path / "reference"
-    done = _train(config, reference)
+    done = train_until_killed(config, reference)
     assert done.returncode == 0, done.stderr[-3000:]
     exp = tmp_path / "killed"
     # best-saved:1 / :2: the step file of epoch 1 / 2 is written, phase1-best.pt not yet linked to it;
     # phase-end-saved:2: the sparse phase's end (its best too) is written, not yet named
-    killed = _train(config, exp, kill_at)
+    killed = train_until_killed(config, exp, kill_at)
     assert killed.returncode == -9, killed.stderr[-3000:]
-    resumed = _train(config, exp)
+    resumed = train_until_killed(config, exp)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for name in ("phase1-best.pt", "phase2-best.pt", "phase2-end.pt"):
         want, got = reference / "checkpoints" / name, exp / "checkpoints" / name

@@ -6,6 +6,7 @@ tests/test_plan_run.py) a config file that the runs they start can import the to
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +31,19 @@ def toy_config(schedule: str, **train: object) -> str:
 def train_command(config: Path, exp: Path, resume: bool) -> list[str]:
     command = [sys.executable, "-m", "dsd_seq.cli", "train", "--config", str(config), "--exp-dir", str(exp)]
     return command + (["--resume"] if resume else [])
+
+
+def train_until_killed(config: Path, exp: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    """``dsd-seq train --resume`` of ``config`` in ``exp`` as its own process, SIGKILLed at the kill point
+    ``kill_at`` (``NAME:N``, :data:`KILL_AT_ENV`) when one is given."""
+    return subprocess.run(
+        train_command(config, exp, resume=True),
+        cwd=ROOT,
+        env=train_env(**({KILL_AT_ENV: kill_at} if kill_at else {})),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def train_env(**variables: str) -> dict[str, str]:

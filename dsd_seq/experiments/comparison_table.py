@@ -16,7 +16,16 @@ import json
 from typing import Any
 
 from dsd_seq.core.schedule import SPARSE
+from dsd_seq.experiments.practitioner_baselines import build_practitioner_rows, practitioner_markdown
 from dsd_seq.experiments.significance import Comparison, Sample, compare
+from dsd_seq.experiments.units import (
+    against_reference,
+    between_arms,
+    by_unit,
+    describe_unit,
+    run_name,
+    several_baselines,
+)
 
 #: Run kinds in the store and how tables name them.
 KIND_LABELS = {"dsd": "DSD", "llr": "LLR", "final_lr": "Final-LR"}
@@ -27,6 +36,10 @@ DESIGN_TEXT = {
     "shared-baseline": "shared-baseline (the paper's, Appendix A): one dense baseline trained once (seed 0), "
     "then every seed continues it as DSD and as LLR, the paper's fine-tuning control (the same learning "
     "rates without pruning), so the spread comes from retraining only",
+    "shared-baselines": "shared-baseline with several dense baselines (`compare --baselines`): each dense "
+    "baseline trained from its own seed, then every seed continues each as DSD and as LLR, the paper's "
+    "fine-tuning control (the same learning rates without pruning); DSD against LLR is tested paired by "
+    "baseline, so the variance includes the dense model's",
 }
 
 
@@ -100,36 +113,61 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
 
     last = len(phases) - 1
     final, dense = values("dsd", last), values("dsd", 0)
-    if designs == ["shared-baseline"]:
-        dense = dense[:1]  # every seed's phase 1 is the one shared model
-    comparisons: list[tuple[Comparison, bool]] = [
-        (compare("DSD", final, label, values(kind, last), higher), True) for kind, label in kinds.items() if kind != "dsd"
-    ]  # fmt: skip
-    comparisons.append((compare("DSD", final, "Dense", dense, higher), False))
-    if sparse_phases:
-        sparse = values("dsd", sparse_phases[-1])
-        comparisons.append((compare("Sparse alone", sparse, "Dense", dense, higher), False))
-    per_seed = sorted({r["seed"] for r in records})
+    design = designs[0]
+    several = several_baselines(records, design)
+
+    def units(kind: str, phase: int) -> dict:
+        return by_unit(by_kind.get(kind, []), design, lambda r: _value(r, phase, split, metric))
+
+    if several:  # one dense model per baseline, each paired with its own continuations
+        dense_by_unit = {u: vs[0] for u, vs in units("dsd", 0).items()}
+        comparisons: list[tuple[Comparison, bool]] = [
+            (between_arms("DSD", units("dsd", last), label, units(kind, last), higher, design), True)
+            for kind, label in kinds.items() if kind != "dsd"
+        ]  # fmt: skip
+        comparisons.append(
+            (against_reference("DSD", units("dsd", last), "Dense", dense_by_unit, higher, design), False)
+        )
+        if sparse_phases:
+            sparse = units("dsd", sparse_phases[-1])
+            comparisons.append(
+                (against_reference("Sparse alone", sparse, "Dense", dense_by_unit, higher, design), False)
+            )
+    else:
+        if design == "shared-baseline":
+            dense = dense[:1]  # every seed's phase 1 is the one shared model
+        comparisons = [
+            (compare("DSD", final, label, values(kind, last), higher), True) for kind, label in kinds.items() if kind != "dsd"
+        ]  # fmt: skip
+        comparisons.append((compare("DSD", final, "Dense", dense, higher), False))
+        if sparse_phases:
+            sparse = values("dsd", sparse_phases[-1])
+            comparisons.append((compare("Sparse alone", sparse, "Dense", dense, higher), False))
+    names = sorted({(r.get("baseline_seed") or 0, r["seed"], run_name(r)) for r in records})
     runs = {
-        seed: {
-            "Dense": _value(_run(by_kind, "dsd", seed), 0, split, metric),
-            **({"Sparse": _value(_run(by_kind, "dsd", seed), sparse_phases[-1], split, metric)} if sparse_phases else {}),
-            **{label: _value(_run(by_kind, kind, seed), last, split, metric) for kind, label in kinds.items()},
+        name: {
+            "Dense": _value(_run(by_kind, "dsd", name), 0, split, metric),
+            **({"Sparse": _value(_run(by_kind, "dsd", name), sparse_phases[-1], split, metric)} if sparse_phases else {}),
+            **{label: _value(_run(by_kind, kind, name), last, split, metric) for kind, label in kinds.items()},
         }
-        for seed in per_seed
+        for *_, name in names
     }  # fmt: skip
+    per_seed = sorted({r["seed"] for r in records})
     fit = {}
     if any("train_loss" in r for r in records):  # recorded since the store kept the fit
         fit = {
             "fit": _fit(by_kind, kinds, len(phases)),
             "epochs": {
-                label: {str(r["seed"]): [p["epochs"] for p in r["phases"]] for r in by_kind[kind]}
+                label: {run_name(r): [p["epochs"] for p in r["phases"]] for r in by_kind[kind]}
                 for kind, label in kinds.items()
             },
             "optimizer_state": sorted(
                 {json.dumps(r.get("optimizer_state", "not recorded")) for r in records}
             ),
         }
+        handovers = sorted({row["handover"] for r in records for row in r["phases"] if "handover" in row})
+        if handovers:  # recorded since phases could hand on their dev-selected epoch (train.handover)
+            fit["handover"] = handovers
     return {
         "config_hash": reference["config_hash"],
         "design": designs[0],
@@ -140,7 +178,10 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": per_seed,
         "stages": stages,
         "comparisons": [{**c.to_dict(), "equal_epochs": equal} for c, equal in comparisons],
-        "runs": {str(seed): row for seed, row in runs.items()},
+        **({"baselines": sorted({r.get("baseline_seed") for r in records})} if several else {}),
+        "unit": describe_unit(records, design),
+        "runs": runs,
+        **_practitioner(by_kind, kinds, design, split, metric, higher),
         **fit,
         "environment": _environment(reference, records),
     }
@@ -192,8 +233,14 @@ def _fit(by_kind: dict[str, list[dict]], kinds: dict[str, str], stages: int) -> 
     return rows
 
 
-def _run(by_kind: dict[str, list[dict]], kind: str, seed: int) -> dict[str, Any]:
-    return next((r for r in by_kind.get(kind, []) if r["seed"] == seed), {"phases": []})
+def _practitioner(by_kind, kinds, design, split, metric, higher) -> dict[str, Any]:
+    section = build_practitioner_rows(by_kind, kinds, design, split, metric, higher)
+    return {} if section is None else {"practitioner": section}
+
+
+def _run(by_kind: dict[str, list[dict]], kind: str, name: str) -> dict[str, Any]:
+    """The ``kind`` run named ``name`` (:func:`run_name`), or an empty one."""
+    return next((r for r in by_kind.get(kind, []) if run_name(r) == name), {"phases": []})
 
 
 def _mean_std(mean: float | None, std: float | None) -> str:
@@ -239,7 +286,16 @@ def _fit_markdown(table: dict[str, Any], labels: list[str]) -> list[str]:
         "(the paper's Sec. 6); – where the records have no training loss for that stage (continuations "
         "recorded before the store took their earlier stages from the run they continued).",
         "",
-        "Optimizer state at phase boundaries: " + "; ".join(f"`{p}`" for p in table["optimizer_state"]) + ".",
+        "Optimizer state at phase boundaries: "
+        + "; ".join(f"`{p}`" for p in table["optimizer_state"])
+        + "."
+        + (
+            " What each phase handed on (`train.handover`): "
+            + ", ".join(f"`{h}`" for h in table["handover"])
+            + " (`last`: its last epoch, as the paper; `best`: its dev-selected epoch)."
+            if table.get("handover")
+            else ""
+        ),
     ]
     return lines
 
@@ -250,16 +306,22 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
     name = f"{table['split']} {table['metric']}"
     labels = [label for label in KIND_LABELS.values() if label in table["stages"][0]]
     design = table.get("design", "per-seed")
+    described = "shared-baselines" if table.get("baselines") else design
+    over = f"{len(table['seeds'])} seeds"
+    if table.get("baselines"):
+        over = f"{len(table['baselines'])} dense baselines x {over}"
     lines = [
-        f"# DSD against equal-epoch baselines over {len(table['seeds'])} seeds: {name} ({direction})",
+        f"# DSD against equal-epoch baselines over {over}: {name} ({direction})",
         "",
         f"Configuration `{table['config_hash']}`; seeds {', '.join(map(str, table['seeds']))}. Schedules: "
         + "; ".join(f"{label} `{s}`" for label, s in table["schedules"].items())
         + ".",
         "",
-        f"Design: {DESIGN_TEXT.get(design, design)}.",
+        f"Design: {DESIGN_TEXT.get(described, design)}"
+        + (f" (baseline seeds {', '.join(map(str, table['baselines']))})" if table.get("baselines") else "")
+        + ".",
         "",
-        f"## {name} per stage (mean ± standard deviation over seeds)",
+        f"## {name} per stage (mean ± standard deviation over {'runs' if table.get('baselines') else 'seeds'})",
         "",
         "| Stage | Epochs (total) | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),
@@ -291,15 +353,27 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
         f"Improvement is positive when the first model is better ({direction} for {table['metric']}); relative "
         "improvement is divided by the baseline's mean. t, df and p: Welch's unpaired two-sided t-test "
         "(`scipy.stats.ttest_ind(equal_var=False)`); – where a side has fewer than two seeds or no spread. "
-        "Only the equal-epoch rows separate DSD from more epochs at a lower learning rate.",
+        "Only the equal-epoch rows separate DSD from more epochs at a lower learning rate."
+        + (
+            " With several dense baselines every row is a paired t-test over baselines instead "
+            "(`scipy.stats.ttest_rel` of the per-baseline means; n counts baselines): "
+            f"{table['unit']}."
+            if table.get("baselines")
+            else ""
+        ),
         "",
         "## Per seed",
         "",
     ]
     columns = list(next(iter(table["runs"].values())).keys()) if table["runs"] else []
-    lines += ["| Seed | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    first = "Baseline/seed" if table.get("baselines") else "Seed"
+    lines += [f"| {first} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for seed, row in table["runs"].items():
         lines.append(f"| {seed} | " + " | ".join(_number(row[c], ".2f") for c in columns) + " |")
+    lines += practitioner_markdown(
+        table.get("practitioner"), name, f"{direction} for {table['metric']}",
+        {"mean_std": _mean_std, "number": _number},
+    )  # fmt: skip
     lines += _fit_markdown(table, labels)
     env = table.get("environment", {})
     versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())

@@ -59,6 +59,12 @@ def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
     for row in rows:
         value = row["metrics"].get(main_split, {}).get(metric)
         row["change_vs_dense"] = None if value is None or reference is None else value - reference
+        best = row.get("best") if isinstance(row.get("best"), dict) else None
+        row["dev_selected"] = None if best is None else {
+            "epoch": best.get("epoch"),
+            "monitor": best.get("monitor"),
+            "value": ((best.get("metrics") or {}).get(main_split) or {}).get(metric),
+        }  # fmt: skip
     return {
         "schedule": dsd.get("schedule"),
         "baseline_schedule": baseline.get("schedule") if baseline else None,
@@ -78,6 +84,9 @@ def to_markdown(table: dict[str, Any]) -> str:
             table.get("higher_is_better"), ""
         )
         header.append(f"{table['main_split']} {table['metric']} vs Dense{direction}")
+    selected = any(row.get("dev_selected") for row in table["rows"])
+    if selected:  # each phase's best dev epoch: the checkpoint a practitioner keeps (phaseN-best.pt)
+        header += ["Dev-selected epoch", f"{table['main_split']} {table['metric']} there"]
     lines = [
         f"DSD schedule `{table['schedule']}`"
         + (f"; LLR baseline `{table['baseline_schedule']}`" if table["baseline_schedule"] else ""),
@@ -98,7 +107,20 @@ def to_markdown(table: dict[str, Any]) -> str:
         if table["metric"]:
             change = row["change_vs_dense"]
             cells.append("" if change is None else f"{change:+.2f}")
+        if selected:
+            kept = row.get("dev_selected")
+            value = None if kept is None else kept["value"]
+            cells += [
+                "" if kept is None else f"{kept['epoch']} ({kept['monitor']})",
+                "" if value is None else f"{value:.2f}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
+    if selected:
+        lines += [
+            "",
+            "Dev-selected epoch: the phase's epoch with the best monitored dev value (kept as "
+            "`checkpoints/phaseN-best.pt`), and the test score there; the epoch was chosen on dev alone.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,12 @@
 """Is a gain more than seed noise? Mean, spread and the unpaired t-test of the paper's Appendix A (Table 10).
 
-The test is Welch's unpaired t-test (``scipy.stats.ttest_ind(equal_var=False)``, two-sided): DSD passes
+The test of two independent samples is Welch's unpaired t-test (``scipy.stats.ttest_ind(equal_var=False)``, two-sided): DSD passes
 through a sparse phase its baselines never see, so the seed-to-seed spread of the two need not be equal;
-Welch's test does not assume it and loses little when the spreads happen to be equal. Standard
-deviations are sample ones (ddof=1), as the t statistic uses them.
+Welch's test does not assume it and loses little when the spreads happen to be equal. Where the
+samples belong together, the test says so: a paired t-test when each value of one side has its own
+partner on the other (the same seed's dense model, or the same dense baseline's continuations), and a
+one-sample t-test when every seed continues one dense model and is set against that model's one value.
+Standard deviations are sample ones (ddof=1), as the t statistic uses them.
 
 "Improvement" is signed so that positive means the method is better than the baseline, whichever way the
 metric points: ``baseline - method`` for WER/CER (lower is better), ``method - baseline`` for BLEU.
@@ -61,6 +64,38 @@ def welch_t_test(method: Sequence[float], baseline: Sequence[float]) -> TTest:
     return TTest(t, df, p)
 
 
+WELCH = "Welch's unpaired t-test, two-sided"
+PAIRED = "paired t-test, two-sided"
+PAIRED_BASELINES = "paired t-test over dense baselines, two-sided"
+ONE_SAMPLE = "one-sample t-test against the one baseline value, two-sided"
+
+
+def paired_t_test(method: Sequence[float], baseline: Sequence[float]) -> TTest:
+    """The paired two-sided t-test (``scipy.stats.ttest_rel``) of equally long samples whose i-th values
+    belong together (the same seed, or the same dense baseline); all None below 2 pairs or without spread
+    in the differences."""
+    if len(method) != len(baseline):
+        raise ValueError(f"a paired test needs equal samples, got {len(method)} and {len(baseline)}")
+    differences = [m - b for m, b in zip(method, baseline, strict=True)]
+    if len(differences) < 2 or len(set(differences)) == 1:
+        return TTest(None, None, None)
+    result = stats.ttest_rel(list(method), list(baseline))
+    return _finite(float(result.statistic), float(result.df), float(result.pvalue))
+
+
+def one_sample_t_test(method: Sequence[float], value: float) -> TTest:
+    """The one-sample two-sided t-test (``scipy.stats.ttest_1samp``) of ``method`` against one value:
+    seeds that all continue one dense model, set against that model's own score."""
+    if len(method) < 2 or len(set(method)) == 1:
+        return TTest(None, None, None)
+    result = stats.ttest_1samp(list(method), value)
+    return _finite(float(result.statistic), float(result.df), float(result.pvalue))
+
+
+def _finite(t: float, df: float, p: float) -> TTest:
+    return TTest(t, df, p) if math.isfinite(t) and math.isfinite(p) else TTest(None, None, None)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One row of the Table-10 comparison: a method against a baseline on one metric."""
@@ -71,6 +106,7 @@ class Comparison:
     baseline_sample: Sample
     higher_is_better: bool
     test: TTest
+    test_name: str = WELCH
 
     @property
     def improvement(self) -> float | None:
@@ -104,7 +140,7 @@ class Comparison:
             "t": self.test.t,
             "df": self.test.df,
             "p_value": self.test.p_value,
-            "test": "Welch's unpaired t-test, two-sided",
+            "test": self.test_name,
         }
 
 

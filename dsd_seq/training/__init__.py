@@ -21,6 +21,7 @@ The loop
     ``stop_request``    Ctrl-C or SIGTERM: finish the step, checkpoint, return
     ``training_error``  ``TrainingError``: the run cannot go on
     ``evaluation``      scoring at epoch and phase ends, on rank 0, and the convergence bookkeeping
+    ``dev_selection``   each phase's kept epoch: its monitor, and what a phase hands on (last or best)
     ``distributed``     torchrun's process group, rank helpers and agreement checks
 
 Checkpoints and results
@@ -28,6 +29,8 @@ Checkpoints and results
     ``checkpoint``      the random generators' states and whether a checkpoint may continue a run
     ``checkpoint_dir``  the checkpoint folder: names, rotation, links, the newest readable file
     ``phase_completion`` finish a phase end that a crash cut short
+    ``checkpoint_average`` the rules and arithmetic of averaging a phase's last or best N epochs
+    ``average_run``     ``dsd-seq average``: one averaged checkpoint from a finished run's kept epochs
     ``results``         one row per finished phase in ``results.json``
     ``provenance``      the versions and git commit a run trains with, named in each phase row
     ``metrics_log``     metrics to JSON lines and TensorBoard

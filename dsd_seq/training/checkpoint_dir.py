@@ -5,9 +5,11 @@ kept, and which one a resumed run starts from.
 - ``phaseN-end.pt``: the state after phase N, kept for good (the LLR baseline and reports start there).
 - ``phaseN-best.pt``: the state after phase N's dev-selected epoch (:mod:`dsd_seq.training.dev_selection`),
   kept for good: the model a practitioner would keep.
+- ``phaseN-epochE.pt``: the state after each epoch E of phase N, kept for checkpoint averaging when
+  ``train.average`` is set (:mod:`dsd_seq.training.checkpoint_average`).
 - ``last.pt``: the newest save.
 
-The last three are hard links to a step file (no copy, no extra disk), swapped in atomically, so every
+All but the step files are hard links to a step file (no copy, no extra disk), swapped in atomically, so every
 name is complete or absent whatever moment a crash comes. Only names of exactly these forms count:
 ``step-000000010 copy 2.pt`` is somebody's copy, not a checkpoint.
 """
@@ -49,6 +51,10 @@ class CheckpointDir:
         """The checkpoint after ``phase`` phases (counted from 1)."""
         return self.folder / f"phase{phase}-end.pt"
 
+    def epoch_path(self, phase: int, epoch: int) -> Path:
+        """The checkpoint after ``epoch`` of ``phase`` (both counted from 1), kept for averaging."""
+        return self.folder / f"phase{phase}-epoch{epoch}.pt"
+
     def best_path(self, phase: int) -> Path:
         """The checkpoint of ``phase``'s dev-selected epoch (``phase`` counted from 1)."""
         return self.folder / f"phase{phase}-best.pt"
@@ -59,10 +65,11 @@ class CheckpointDir:
         global_step: int,
         phase_end: int | None = None,
         best_of: int | None = None,
+        epoch_of: tuple[int, int] | None = None,
     ) -> Path:
-        """Save ``state`` as the step file, link ``last.pt`` (and ``phase<phase_end>-end.pt``, and
-        ``phase<best_of>-best.pt`` when it is that phase's dev-selected epoch) to it, then drop step files
-        beyond the newest ``keep``."""
+        """Save ``state`` as the step file, link ``last.pt`` (and ``phase<phase_end>-end.pt``,
+        ``phase<best_of>-best.pt`` when it is that phase's dev-selected epoch, ``phase<N>-epoch<E>.pt`` for
+        ``epoch_of`` = (N, E)) to it, then drop step files beyond the newest ``keep``."""
         path = self.step_path(global_step)
         save_checkpoint(state, path)
         if phase_end is not None:
@@ -71,6 +78,8 @@ class CheckpointDir:
         if best_of is not None:
             kill_point("best-saved")  # crash window: the step file holds the best epoch, not yet linked
             _link_atomic(path, self.best_path(best_of))
+        if epoch_of is not None:
+            _link_atomic(path, self.epoch_path(*epoch_of))
         _link_atomic(path, self.last)
         for old in self.steps()[self.keep :]:
             old.unlink(missing_ok=True)
@@ -87,6 +96,11 @@ class CheckpointDir:
         target = self.best_path(phase)
         if target.is_file() and os.path.samefile(source, target):
             return None
+        _link_atomic(source, target)
+        return target
+
+    def link_epoch(self, source: Path, phase: int, epoch: int) -> Path:
+        target = self.epoch_path(phase, epoch)
         _link_atomic(source, target)
         return target
 

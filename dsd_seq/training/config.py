@@ -25,6 +25,7 @@ import yaml
 
 from dsd_seq.core.masking_config import MaskingConfig, MaskingError
 from dsd_seq.core.selection import SelectionConfig
+from dsd_seq.training.checkpoint_average import AverageError, parse_rule
 from dsd_seq.training.dev_selection import HANDOVERS, check_select_on
 
 
@@ -57,6 +58,8 @@ class TrainConfig:
     # with an until rule selects on its monitor), and what a phase hands on: its last epoch or that one
     select_on: str = "dev_loss"
     handover: str = "last"
+    # checkpoint averaging at each phase end (dsd_seq.training.checkpoint_average): "" off, last:N, best:N
+    average: str = ""
 
 
 @dataclass
@@ -245,6 +248,10 @@ def _validate(config: RunConfig, source: str) -> None:
     select_problem = check_select_on(t.select_on)
     if select_problem:
         raise ConfigError(f"{source}: {select_problem}")
+    try:
+        parse_rule(t.average)
+    except AverageError as err:
+        raise ConfigError(f"{source}: {err}") from None
     if t.handover not in HANDOVERS:
         raise ConfigError(f"{source}: train.handover={t.handover!r}; accepted: {', '.join(HANDOVERS)}")
     if t.device not in ("auto", "cpu", "cuda"):

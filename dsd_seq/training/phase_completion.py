@@ -47,6 +47,9 @@ def complete_phase_end(
     best = state.get("best_of")  # the state of a phase's dev-selected epoch: phaseN-best.pt names it
     if best is not None and (linked := checkpoint_dir.link_best(source, best)) is not None:
         repaired.append(f"linked {linked.name}")
+    epoch_of = state.get("epoch_of")  # an epoch kept for averaging: phaseN-epochE.pt names it
+    if epoch_of is not None and not checkpoint_dir.epoch_path(*epoch_of).is_file():
+        repaired.append(f"linked {checkpoint_dir.link_epoch(source, *epoch_of).name}")
     if source.name != checkpoint_dir.last.name:
         checkpoint_dir.link_last(source)
     rows = list(state.get("results", []))

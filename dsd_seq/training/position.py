@@ -7,7 +7,7 @@ from and on the epoch ``phaseN-best.pt`` holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -26,3 +26,4 @@ class Position:
     # the phase's dev-selected epoch so far (dsd_seq.training.dev_selection): epochs done then, and value
     best_epoch: int | None = None
     best_value: float | None = None
+    epoch_values: list[float | None] = field(default_factory=list)  # the monitored value after each epoch

@@ -32,6 +32,8 @@ def phase_row(
     best: dict[str, Any] | None = None,
     handover: str = "last",
     last: dict[str, Any] | None = None,
+    average: dict[str, Any] | None = None,
+    monitor_values: list[float | None] | None = None,
 ) -> dict[str, Any]:
     """The results row of phase ``phase`` (counted from 0), just finished, scored by ``metrics``.
 
@@ -41,7 +43,8 @@ def phase_row(
     ``environment`` names the code that trained the phase (``dsd_seq.training.provenance``). ``best`` is
     the phase's dev-selected epoch (epoch, monitor, value, its scores on every split); ``metrics`` score
     the model the phase hands on (``handover``: its last epoch, or with "best" the selected one, when
-    ``last`` keeps the last epoch's scores)."""
+    ``last`` keeps the last epoch's scores). ``average``: the averaged model's epochs and scores
+    (``train.average``); ``monitor_values``: the monitored dev value after each epoch."""
     spec = schedule[phase]
     layers, total_sparsity = dsd.sparsity()
     epochs = spec.epochs if epochs_run is None else epochs_run
@@ -70,6 +73,8 @@ def phase_row(
         **({"best": best} if best is not None else {}),
         "handover": handover,
         **({"last": last} if last is not None else {}),
+        **({"average": average} if average is not None else {}),
+        **({"monitor_values": monitor_values} if monitor_values is not None else {}),
         **({"environment": environment} if environment is not None else {}),
     }
 

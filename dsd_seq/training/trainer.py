@@ -31,6 +31,13 @@ from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import SPARSE, Schedule
 from dsd_seq.safe_io import CheckpointError, kill_point, load_checkpoint_dict
 from dsd_seq.training import distributed
+from dsd_seq.training.checkpoint_average import (
+    AverageError,
+    apply_state_masks,
+    average_states,
+    chosen_epochs,
+    parse_rule,
+)
 from dsd_seq.training.checkpoint_dir import CheckpointDir
 from dsd_seq.training.config import RunConfig
 from dsd_seq.training.dev_selection import DEFAULT_SELECT_ON
@@ -93,6 +100,7 @@ class Trainer(TrainerCheckpoints):
         self.results: list[dict[str, Any]] = []
         self.nonfinite_total = 0
         self.nonfinite = NonfiniteGuard(config.train.max_nonfinite_steps, config.train.max_nonfinite_fraction)
+        self.average_rule = parse_rule(config.train.average)  # keep each epoch, average at phase ends
         self.environment = environment()  # the code this process trains with, named in each phase row
         self.started_from: str | None = None
         self.resumed_from: Path | None = None
@@ -158,7 +166,10 @@ class Trainer(TrainerCheckpoints):
                         best = self._note_best(metrics)
                         if converged:
                             break  # the phase end saves (and names it the best when it is)
-                        self.save(best_of=pos.phase + 1 if best else None)
+                        self.save(
+                            best_of=pos.phase + 1 if best else None,
+                            epoch_of=(pos.phase + 1, pos.epoch) if self.average_rule else None,
+                        )
                 self._finish_phase(log)
         return self.results
 
@@ -281,6 +292,7 @@ class Trainer(TrainerCheckpoints):
         metrics = self.evaluation.end_phase(log, pos)
         last_is_best = self._note_best(metrics) or pos.best_epoch == pos.epoch
         best = self._best_record(metrics, last_is_best)
+        average = self._average_record() if self.average_rule else None  # (the live model is the last epoch)
         handover = self.config.train.handover
         handed, last = metrics, None
         if handover == "best" and best is not None and not last_is_best and best["metrics"] is not None:
@@ -290,10 +302,12 @@ class Trainer(TrainerCheckpoints):
             self.schedule, pos.phase, self.dsd, handed, pos.phase_seconds,
             epochs_run=pos.epoch, epochs_before=epochs_before(self.schedule, self.results, pos.phase),
             plateau=Plateau(pos.plateau_best, pos.plateau_since_best), environment=self.environment,
-            best=best, handover=handover, last=last,
+            best=best, handover=handover, last=last, average=average,
+            monitor_values=list(pos.epoch_values) if best is not None else None,
         )  # fmt: skip
         self.results.append(row)
-        scalars = {k: v for k, v in row.items() if k not in ("metrics", "environment", "best", "last")}
+        nested = ("metrics", "environment", "best", "last", "average", "monitor_values")
+        scalars = {k: v for k, v in row.items() if k not in nested}
         if best is not None:
             scalars["best_epoch"] = best["epoch"]
         log.log("phase_end", pos.global_step, **scalars, **flat_metrics(metrics))
@@ -319,6 +333,9 @@ class Trainer(TrainerCheckpoints):
                 f"evaluate({monitor.split!r}) returns only {sorted(metrics.get(monitor.split, {}))}; set "
                 f"train.select_on to one of those, e.g. {monitor.split}_{self.task.metric}"
             )
+        values = pos.epoch_values
+        values.extend([None] * (pos.epoch - len(values)))
+        values[pos.epoch - 1] = float(value)  # (the phase end scores a converged epoch again: same value)
         if not monitor.improves(float(value), pos.best_value):
             return False
         pos.best_epoch, pos.best_value = pos.epoch, float(value)
@@ -338,17 +355,22 @@ class Trainer(TrainerCheckpoints):
         return {"epoch": pos.best_epoch, "monitor": monitor.key, "value": pos.best_value, "metrics": scores}
 
     def _score_checkpoint(self, path: Path) -> dict[str, dict[str, float]] | None:
-        """Every eval split scored with ``path``'s weights; the model keeps its own weights afterwards."""
-        kept = None
+        """Every eval split scored with ``path``'s weights (None, said, when the file cannot be read)."""
+        weights = None
         if self.is_main:
             try:
                 weights = load_checkpoint_dict(path, "dev-selected checkpoint")["model"]
             except CheckpointError as err:
                 tqdm.write(f"the phase's dev-selected epoch is not scored: {err}")
-                weights = None
-            if weights is not None:
-                kept = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                self.model.load_state_dict(weights)
+        return self._score_weights(weights)
+
+    def _score_weights(self, weights: dict[str, torch.Tensor] | None) -> dict[str, dict[str, float]] | None:
+        """Every eval split scored with ``weights`` (rank 0's; None: nothing to score); the model keeps its
+        own weights afterwards."""
+        kept = None
+        if self.is_main and weights is not None:
+            kept = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(weights)
         if not distributed.broadcast_object(kept is not None or not self.is_main):
             return None
         try:
@@ -356,6 +378,32 @@ class Trainer(TrainerCheckpoints):
         finally:
             if kept is not None:
                 self.model.load_state_dict(kept)
+
+    def _average_record(self) -> dict[str, Any] | None:
+        """The phase's averaged model (``train.average``): which epochs, and its scores on every split."""
+        pos = self.position
+        how, count = self.average_rule
+        monitor = self.evaluation.monitor(pos.phase)
+        values = list(pos.epoch_values) + [None] * (pos.epoch - len(pos.epoch_values))
+        try:
+            epochs = chosen_epochs(
+                how, count, values[: pos.epoch], bool(monitor and monitor.higher_is_better)
+            )
+        except AverageError as err:
+            tqdm.write(f"phase {pos.phase + 1}: no averaged model: {err}")
+            return None
+        weights = None
+        if self.is_main:
+            states = []
+            for epoch in epochs:
+                if epoch == pos.epoch:  # the last epoch is the live model
+                    states.append({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+                    continue
+                path = self.checkpoint_dir.epoch_path(pos.phase + 1, epoch)
+                states.append(load_checkpoint_dict(path, "epoch checkpoint")["model"])
+            masks = self.dsd.masks.state_dict() if self.dsd.masks is not None else {}
+            weights = apply_state_masks(average_states(states), masks)
+        return {"rule": self.config.train.average, "epochs": epochs, "metrics": self._score_weights(weights)}
 
     def _hand_over_best(self) -> None:
         """Continue from the phase's dev-selected epoch: its weights and optimizer state, on every rank."""
@@ -365,9 +413,7 @@ class Trainer(TrainerCheckpoints):
             state = {"model": saved["model"], "optimizer": saved["optimizer"]}
         state = distributed.broadcast_object(state)
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.dsd.masks is not None:  # the same phase's masks: the weights hold them already
-            self.dsd.apply_masks()
+        self.optimizer.load_state_dict(state["optimizer"])  # the same phase: the weights hold its masks
 
     @property
     def finished(self) -> bool:

@@ -80,9 +80,16 @@ class TrainerCheckpoints:
             "started_from": self.started_from,
         }
 
-    def save(self, phase_end: int | None = None, collective: bool = True, best_of: int | None = None) -> Path:
+    def save(
+        self,
+        phase_end: int | None = None,
+        collective: bool = True,
+        best_of: int | None = None,
+        epoch_of: tuple[int, int] | None = None,
+    ) -> Path:
         """Checkpoint the position (and mark it as the end of phase ``phase_end``, and as the dev-selected
-        epoch of phase ``best_of``: ``phase<best_of>-best.pt``).
+        epoch of phase ``best_of``: ``phase<best_of>-best.pt``; ``epoch_of``: (phase, epoch) to keep as
+        ``phase<N>-epoch<E>.pt`` for averaging).
 
         Under torchrun every rank calls this (``collective``): the ranks' RNG states are gathered so that
         a resumed run continues each rank's random stream; rank 0 alone writes. A save after a failed
@@ -95,9 +102,11 @@ class TrainerCheckpoints:
             state["phase_end"] = phase_end  # what a start after a crash finishes (phase_completion)
         if best_of is not None:
             state["best_of"] = best_of  # what a start after a crash links, if the crash came first
+        if epoch_of is not None:
+            state["epoch_of"] = list(epoch_of)  # likewise: phaseN-epochE.pt, kept for averaging
         if rngs is not None:
             state["rng_ranks"] = rngs
-        return self.checkpoint_dir.write(state, self.position.global_step, phase_end, best_of)
+        return self.checkpoint_dir.write(state, self.position.global_step, phase_end, best_of, epoch_of)
 
     def load(self, path: str | Path, continue_schedule: bool = False, state: dict | None = None) -> None:
         """Restore a checkpoint. With ``continue_schedule`` the checkpoint may come from another schedule
