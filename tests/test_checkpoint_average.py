@@ -1,11 +1,14 @@
 """Checkpoint averaging (``train.average``, ``dsd-seq average``): the mean of the chosen epochs'
 checkpoints, exact zeros kept in a sparse phase, and the averaged model's scores in the results row."""
 
+import json
+
 import pytest
 import torch
 
 from dsd_seq.cli import main
 from dsd_seq.core.schedule import Schedule
+from dsd_seq.experiments.report import build_table, to_markdown
 from dsd_seq.safe_io import load_safely
 from dsd_seq.training.checkpoint_average import AverageError, average_states, chosen_epochs, parse_rule
 from dsd_seq.training.config import ConfigError, load_config
@@ -69,9 +72,11 @@ def test_the_results_row_scores_the_mean_of_the_last_epochs(tmp_path):
         test = trainer.task.evaluate("test", torch.device("cpu"))
     trainer.model.load_state_dict(kept)
     assert rows[0]["average"]["metrics"]["test"] == test
-    # the sparse phase's average keeps its pruned weights at exactly zero
-    masks = load_safely(checkpoints / "phase2-epoch1.pt")["dsd"]["masks"]
-    assert masks
+    # the results table shows the averaged model beside the dev-selected one
+    table = build_table(json.loads((tmp_path / "run" / "results.json").read_text()))
+    text = to_markdown(table)
+    assert "Averaged epochs" in text and "last:3: 2, 3, 4" in text
+    assert f"{rows[0]['average']['metrics']['test']['error']:.2f}" in text
 
 
 def test_the_average_command_writes_the_mean_with_exact_zeros(tmp_path, capsys):

@@ -128,3 +128,20 @@ def test_records_from_before_best_epochs_have_no_such_section():
     table = build_comparison(records)
     assert "practitioner" not in table
     assert "early-stopped" not in comparison_markdown(table)
+
+
+def test_an_averaged_last_phase_is_a_row_against_the_early_stopped_dense_model():
+    averaged = [31.0, 31.5, 30.0, 32.0, 31.5]
+    records = []
+    for seed in range(5):
+        record = _record("dsd", seed, DENSE[seed], DENSE_BEST[seed], DSD[seed], DSD_BEST[seed], "per-seed")
+        record["phases"][2]["average"] = {
+            "rule": "last:3", "epochs": [2, 3, 4], "metrics": {"test": {"bleu4": averaged[seed]}},
+        }  # fmt: skip
+        records.append(record)
+    table = build_comparison(records)
+    _check(
+        _comparison(table, "DSD (average last:3)", "Early-stopped dense"),
+        stats.ttest_rel(averaged, DENSE_BEST),
+    )
+    assert "| DSD (average last:3) |" in comparison_markdown(table)

@@ -3,7 +3,8 @@
 Whoever trains a dense model keeps its best dev epoch, not the one the loss stopped falling at. So
 beside the paper's rows (each arm's final model against the dense model it continued), a comparison
 sets each arm, final and dev-selected (the best dev epoch of its last phase, ``phaseN-best.pt``), against
-the dense phase's dev-selected epoch, with the test its design calls for (:mod:`dsd_seq.experiments.units`).
+the dense phase's dev-selected epoch, with the test its design calls for (:mod:`dsd_seq.experiments.units`);
+with ``train.average`` the last phase's averaged model (checkpoint averaging) is a row too.
 Test scores at those epochs were recorded by the runs; the epochs were chosen on dev alone.
 """
 
@@ -20,6 +21,13 @@ def _best(record: dict[str, Any], phase: int, split: str, metric: str) -> float 
     if phase >= len(phases) or not isinstance(phases[phase].get("best"), dict):
         return None
     return ((phases[phase]["best"].get("metrics") or {}).get(split) or {}).get(metric)
+
+
+def _averaged(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
+    phases = record["phases"]
+    if phase >= len(phases) or not isinstance(phases[phase].get("average"), dict):
+        return None
+    return ((phases[phase]["average"].get("metrics") or {}).get(split) or {}).get(metric)
 
 
 def _final(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
@@ -46,14 +54,20 @@ def build_practitioner_rows(
     epochs = sorted({r["phases"][0]["best"]["epoch"] for r in dsd if _best(r, 0, split, metric) is not None})
     monitor = next(r["phases"][0]["best"]["monitor"] for r in dsd if _best(r, 0, split, metric) is not None)
 
-    def arm(kind: str, selected: bool) -> dict[Any, list[float]]:
-        read = _best if selected else _final
+    def arm(kind: str, selected: bool | str) -> dict[Any, list[float]]:
+        read = _averaged if selected == "average" else _best if selected else _final
         return by_unit(by_kind.get(kind, []), design, lambda r: read(r, last, split, metric))
 
+    rules = sorted(
+        {r["phases"][last]["average"]["rule"] for r in dsd if _averaged(r, last, split, metric) is not None}
+    )
     models = [("Early-stopped dense", list(early.values())), ("Dense, last epoch", list(dense_last.values()))]
     comparisons = []
     for kind, label in kinds.items():
-        for selected, name in ((False, label), (True, f"{label} (dev-selected)")):
+        variants = [(False, label), (True, f"{label} (dev-selected)")]
+        if rules:  # train.average: the averaged model of the last phase
+            variants.append(("average", f"{label} (average {', '.join(rules)})"))
+        for selected, name in variants:
             values = arm(kind, selected)
             if not values:
                 continue

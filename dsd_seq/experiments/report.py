@@ -65,6 +65,12 @@ def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
             "monitor": best.get("monitor"),
             "value": ((best.get("metrics") or {}).get(main_split) or {}).get(metric),
         }  # fmt: skip
+        average = row.get("average") if isinstance(row.get("average"), dict) else None
+        row["averaged"] = None if average is None else {
+            "rule": average.get("rule"),
+            "epochs": average.get("epochs"),
+            "value": ((average.get("metrics") or {}).get(main_split) or {}).get(metric),
+        }  # fmt: skip
     return {
         "schedule": dsd.get("schedule"),
         "baseline_schedule": baseline.get("schedule") if baseline else None,
@@ -87,6 +93,9 @@ def to_markdown(table: dict[str, Any]) -> str:
     selected = any(row.get("dev_selected") for row in table["rows"])
     if selected:  # each phase's best dev epoch: the checkpoint a practitioner keeps (phaseN-best.pt)
         header += ["Dev-selected epoch", f"{table['main_split']} {table['metric']} there"]
+    averaged = any(row.get("averaged") for row in table["rows"])
+    if averaged:  # train.average: the mean of the phase's last or best N epochs
+        header += ["Averaged epochs", f"{table['main_split']} {table['metric']} averaged"]
     lines = [
         f"DSD schedule `{table['schedule']}`"
         + (f"; LLR baseline `{table['baseline_schedule']}`" if table["baseline_schedule"] else ""),
@@ -112,6 +121,13 @@ def to_markdown(table: dict[str, Any]) -> str:
             value = None if kept is None else kept["value"]
             cells += [
                 "" if kept is None else f"{kept['epoch']} ({kept['monitor']})",
+                "" if value is None else f"{value:.2f}",
+            ]
+        if averaged:
+            mean = row.get("averaged")
+            value = None if mean is None else mean["value"]
+            cells += [
+                "" if mean is None else f"{mean['rule']}: {', '.join(map(str, mean['epochs']))}",
                 "" if value is None else f"{value:.2f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
