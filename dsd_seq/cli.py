@@ -48,7 +48,7 @@ def _train(args: argparse.Namespace) -> int:
         append_record(
             args.store, run_record(outcome.exp_dir, args.baseline or "dsd", started_from=started_from)
         )
-    return 0
+    return outcome.exit_status  # 130/143: a signal stopped it before its end (a recipe must stop too)
 
 
 def train_request(args: argparse.Namespace) -> TrainRequest:
@@ -93,8 +93,9 @@ def _plan_run(args: argparse.Namespace) -> int:
             f"the {args.kind} run {needs}, but {first.exp_dir} has not finished its "
             f"{'dense phase' if first.kind == 'dense' else 'schedule'}: run `dsd-seq plan-run {first.kind}` first"
         )
-    _print_outcome(run.request.run())
-    return 0
+    outcome = run.request.run()
+    _print_outcome(outcome)
+    return outcome.exit_status
 
 
 def _relaunch_under_torchrun(args: argparse.Namespace) -> None:

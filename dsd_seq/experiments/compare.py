@@ -21,6 +21,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -83,6 +84,10 @@ def parse_seeds(text: str | int, option: str = "--seeds") -> list[int]:
 def parse_baselines(text: str | int) -> list[int]:
     """``--baselines``: a count K (dense baselines from seeds 0..K-1) or explicit seeds, as ``--seeds``."""
     return parse_seeds(text, "--baselines")
+
+
+#: ``dsd-seq train``'s exit statuses when a signal stopped a run before its end (SIGINT, SIGTERM)
+INTERRUPTED = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 
 class CompareError(RuntimeError):
@@ -284,7 +289,7 @@ def train_in_process(run: PlannedRun) -> int:
         return 2
     if outcome.is_main:
         print(outcome.summary())
-    return 0
+    return outcome.exit_status
 
 
 def _train_in_subprocess(run: PlannedRun) -> int:
@@ -312,6 +317,8 @@ def execute(runs: list[PlannedRun], jobs: int, store: Path) -> list[str]:
         if run.done:
             bar.update(1)
             record_finished([run], store)
+        elif code in INTERRUPTED:
+            problems.append(f"{run.name} stopped before its end (interrupted)")
         elif code:
             log = f" (log: {run.exp_dir / 'train.log'})" if jobs > 1 else ""
             problems.append(f"{run.name} failed with exit code {code}{log}")

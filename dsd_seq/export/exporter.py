@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsd_seq.core.schedule import Schedule
 from dsd_seq.export.deployment import DeploymentError, export_graph
 from dsd_seq.export.package import WEIGHTS, PackageError, serialized_bytes, write_package
 from dsd_seq.export.sparse_storage import compress_state
@@ -66,9 +67,25 @@ def choose_checkpoint(run_dir: Path, phase: int | None = None, best_dev: bool = 
         phase = _best_phase(run_dir)
     if phase is None:
         phase = max(ends)
+        _refuse_unfinished(run_dir, phase)
     if phase not in ends:
         raise PackageError(f"{run_dir}: no checkpoint for phase {phase}; finished phases: {sorted(ends)}")
     return ends[phase], phase
+
+
+def _refuse_unfinished(run_dir: Path, done: int) -> None:
+    """The final model of a run is its last phase's: a run stopped before it (Ctrl-C, a crash, a dense
+    phase trained alone) has none, and exporting its newest phase as "final" would mislabel it."""
+    path = run_dir / "results.json"
+    try:
+        planned = len(Schedule.parse(json.loads(path.read_text(encoding="utf-8"))["schedule"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable results: the phase-end files are all there is to go by
+    if done < planned:
+        raise PackageError(
+            f"{run_dir} is unfinished: {done} of its {planned} phases are done, so it has no final model. "
+            f"Continue it (dsd-seq train ... --resume), or export a finished phase by naming it: --phase {done}"
+        )
 
 
 def _best_phase(run_dir: Path) -> int:

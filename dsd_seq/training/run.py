@@ -27,6 +27,7 @@ from dsd_seq.training import distributed
 from dsd_seq.training.config import ConfigError, RunConfig, load_config, to_yaml
 from dsd_seq.training.results import realized_epochs
 from dsd_seq.training.run_lock import RunLockedError, lock_for_all_ranks
+from dsd_seq.training.stop_request import exit_status
 from dsd_seq.training.task import build_task
 from dsd_seq.training.trainer import Position, Trainer, TrainingError
 
@@ -71,6 +72,13 @@ class RunOutcome:
     position: Position  # the next step; ``position.phase`` phases are done
     is_main: bool  # rank 0 (under torchrun the other ranks print nothing)
     last_checkpoint: Path
+    stopped_by: int | None = None  # the signal that stopped the run before its end (SIGINT, SIGTERM)
+    interrupted: bool = False  # the run stopped on a signal (here or on another rank) before its end
+
+    @property
+    def exit_status(self) -> int:
+        """0 when the run did what was asked; 130/143 when a signal stopped it first (stop_request)."""
+        return exit_status(self.stopped_by) if self.interrupted and not self.finished else 0
 
     @property
     def finished(self) -> bool:
@@ -148,7 +156,10 @@ def train_run(
             )
     finally:
         distributed.destroy()
-    return RunOutcome(exp_dir, schedule, trainer.position, trainer.is_main, trainer.checkpoint_dir.last)
+    return RunOutcome(
+        exp_dir, schedule, trainer.position, trainer.is_main, trainer.checkpoint_dir.last,
+        stopped_by=trainer.stop.signal, interrupted=trainer.interrupted,
+    )  # fmt: skip
 
 
 def parameter_count_line(model: torch.nn.Module, prunable) -> str:

@@ -92,6 +92,7 @@ class Trainer(TrainerCheckpoints):
             config.train.select_on,
         )  # fmt: skip
         self.stop = StopRequest()
+        self.interrupted = False  # set when a signal stopped the run before its end
         self.train_step = TrainStep(
             task, self.model, runner, self.optimizer, self.dsd, self.precision, config.train.grad_clip,
             self.device, stop_requested=lambda: self.stop.requested,
@@ -226,6 +227,8 @@ class Trainer(TrainerCheckpoints):
                 if every and pos.global_step % every == 0 and pos.step < len(batches):
                     self.save()
                 stop = result.stop if self.world_size > 1 else self.stop.requested
+                if stop:
+                    self.interrupted = True  # a signal, here or on another rank: the run is unfinished
                 if stop or (stop_after is not None and steps_this_call >= stop_after):
                     return True, steps_this_call
         return False, steps_this_call
