@@ -1,7 +1,9 @@
 """``load_model(path)``: a model package (or, failing that, a training checkpoint) as a usable model.
 
 The returned object is the model family's own (e.g. a speech recogniser with ``transcribe``, a
-captioner with ``caption``), built by the ``module:function`` the manifest names.
+captioner with ``caption``), built by the ``module:function`` the manifest names: one of the project's
+own model families (``dsd_seq.export.manifest_schema``), checked with the whole manifest and every file's
+checksum before anything is imported or allocated.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import importlib
 from pathlib import Path
 
 from dsd_seq.export.package import PackageError, read_package
-from dsd_seq.export.sparse_storage import expand_state
+from dsd_seq.export.sparse_storage import SparseStorageError, expand_state
 from dsd_seq.safe_io import load_checkpoint_dict
 
 
@@ -23,7 +25,10 @@ def load_model(path: str | Path, device: str = "cpu"):
         spec = manifest["inference"]
         assets = {name: path / name for name in manifest["files"]}
         settings = manifest["settings"]
-        weights = expand_state(stored["model"])
+        try:
+            weights = expand_state(stored["model"])
+        except (SparseStorageError, KeyError, TypeError, AttributeError) as err:
+            raise PackageError(f"{path}: its weights do not match their own description ({err})") from None
     elif path.is_file():
         from dsd_seq.export.exporter import inference_module  # imports the task module by name
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from dsd_seq.export.manifest_schema import ManifestError, validate_manifest
 from dsd_seq.safe_io import CheckpointError, load_safely, read_json_manifest, save_checkpoint, write_atomic
 
 FORMAT_NAME = "dsd-seq-model"
@@ -74,14 +75,18 @@ def read_manifest(folder: Path) -> dict:
             f"{path}: model package format version {version!r}, newer than this dsd-seq reads "
             f"({FORMAT_VERSION}); upgrade dsd-seq (pip install -U dsd-seq) to load it"
         )
+    try:  # before any file is read or any code imported: see manifest_schema
+        validate_manifest(manifest, folder, str(path))
+    except ManifestError as err:
+        raise PackageError(f"{err}; export the model again") from None
     return manifest
 
 
 def read_package(folder: Path) -> tuple[dict, dict]:
     """(manifest, stored weights) after checking every file's checksum."""
     manifest = read_manifest(folder)
-    for name, expected in manifest.get("files", {}).items():
-        path = folder / name
+    for name, expected in manifest["files"].items():
+        path = folder / name  # a plain name inside the folder: validate_manifest checked it
         if not path.is_file():
             raise PackageError(f"{path}: listed in the manifest but missing; copy the whole package folder")
         if sha256(path) != expected:

@@ -42,15 +42,55 @@ def compress_state(state: dict[str, torch.Tensor], fp16: bool = False) -> dict[s
     return out
 
 
+#: the dtypes a stored sparse tensor may name (``getattr(torch, name)`` of anything else is refused)
+SPARSE_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+class SparseStorageError(ValueError):
+    """A stored sparse tensor whose claims do not match its own data; the message names the tensor."""
+
+
+def _checked_numel(name: str, item: object) -> int:
+    """The element count ``item`` claims, checked against its bitmask and values before anything is
+    allocated from it: a claimed shape can never ask for more than its stored bits cover."""
+    if not isinstance(item, dict) or item.get("sparse") != "bitmask":
+        raise SparseStorageError(f"{name}: neither a tensor nor a bitmask-sparse entry")
+    shape, dtype, bitmask, values = (item.get(k) for k in ("shape", "dtype", "bitmask", "values"))
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise SparseStorageError(f"{name}: shape {shape!r} is not a list of non-negative whole numbers")
+    if dtype not in SPARSE_DTYPES:
+        raise SparseStorageError(f"{name}: dtype {dtype!r}; accepted: {', '.join(SPARSE_DTYPES)}")
+    if not isinstance(bitmask, torch.Tensor) or bitmask.dtype != torch.uint8 or bitmask.dim() != 1:
+        raise SparseStorageError(f"{name}: the bitmask is not a 1-D uint8 tensor")
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point() or values.dim() != 1:
+        raise SparseStorageError(f"{name}: the values are not a 1-D floating tensor")
+    numel = 1
+    for d in shape:
+        numel *= d
+    if (numel + 7) // 8 != bitmask.numel():
+        raise SparseStorageError(
+            f"{name}: shape {shape} claims {numel} weights, but the bitmask covers {8 * bitmask.numel()}"
+        )
+    kept = int(np.unpackbits(bitmask.numpy(), count=numel).sum())
+    if kept != values.numel():
+        raise SparseStorageError(
+            f"{name}: the bitmask marks {kept} nonzeros, but {values.numel()} values are stored"
+        )
+    return numel
+
+
 def expand_state(stored: dict[str, object]) -> dict[str, torch.Tensor]:
-    """The dense state dict back (in each tensor's original dtype)."""
+    """The dense state dict back (in each tensor's original dtype); a SparseStorageError for an entry
+    whose shape, dtype, bitmask and values disagree."""
     state: dict[str, torch.Tensor] = {}
     for name, item in stored.items():
         if isinstance(item, torch.Tensor):
             state[name] = item
             continue
+        numel = _checked_numel(name, item)
         shape, dtype = item["shape"], getattr(torch, item["dtype"])
-        numel = int(np.prod(shape)) if shape else 1
         mask = torch.from_numpy(np.unpackbits(item["bitmask"].numpy(), count=numel).astype(bool))
         flat = torch.zeros(numel, dtype=dtype)
         flat[mask] = item["values"].to(dtype)
