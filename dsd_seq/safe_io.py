@@ -52,6 +52,25 @@ def write_atomic(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> 
         raise
 
 
+class LinkRefusedError(OSError):
+    """A run-folder file that is a symbolic link: writing through it would change the file it points at."""
+
+
+def open_no_follow(path: str | Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that never follows a symbolic link at ``path`` (``O_NOFOLLOW``): a link planted where
+    a run writes its lock or log would otherwise truncate or append to whatever it points at."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, mode)
+    except OSError as err:
+        if os.path.islink(path):
+            raise LinkRefusedError(
+                f"{path} is a symbolic link; dsd-seq writes the files of a run folder itself and does not "
+                "follow links (it would write into the file the link points at). Remove the link, or use "
+                "another experiment folder"
+            ) from None
+        raise err
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` through :func:`write_atomic`."""
     write_atomic(path, lambda f: torch.save(obj, f))

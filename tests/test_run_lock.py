@@ -81,3 +81,19 @@ def test_the_lock_is_exclusive_within_one_process_too_and_released_on_exit(tmp_p
         pass
     with RunLock(tmp_path, enabled=False), RunLock(tmp_path):  # torchrun ranks other than 0 do not lock
         pass
+
+
+@pytest.mark.parametrize("name", [".dsd-seq.lock", "metrics.jsonl"])
+def test_a_link_planted_in_the_run_folder_is_refused_and_its_target_untouched(tmp_path, name):
+    from dsd_seq.core.schedule import Schedule
+    from dsd_seq.safe_io import LinkRefusedError
+    from tests.toy_task import toy_trainer
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / name).symlink_to(target)
+    with pytest.raises(LinkRefusedError, match=f"{name} is a symbolic link"), RunLock(exp):
+        toy_trainer(exp, Schedule.parse("D1:0.01")).run()
+    assert target.read_text() == "keep me\n"

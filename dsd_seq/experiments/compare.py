@@ -37,6 +37,7 @@ from dsd_seq.experiments.run_store import (
     record_key,
     run_record,
 )
+from dsd_seq.safe_io import open_no_follow
 from dsd_seq.training.config import ConfigError, RunConfig, fingerprint
 from dsd_seq.training.run import RUN_ERRORS, TrainRequest
 
@@ -296,7 +297,8 @@ def _train_in_subprocess(run: PlannedRun) -> int:
     run.exp_dir.mkdir(parents=True, exist_ok=True)
     quiet = dataclasses.replace(run.request, overrides=(*run.request.overrides, "train.progress=false"))
     argv = [sys.executable, "-m", "dsd_seq.cli", *quiet.to_argv()]
-    with (run.exp_dir / "train.log").open("a", encoding="utf-8") as log:
+    fd = open_no_follow(run.exp_dir / "train.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(fd, "a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(argv)}\n")
         log.flush()
         return subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, check=False).returncode

@@ -20,6 +20,7 @@ import yaml
 
 from dsd_seq.experiments.report import load_results
 from dsd_seq.experiments.training_fit import METRICS_NAME, last_epoch_train_loss
+from dsd_seq.safe_io import open_no_follow
 from dsd_seq.training.config import fingerprint
 from dsd_seq.training.provenance import environment, run_environment
 
@@ -111,7 +112,7 @@ def append_record(store: str | Path, record: dict[str, Any]) -> None:
     """Append one line with a single write, flushed to disk: a crash leaves whole lines only."""
     store = Path(store)
     store.parent.mkdir(parents=True, exist_ok=True)
-    with store.open("a", encoding="utf-8") as f:
+    with os.fdopen(open_no_follow(store, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())

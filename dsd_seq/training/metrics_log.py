@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from dsd_seq.safe_io import open_no_follow
 
 
 class MetricsLog:
@@ -22,8 +25,9 @@ class MetricsLog:
             return
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.exp_dir / "metrics.jsonl"
+        fd = open_no_follow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # a planted link: refused
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
         _drop_torn_tail(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+from dsd_seq.safe_io import open_no_follow
 from dsd_seq.training import distributed
 
 LOCK_NAME = ".dsd-seq.lock"
@@ -37,7 +38,7 @@ class RunLock:
         if not self.enabled:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
