@@ -84,10 +84,11 @@ def write_comparison_report(
     table = build_comparison(records)
     md = comparison_markdown(table, regenerate=f"dsd-seq compare --out {out} --report-only")
     first = min(table["seeds"])
-    runs = _runs_in(out / f"seed{first}")
+    home = out / f"b{table['baselines'][0]}" if table.get("baselines") else out  # several dense baselines
+    runs = _runs_in(home / f"seed{first}")
     if "DSD" in runs:
         start = (
-            out / BASELINE_FOLDER / "checkpoints" / "phase1-end.pt"
+            home / BASELINE_FOLDER / "checkpoints" / "phase1-end.pt"
             if table["design"] == "shared-baseline"
             else None
         )
@@ -96,7 +97,12 @@ def write_comparison_report(
         drawn = [(c, n) for c, n in FIGURE_CAPTIONS if (out / "figures" / n).is_file()]
         figures = [line for caption, name in drawn for line in (f"![{caption}](figures/{name})", "")]
     if figures:
-        md += f"\n## Figures (seed {first})\n\n" + "\n".join(figures)
+        which = (
+            f"baseline seed {table['baselines'][0]}, seed {first}"
+            if table.get("baselines")
+            else f"seed {first}"
+        )
+        md += f"\n## Figures ({which})\n\n" + "\n".join(figures)
     md_path, json_path = out / "report.md", out / "report.json"
     md_path.write_text(md)
     json_path.write_text(json.dumps(table, indent=2) + "\n")
