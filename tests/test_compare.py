@@ -208,7 +208,10 @@ def test_several_dense_baselines_are_each_continued_by_every_seed(tmp_path, monk
     assert len(dense) == 3  # three different dense models
     report = (out / "report.md").read_text()
     assert "over 3 dense baselines x 2 seeds" in report and "paired t-test over baselines" in report
-    assert "## Figures (baseline seed 0, seed 0)" in report and (out / "figures" / "training_curves.png").is_file()
+    assert (
+        "## Figures (baseline seed 0, seed 0)" in report
+        and (out / "figures" / "training_curves.png").is_file()
+    )
     capsys.readouterr()
     assert main(["compare", "--config", config, "--baselines", "3", "--out", str(tmp_path / "x")]) == 2
     assert "--baselines is for --design shared-baseline" in capsys.readouterr().err

@@ -116,6 +116,13 @@ def write_experiment_report(exp_dir: str | Path, layer: str | None = None, paper
     if (exp_dir / STORE_NAME).is_file():
         return write_comparison_report(exp_dir, layer=layer)[0]
     runs = _runs_in(exp_dir)
+    skipped = []
+    for label in [label for label in runs if label != "DSD"]:  # a damaged baseline costs its rows only
+        try:
+            load_results(runs[label])
+        except ValueError as err:
+            skipped.append(f"*{label}: left out ({err}).*")
+            del runs[label]
     if "DSD" in runs:
         baseline = runs.get("LLR")
         table_md, _ = write_report(runs["DSD"], baseline, exp_dir / "results")
@@ -134,7 +141,7 @@ def write_experiment_report(exp_dir: str | Path, layer: str | None = None, paper
             f"{exp_dir} holds no finished run: expected {STORE_NAME} (dsd-seq compare), dsd/results.json "
             "(a recipe's exp folder) or results.json (a run folder)"
         )
-    md = f"# DSD report: {exp_dir}\n\n" + "\n".join(parts) + "\n## Figures\n\n"
+    md = f"# DSD report: {exp_dir}\n\n" + "\n".join([*parts, *skipped]) + "\n## Figures\n\n"
     md += "\n".join(write_figures(runs, exp_dir / "figures", layer))
     md += f"\nRegenerate: `dsd-seq report {exp_dir}`\n"
     path = exp_dir / "report.md"

@@ -19,11 +19,37 @@ def load_results(exp_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run the training stage for {exp_dir} first")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(
             f"{path} is not valid JSON ({err}); re-run the training stage with --resume"
         ) from None
+    problem = _results_problem(results)
+    if problem:
+        raise ValueError(
+            f"{path} is not a run's results ({problem}); re-run the training stage with --resume, which "
+            "rewrites it from the checkpoints"
+        )
+    return results
+
+
+def _results_problem(results: Any) -> str | None:
+    """What makes ``results`` unlike the file the trainer writes, or None."""
+    if not isinstance(results, dict):
+        return f"a JSON {type(results).__name__}, not an object"
+    phases = results.get("phases")
+    if not isinstance(phases, list):
+        return "no list of phases under 'phases'"
+    for i, row in enumerate(phases):
+        if not isinstance(row, dict):
+            return f"phases[{i}] is not an object"
+        for key, kind in (("metrics", dict), ("label", str), ("epochs", int), ("cumulative_epochs", int)):
+            if not isinstance(row.get(key), kind):
+                return f"phases[{i}].{key} is missing or not {kind.__name__}"
+        for split, values in row["metrics"].items():
+            if not isinstance(values, dict) or not all(isinstance(v, int | float) for v in values.values()):
+                return f"phases[{i}].metrics.{split} is not a mapping of names to numbers"
+    return None
 
 
 def _metric_columns(rows: list[dict]) -> list[tuple[str, str]]:
