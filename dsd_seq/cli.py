@@ -28,7 +28,13 @@ from dsd_seq.experiments.compare import (
     record_finished,
 )
 from dsd_seq.experiments.report import build_table, load_results, to_markdown, write_report
-from dsd_seq.experiments.run_store import STORE_NAME, append_record, checkpoint_run_folder, run_record
+from dsd_seq.experiments.run_store import (
+    STORE_NAME,
+    append_record,
+    check_store,
+    checkpoint_run_folder,
+    run_record,
+)
 from dsd_seq.experiments.score import MODES, score_files
 from dsd_seq.training import launch
 from dsd_seq.training.config import ConfigError, load_config
@@ -40,6 +46,8 @@ USER_ERRORS = (*RUN_ERRORS, CompareError)
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.store:
+        check_store(args.store)  # before hours of training, not after them
     _relaunch_under_torchrun(args)
     outcome = train_request(args).run()
     _print_outcome(outcome)

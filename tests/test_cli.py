@@ -97,3 +97,18 @@ def test_invalid_settings_are_refused_before_any_training(tmp_path, capsys, extr
 def test_a_dense_only_schedule_runs_when_asked_for(tmp_path, capsys):
     path = _config(tmp_path, TOY + "schedule: D1:1e-3\n")
     assert main(["train", "--config", path, "--exp-dir", str(tmp_path / "exp"), "--dense-only"]) == 0
+
+
+def test_a_bad_store_is_refused_before_the_first_step(tmp_path, monkeypatch, capsys):
+    from tests.toy_cli_runs import toy_config_file
+
+    config = toy_config_file(tmp_path, monkeypatch)
+    (tmp_path / "a_file").write_text("")
+    for store, message in (
+        (tmp_path, "is a folder"),
+        (tmp_path / "a_file" / "runs.jsonl", "cannot be written"),
+    ):
+        exp = tmp_path / f"exp{len(message)}"
+        assert main(["train", "--config", config, "--exp-dir", str(exp), "--store", str(store)]) == 2
+        assert message in capsys.readouterr().err
+        assert not (exp / "checkpoints").exists()  # nothing trained

@@ -108,6 +108,21 @@ def _environment(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {**environment(), "environment_at": "recording"}
 
 
+def check_store(store: str | Path) -> None:
+    """Before a run trains: the store can be appended to (not a folder, not a link, its folder writable),
+    so that a run of hours does not end in an error that loses its record."""
+    store = Path(store)
+    if store.is_dir():
+        raise RunStoreError(f"--store {store} is a folder; name a file, e.g. {store / STORE_NAME}")
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        os.close(open_no_follow(store, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
+    except OSError as err:
+        raise RunStoreError(
+            f"--store {store} cannot be written ({err.strerror or err}); choose another file"
+        ) from None
+
+
 def append_record(store: str | Path, record: dict[str, Any]) -> None:
     """Append one line with a single write, flushed to disk: a crash leaves whole lines only."""
     store = Path(store)
