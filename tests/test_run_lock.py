@@ -97,3 +97,24 @@ def test_a_link_planted_in_the_run_folder_is_refused_and_its_target_untouched(tm
     with pytest.raises(LinkRefusedError, match=f"{name} is a symbolic link"), RunLock(exp):
         toy_trainer(exp, Schedule.parse("D1:0.01")).run()
     assert target.read_text() == "keep me\n"
+
+
+def test_a_forked_worker_does_not_keep_a_dead_runs_lock(tmp_path):
+    script = (
+        "import os, sys, time\n"
+        "from dsd_seq.training.run_lock import RunLock\n"
+        f"RunLock({str(tmp_path)!r}).__enter__()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "print(pid, flush=True)\n"
+        "os._exit(0)\n"  # the run dies; its worker lives on
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    child = int(done.stdout.strip())
+    try:
+        with RunLock(tmp_path):  # at once: the worker holds no lock
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)

@@ -20,6 +20,21 @@ from dsd_seq.safe_io import open_no_follow
 from dsd_seq.training import distributed
 
 LOCK_NAME = ".dsd-seq.lock"
+#: the lock descriptors this process holds; a forked child (a data loader worker) closes its copies
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    """In a forked child: drop the inherited lock descriptors. ``flock`` belongs to the open file, which a
+    fork shares, so a worker that outlived its run by seconds would keep the folder locked and refuse
+    an immediate ``--resume``."""
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 class RunLockedError(RuntimeError):
@@ -52,10 +67,12 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.close(self._fd)  # closing the descriptor releases the lock; the file stays, harmlessly
             self._fd = None
 
