@@ -52,6 +52,20 @@ def write_atomic(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> 
         raise
 
 
+def read_utf8(path: str | Path, what: str, error: type[Exception]) -> str:
+    """The text of ``path``; ``error`` naming the file, the line and the byte when it is not UTF-8."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise error(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[err.start]:02x}); convert the {what} to UTF-8, e.g. "
+            "`iconv -f latin1 -t utf-8`"
+        ) from None
+
+
 class LinkRefusedError(OSError):
     """A run-folder file that is a symbolic link: writing through it would change the file it points at."""
 

@@ -97,3 +97,50 @@ def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path, which):
     bad.write_bytes(b"".join(lines))
     with pytest.raises(ScoreError, match=rf"{bad.name}:3: not UTF-8 \(byte 0xe9 at column 9\)"):
         score_files(ref, hyp)
+
+
+GOOD_IMAGE = {"filename": "a.png", "split": "test", "sentences": [{"tokens": ["a", "cat"], "raw": "a cat"}]}
+
+
+@pytest.mark.parametrize(
+    ("refs", "where"),
+    [
+        ({"images": {"a.png": 1}}, "images must be a list"),
+        ({"images": ["a.png"]}, r"images\[0\] must be an object"),
+        ({"images": [None]}, r"images\[0\] must be an object"),
+        ({"images": [{**GOOD_IMAGE, "filename": None}]}, r"images\[0\].filename must be a string"),
+        ({"images": [{**GOOD_IMAGE, "sentences": "a cat"}]}, r"images\[0\].sentences must be a list"),
+        (
+            {"images": [{**GOOD_IMAGE, "sentences": [{"tokens": [["a"]]}]}]},
+            r"sentences\[0\].tokens must be a list of strings",
+        ),
+        (
+            {"images": [{**GOOD_IMAGE, "sentences": [{"raw": {"deep": [1]}}]}]},
+            r"sentences\[0\].raw must be a string",
+        ),
+        ([1, 2], "images must be a list"),
+    ],
+)
+def test_caption_references_of_the_wrong_shape_name_the_place(tmp_path, capsys, refs, where):
+    import json
+    import re
+
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    (tmp_path / "hyp.txt").write_text("a.png a cat\n")
+    argv = ["score", "--bleu", "--hyp", str(tmp_path / "hyp.txt"), "--refs", str(tmp_path / "refs.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(where, err) and "Traceback" not in err
+
+
+def test_files_that_are_not_utf8_are_named(tmp_path, capsys):
+    (tmp_path / "hyp.txt").write_bytes(b"a.png a \xe9t\xe9\n")
+    (tmp_path / "refs.json").write_text('{"images": []}')
+    argv = ["score", "--bleu", "--hyp", str(tmp_path / "hyp.txt"), "--refs", str(tmp_path / "refs.json")]
+    assert main(argv) == 2
+    assert f"{tmp_path / 'hyp.txt'}:1: not UTF-8 (byte 0xe9)" in capsys.readouterr().err
+    from dsd_seq.export.inputs import InputListError, collect_inputs
+
+    (tmp_path / "wav.scp").write_bytes(b"utt1 a.wav\nutt2 \xff.wav\n")
+    with pytest.raises(InputListError, match=r"wav.scp:2: not UTF-8 \(byte 0xff\)"):
+        collect_inputs([tmp_path / "wav.scp"], (".wav",))

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from nltk.translate.bleu_score import SmoothingFunction, brevity_penalty, closest_ref_length, corpus_bleu
 
+from dsd_seq.safe_io import read_utf8
+
 SMOOTHING = "nltk method1 (epsilon 0.1 for an n-gram order without matches)"
 
 
@@ -57,9 +59,10 @@ def read_karpathy_references(path: str | Path, split: str | None) -> dict[str, l
     (all images if None). An image is known by its ``filename`` and by ``filepath/filename``."""
     path = Path(path)
     try:
-        images = json.loads(path.read_text(encoding="utf-8"))["images"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        data = json.loads(read_utf8(path, "Karpathy split file", CaptionScoreError))
+    except (OSError, ValueError) as err:
         raise CaptionScoreError(f"{path}: not a readable Karpathy split file ({err})") from None
+    images = _check_karpathy(path, data)
     if split is not None and split not in KARPATHY_SPLITS:
         raise CaptionScoreError(f"--split {split!r}; accepted: {', '.join(KARPATHY_SPLITS)}")
     refs: dict[str, list[list[str]]] = {}
@@ -84,11 +87,48 @@ def read_karpathy_references(path: str | Path, split: str | None) -> dict[str, l
     return refs
 
 
+def _check_karpathy(path: Path, data: object) -> list[dict]:
+    """``data["images"]``, after checking the shape this reader relies on; the error names the place in
+    the JSON (``images[3].sentences[1].tokens``)."""
+
+    def fail(where: str, expected: str, value: object) -> CaptionScoreError:
+        return CaptionScoreError(
+            f"{path}: {where} must be {expected}, got {type(value).__name__}; a Karpathy split file is "
+            '{"images": [{"filename": ..., "split": ..., "sentences": [{"tokens": [...], "raw": ...}]}]}'
+        )
+
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise fail("images", "a list", data.get("images") if isinstance(data, dict) else data)
+    for i, entry in enumerate(data["images"]):
+        if not isinstance(entry, dict):
+            raise fail(f"images[{i}]", "an object", entry)
+        if not isinstance(entry.get("filename"), str):
+            raise fail(f"images[{i}].filename", "a string", entry.get("filename"))
+        for key in ("split", "filepath"):
+            if key in entry and not isinstance(entry[key], str):
+                raise fail(f"images[{i}].{key}", "a string", entry[key])
+        sentences = entry.get("sentences", [])
+        if not isinstance(sentences, list):
+            raise fail(f"images[{i}].sentences", "a list", sentences)
+        for j, sentence in enumerate(sentences):
+            where = f"images[{i}].sentences[{j}]"
+            if not isinstance(sentence, dict):
+                raise fail(where, "an object", sentence)
+            tokens = sentence.get("tokens")
+            if tokens is not None and not (
+                isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)
+            ):
+                raise fail(f"{where}.tokens", "a list of strings", tokens)
+            if "raw" in sentence and not isinstance(sentence["raw"], str):
+                raise fail(f"{where}.raw", "a string", sentence["raw"])
+    return data["images"]
+
+
 def read_caption_lines(path: str | Path) -> dict[str, list[str]]:
     """``<image> <caption>`` lines (what ``dsd-seq caption`` prints) -> image -> lowercased tokens."""
     path = Path(path)
     out: dict[str, list[str]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_utf8(path, "caption file", CaptionScoreError).splitlines(), 1):
         if not line.strip():
             continue
         name, _, text = line.strip().partition(" ")

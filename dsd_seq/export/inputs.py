@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dsd_seq.safe_io import read_utf8
+
 AUDIO_SUFFIXES = (
     ".wav",
     ".flac",
@@ -53,7 +55,7 @@ def collect_inputs(
 
 def _read_scp(path: Path) -> list[tuple[str, Path]]:
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_utf8(path, "list of audio files", InputListError).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
