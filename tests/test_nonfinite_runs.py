@@ -122,3 +122,24 @@ def test_a_step_that_leaves_the_optimizer_state_non_finite_is_undone_state_and_a
     step()
     copy.restore()
     assert not fresh.state
+
+
+class _NanTestSplit(ToyTask):
+    def evaluate(self, split, device):
+        scores = super().evaluate(split, device)
+        return {**scores, "error": float("nan")} if split == "test" else scores
+
+
+def test_a_non_finite_score_is_written_as_null_with_a_warning(tmp_path, capsys):
+    import json
+
+    from dsd_seq.core.schedule import Schedule
+
+    torch.manual_seed(0)
+    toy_trainer(
+        tmp_path / "exp", Schedule.parse("D1:0.01"), ["train.eval_splits=[dev, test]"], _NanTestSplit()
+    ).run()
+    text = (tmp_path / "exp" / "results.json").read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["phases"][0]["metrics"]["test"]["error"] is None
+    assert "non-finite values written as null at phases[0].metrics.test.error" in capsys.readouterr().err

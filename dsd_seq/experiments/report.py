@@ -47,7 +47,9 @@ def _results_problem(results: Any) -> str | None:
             if not isinstance(row.get(key), kind):
                 return f"phases[{i}].{key} is missing or not {kind.__name__}"
         for split, values in row["metrics"].items():
-            if not isinstance(values, dict) or not all(isinstance(v, int | float) for v in values.values()):
+            if not isinstance(values, dict) or not all(
+                v is None or isinstance(v, int | float) for v in values.values()
+            ):
                 return f"phases[{i}].metrics.{split} is not a mapping of names to numbers"
     return None
 

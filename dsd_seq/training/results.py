@@ -7,8 +7,12 @@ Sparse and Re-dense), with the sparsity measured on the weights, not just the ta
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from dsd_seq.core.convergence import Plateau
 from dsd_seq.core.dsd import DSD
@@ -105,8 +109,31 @@ def write_results(
     if started_from is not None:
         summary["started_from"] = started_from
     path = exp_dir / RESULTS_NAME
-    write_atomic(path, (json.dumps(summary, indent=2) + "\n").encode())
+    summary, replaced = finite_json(summary)
+    if replaced:  # JSON has no NaN: write null, and say where, rather than a file no JSON reader accepts
+        tqdm.write(
+            f"warning: {path}: non-finite values written as null at {', '.join(replaced[:5])}"
+            f"{' ...' if len(replaced) > 5 else ''} (a split whose features or loss are NaN/inf: check its data)",
+            file=sys.stderr,
+        )
+    write_atomic(path, (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode())
     return path
+
+
+def finite_json(value: Any, where: str = "") -> tuple[Any, list[str]]:
+    """``value`` with every NaN/inf float replaced by None, and the places replaced (``phases[0].metrics...``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [where or "."]
+    if isinstance(value, dict):
+        out, replaced = {}, []
+        for key, item in value.items():
+            out[key], found = finite_json(item, f"{where}.{key}" if where else str(key))
+            replaced += found
+        return out, replaced
+    if isinstance(value, list):
+        pairs = [finite_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [p[0] for p in pairs], [w for p in pairs for w in p[1]]
+    return value, []
 
 
 def flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
