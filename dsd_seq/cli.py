@@ -467,6 +467,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def add_inference_parsers(sub) -> None:
     """``export``, ``transcribe`` and ``caption``: using a trained model (see dsd_seq.export)."""
+    from dsd_seq.export import inference_options  # torch only
+
     export = sub.add_parser("export", help="write a self-contained model package from a run's checkpoint")
     export.add_argument("run_dir", type=Path, help="the run folder (e.g. exp/dsd) with checkpoints/")
     which = export.add_mutually_exclusive_group()
@@ -492,23 +494,33 @@ def add_inference_parsers(sub) -> None:
     common.add_argument("model", help="a model package (dsd-seq export) or a training checkpoint")
     common.add_argument("inputs", nargs="+", help="files, folders (searched recursively) or a wav.scp")
     common.add_argument("--jsonl", action="store_true", help="JSON lines instead of '<name> <text>' lines")
-    common.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
+    common.add_argument(
+        "--device", default="cpu", type=inference_options.device, help="cpu (default), cuda, cuda:1 ..."
+    )
     transcribe = sub.add_parser(
         "transcribe", parents=[common], help="transcribe audio files (any format soundfile reads)"
     )
     transcribe.add_argument("--decoding", choices=["greedy", "beam", "lm"], help="default: the model's")
-    transcribe.add_argument("--beam-size", type=int, help="beam width for --decoding beam/lm")
+    transcribe.add_argument(
+        "--beam-size",
+        type=inference_options.beam,
+        help=f"beam width for --decoding beam/lm (1..{inference_options.MAX_BEAM})",
+    )
     transcribe.add_argument("--lm", help="ARPA or KenLM file for --decoding lm")
-    transcribe.add_argument("--batch-size", type=int, default=16, help="files decoded together")
+    transcribe.add_argument(
+        "--batch-size", type=inference_options.batch_size, default=16, help="files decoded together"
+    )
     transcribe.add_argument(
         "--chunk-seconds",
-        type=float,
+        type=inference_options.chunk_seconds,
         help="decode longer files in pieces of this many seconds (default 30; smaller needs less memory)",
     )
     transcribe.add_argument("--quiet", action="store_true", help="no progress bar")
     transcribe.set_defaults(func=_transcribe)
     caption = sub.add_parser("caption", parents=[common], help="caption image files (formats Pillow reads)")
-    caption.add_argument("--beam", type=int, help="beam size (1: greedy; default: the model's)")
+    caption.add_argument(
+        "--beam", type=inference_options.beam, help="beam size (1: greedy; default: the model's)"
+    )
     caption.add_argument("--encoder-weights", help="torchvision encoders: their weights file, if moved")
     caption.set_defaults(func=_caption)
 

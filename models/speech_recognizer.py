@@ -140,6 +140,8 @@ class SpeechRecognizer:
         else:
             name = f"wave #{index}"
             wave = torch.as_tensor(np.asarray(item, dtype=np.float32)).reshape(-1)
+        if wave.numel() and not bool(torch.isfinite(wave).all()):
+            raise InputError(f"{name}: the audio holds NaN or infinite samples (corrupt); skipped")
         if wave.numel() and float(wave.abs().max()) == 0.0:
             raise InputError(f"{name}: the audio is silent (every sample is 0); nothing to transcribe")
         return name, wave
@@ -156,6 +158,11 @@ class SpeechRecognizer:
                 feats = [compute_features(wave[s : s + chunk], self.features)
                          for s in range(0, max(wave.numel(), 1), chunk)
                          if s == 0 or wave.numel() - s >= self.features.frame_length_samples]  # fmt: skip
+                if not all(bool(torch.isfinite(f).all()) for f in feats):  # e.g. samples of 1e38 overflow
+                    raise InputError(
+                        f"{name}: its features are not finite (samples far outside [-1, 1] overflow the "
+                        "filterbank): corrupt or not normalised audio; skipped"
+                    )
             except (InputError, ValueError) as err:
                 message = str(err) if str(err).startswith(name) else f"{name}: {err}"
                 results.append(Transcript(name, None, message))

@@ -144,14 +144,21 @@ def test_bad_inputs_are_named_and_counted_and_the_good_ones_still_transcribed(tr
     sf.write(str(tmp_path / "silent.wav"), np.zeros(16000, dtype=np.float32), 16000)
     sf.write(str(tmp_path / "short.wav"), np.full(100, 0.1, dtype=np.float32), 16000)
     sf.write(str(tmp_path / "narrow.wav"), np.full(8000, 0.1, dtype=np.float32), 8000)
+    huge = np.full(16000, 3e38, dtype=np.float32) * np.sign(np.sin(np.arange(16000)))
+    sf.write(str(tmp_path / "huge.wav"), huge.astype(np.float32), 16000, subtype="FLOAT")
+    shutil.copy(good, tmp_path / "with space.wav")
     capsys.readouterr()
     assert main(["transcribe", str(root / "dense"), str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert [line.split()[0] for line in out.splitlines()] == ["good"]
     for name, why in (("empty", "0 bytes"), ("notaudio", "unreadable"), ("silent", "silent"),
-                      ("short", "shorter than one"), ("narrow", "below the features' 16000 Hz")):  # fmt: skip
+                      ("short", "shorter than one"), ("narrow", "below the features' 16000 Hz"),
+                      ("huge", "not finite"), ("with space", "holds whitespace")):  # fmt: skip
         assert f"{tmp_path / name}.wav" in err and why in err, (name, err)
-    assert "1 of 6 done, 5 failed" in err
+    assert "1 of 8 done, 7 failed" in err
+    # JSON lines carry any name, so the same file is transcribed there
+    assert main(["transcribe", str(root / "dense"), str(tmp_path / "with space.wav"), "--jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "with space"
 
 
 def test_a_checkpoint_is_accepted_and_a_newer_or_damaged_package_refused(trained, tmp_path):
@@ -191,7 +198,9 @@ def test_chunk_seconds_cuts_a_long_file_into_pieces_decoded_alone(trained, tmp_p
     capsys.readouterr()
     assert main(["transcribe", str(root / "dense"), str(tmp_path / "long.wav"), "--chunk-seconds", "1"]) == 0
     assert capsys.readouterr().out == f"long {expected}".rstrip() + "\n"
-    assert main(["transcribe", str(root / "dense"), str(tmp_path / "long.wav"), "--chunk-seconds", "0"]) != 0
+    assert (
+        main(["transcribe", str(root / "dense"), str(tmp_path / "long.wav"), "--chunk-seconds", "0.001"]) != 0
+    )
     assert "chunk seconds must be at least one feature frame" in capsys.readouterr().err
 
 

@@ -41,6 +41,20 @@ def _emit(out, name: str, text: str | None, error: str | None, jsonl: bool, extr
     out.flush()
 
 
+def _unsafe_names(inputs: list[tuple[str, object]], jsonl: bool) -> dict[str, str]:
+    """name -> why it cannot start a ``<name> <text>`` line: a name with whitespace would split into
+    name and text wrongly (a newline would even add a line), so ``dsd-seq score`` could not read it back.
+    JSON lines carry any name."""
+    if jsonl:
+        return {}
+    return {
+        name: f"{path}: its name {name!r} holds whitespace, which a '<name> <text>' line cannot carry; "
+        "rename the file, or use --jsonl"
+        for name, path in inputs
+        if not name or any(c.isspace() for c in name)
+    }
+
+
 def _finish(total: int, failed: int, started: float, audio_seconds: float | None = None) -> int:
     took = time.perf_counter() - started
     speed = f", real-time factor {took / audio_seconds:.3f}" if audio_seconds else ""
@@ -57,6 +71,10 @@ def transcribe_command(args) -> int:
         recognizer.with_chunk_seconds(args.chunk_seconds)
     inputs = collect_inputs(args.inputs, AUDIO_SUFFIXES)
     started, failed, audio = time.perf_counter(), 0, 0.0
+    unsafe = _unsafe_names(inputs, args.jsonl)
+    for name in unsafe:
+        _emit(sys.stdout, name, None, unsafe[name], args.jsonl, {})
+    failed, total, inputs = len(unsafe), len(inputs), [(n, p) for n, p in inputs if n not in unsafe]
     results = recognizer.transcribe_each([path for _, path in inputs], args.batch_size)
     bar = tqdm(total=len(inputs), unit="file", disable=len(inputs) < 10 or args.quiet, file=sys.stderr)
     for (name, path), result in zip(inputs, results, strict=True):
@@ -67,7 +85,7 @@ def transcribe_command(args) -> int:
         _emit(sys.stdout, name, result.text, result.error, args.jsonl, extra)
         bar.update()
     bar.close()
-    return _finish(len(inputs), failed, started, audio)
+    return _finish(total, failed, started, audio)
 
 
 def caption_command(args) -> int:
@@ -77,9 +95,13 @@ def caption_command(args) -> int:
     if args.encoder_weights:
         captioner.encoder(args.encoder_weights)
     inputs = collect_inputs(args.inputs, IMAGE_SUFFIXES, keep_suffix=True)
-    started, failed = time.perf_counter(), 0
+    started = time.perf_counter()
+    unsafe = _unsafe_names(inputs, args.jsonl)
+    for name in unsafe:
+        _emit(sys.stdout, name, None, unsafe[name], args.jsonl, {})
+    failed, total, inputs = len(unsafe), len(inputs), [(n, p) for n, p in inputs if n not in unsafe]
     results = captioner.caption_each([path for _, path in inputs], args.beam)
     for (name, path), result in zip(inputs, results, strict=True):
         failed += result.error is not None
         _emit(sys.stdout, name, result.text, result.error, args.jsonl, {"file": str(path)})
-    return _finish(len(inputs), failed, started)
+    return _finish(total, failed, started)
