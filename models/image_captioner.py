@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,14 +185,30 @@ class ImageCaptioner:
         return [" ".join(words[i] for i in [*seq, EOS][:-1] if i > 2) for seq in ids]
 
 
+#: the most pixels an input image may claim (about 7000 x 7000): its header is read before its pixels, so
+#: a small file claiming 20000 x 20000 (a decompression bomb, or a GIF's huge logical screen) is refused
+#: before gigabytes are allocated for it
+MAX_IMAGE_PIXELS = 50_000_000
+
+
 def _open(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image file not found")
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:  # reads the header only
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise InputError(
+                        f"{path}: the image claims {width} x {height} pixels, more than the "
+                        f"{MAX_IMAGE_PIXELS:,} accepted (a decompression bomb?); resize it; skipped"
+                    )
+                return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise InputError(f"{path}: refused as a decompression bomb ({err}); skipped") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise InputError(
             f"{path}: Pillow cannot read this image ({err}); convert it to PNG or JPEG"
         ) from None

@@ -119,3 +119,47 @@ def test_bleu_file_scoring_agrees_with_sacrebleu_and_names_missing_images(tmp_pa
     (tmp_path / "short.txt").write_text("a.jpg a red circle\n")
     with pytest.raises(CaptionScoreError, match=r"no caption for 2 image\(s\).*b\.jpg"):
         score_caption_file(tmp_path / "short.txt", tmp_path / "dataset.json")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` (its data is one short row: a bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _gif_with_screen(width: int, height: int) -> bytes:
+    """A GIF with a 1 x 1 image on a huge logical screen."""
+    import struct
+
+    screen = b"GIF89a" + struct.pack("<HH", width, height) + b"\x80\x00\x00" + b"\0\0\0\xff\xff\xff"
+    image = b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00" + b"\x02\x02\x44\x01\x00"
+    return screen + image + b"\x3b"
+
+
+def test_decompression_bombs_are_named_and_skipped_and_the_rest_captioned(trained, tmp_path, capsys):
+    root, _, _ = trained
+    shutil.copy(next((root / "corpus" / "images").iterdir()), tmp_path / "ok.png")
+    (tmp_path / "bomb.png").write_bytes(_png_claiming(20000, 20000))
+    (tmp_path / "screen.gif").write_bytes(_gif_with_screen(65000, 65000))
+    (tmp_path / "large.png").write_bytes(_png_claiming(9000, 9000))  # under Pillow's limit, over ours
+    assert (tmp_path / "bomb.png").stat().st_size < 200
+    capsys.readouterr()
+    assert main(["caption", str(root / "sparse"), str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()] == ["ok.png"]
+    for name in ("bomb.png", "screen.gif"):  # Pillow's own limit
+        assert f"{tmp_path / name}: refused as a decompression bomb" in err
+    assert f"{tmp_path / 'large.png'}: the image claims 9000 x 9000 pixels" in err
+    assert "Traceback" not in err
+    assert "1 of 4 done, 3 failed" in err
