@@ -19,6 +19,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -301,7 +302,11 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> Pa
     archive, target = Path(archive), Path(target)
     target.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
-        _extract_zip(archive, target)
+        try:
+            _extract_zip(archive, target)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+            # a damaged central directory or member, or a compression zipfile cannot read
+            raise ArchiveError(f"{archive}: cannot be extracted ({err}); re-download it") from None
         return target
     try:
         _extract_tar(archive, target)

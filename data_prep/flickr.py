@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from data_prep.archive import extract_archive, verify_sha256
-from data_prep.karpathy import load_karpathy
+from data_prep.archive import ArchiveError, extract_archive, verify_sha256
+from data_prep.exit_status import exit_status
+from data_prep.karpathy import KarpathyFormatError, load_karpathy
 
 CORPORA = ("flickr8k", "flickr30k", "coco")
 
@@ -52,7 +54,7 @@ def prepare(corpus: str, images_archive: Path, captions: Path, out: Path, images
     return out / json_name
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", choices=CORPORA, default="flickr8k")
     parser.add_argument("--images-archive", type=Path, required=True)
@@ -61,11 +63,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images-sha256")
     parser.add_argument("--captions-sha256")
     args = parser.parse_args(argv)
-    path = prepare(
-        args.corpus, args.images_archive, args.captions, args.out, args.images_sha256, args.captions_sha256
-    )
-    print(f"prepared {path}")
+
+    def work() -> None:
+        path = prepare(
+            args.corpus,
+            args.images_archive,
+            args.captions,
+            args.out,
+            args.images_sha256,
+            args.captions_sha256,
+        )
+        print(f"prepared {path}")
+
+    return exit_status(work, (ArchiveError, KarpathyFormatError, ValueError, OSError))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -306,3 +306,22 @@ def test_a_member_replacing_an_existing_file_or_link_does_not_follow_it(tmp_path
     extract_archive(_tar(tmp_path / "t.tar.gz", [_file("a.txt", b"new")]), out)
     assert not (out / "a.txt").is_symlink() and (out / "a.txt").read_bytes() == b"new"
     assert outside.read_bytes() == b"keep"
+
+
+def test_a_zip_with_a_damaged_central_directory_or_member_is_an_archive_error(tmp_path):
+    import zipfile
+
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.txt", "hello " * 200)
+    data = bytearray(good.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")
+    damaged = tmp_path / "directory.zip"
+    damaged.write_bytes(bytes(data[:directory] + b"XX" + data[directory + 2 :]))
+    member = tmp_path / "member.zip"
+    body = bytearray(data)
+    body[40:60] = b"\xff" * 20  # inside the deflated data of a.txt
+    member.write_bytes(bytes(body))
+    for archive in (damaged, member):
+        with pytest.raises(ArchiveError, match=f"{archive.name}: cannot be extracted"):
+            extract_archive(archive, tmp_path / archive.stem)

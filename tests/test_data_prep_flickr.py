@@ -64,3 +64,18 @@ def test_tar_with_member_or_link_outside_the_target_is_refused(tmp_path, kind):
     with pytest.raises(ArchiveError, match="refusing to extract"):
         extract_archive(archive, tmp_path / "target")
     assert not (tmp_path / "evil").exists()
+
+
+def test_the_command_names_a_refused_archive_in_one_line(tmp_path, capsys):
+    from data_prep.flickr import main
+
+    archive = tmp_path / "Flickr8k_Dataset.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(zipfile.ZipInfo("../evil.jpg"), b"x")
+    captions = tmp_path / "dataset_flickr8k.json"
+    captions.write_text(json.dumps({"images": []}))
+    argv = ["--images-archive", str(archive), "--captions", str(captions), "--out", str(tmp_path / "out")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "refusing to extract" in err and "Traceback" not in err
+    assert not (tmp_path / "evil.jpg").exists()
