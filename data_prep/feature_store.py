@@ -14,12 +14,16 @@ Layout of a store directory (``data/feats/train/``): ``feats.lca`` (the chunks) 
 (written last and atomically: a store without it is incomplete). Bad utterances are skipped and counted at
 preparation exactly as for the cache (``data_prep.features``); a chunk file that is missing or truncated
 later is found when it is read and raised as :class:`FeatureStoreError` naming the file and utterance.
+The manifest's lists are checked when the store is opened, and each utterance's compressed bytes
+against their CRC-32 (``checksums``) before they are decoded, so damage that still decodes is caught.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +80,7 @@ class FeatureStoreWriter:
 
     def commit(self, **metadata) -> Path:
         self._writer.close()
+        checksums = _checksums(self.directory / CHUNKS, self.storage_keys)
         manifest = {
             "version": STORE_VERSION,
             "format": STORE_FORMAT,
@@ -86,6 +91,7 @@ class FeatureStoreWriter:
             "texts": self.texts,
             "num_frames": self.num_frames,
             "storage_keys": self.storage_keys,
+            "checksums": checksums,  # CRC-32 of each utterance's compressed bytes
         }
         write_atomic(self.directory / MANIFEST, json.dumps(manifest).encode("utf-8"))
         return self.directory
@@ -93,6 +99,59 @@ class FeatureStoreWriter:
     def abort(self) -> None:
         self._writer.close()
         (self.directory / CHUNKS).unlink(missing_ok=True)
+
+
+def _extent(key: str) -> tuple[int, int]:
+    """(first byte, byte count) of an utterance in the chunk file, from its Lhotse storage key
+    ("offset,chunk bytes,chunk bytes,...")."""
+    offsets = [int(x) for x in key.split(",")]
+    return offsets[0], sum(offsets[1:])
+
+
+def _checksums(chunks: Path, keys: list[str]) -> list[int]:
+    with chunks.open("rb") as f:
+        out = []
+        for key in keys:
+            start, size = _extent(key)
+            f.seek(start)
+            out.append(zlib.crc32(f.read(size)))
+        return out
+
+
+_KEY = re.compile(r"\d+(,\d+)*")
+
+
+def _shape_problem(manifest: dict) -> str | None:
+    """What is wrong with the manifest's lists (types, lengths), or None."""
+    lists = {key: manifest.get(key) for key in ("utt_ids", "texts", "num_frames", "storage_keys")}
+    if "checksums" in manifest:
+        lists["checksums"] = manifest["checksums"]
+    for key, value in lists.items():
+        if not isinstance(value, list):
+            return f"{key} is not a list"
+    lengths = {key: len(value) for key, value in lists.items()}
+    if len(set(lengths.values())) != 1:
+        return "its lists differ in length (" + ", ".join(f"{k} {n}" for k, n in lengths.items()) + ")"
+    kinds = {"utt_ids": str, "texts": str, "storage_keys": str, "num_frames": int, "checksums": int}
+    for key, value in lists.items():
+        bad = next(
+            (i for i, v in enumerate(value) if not isinstance(v, kinds[key]) or isinstance(v, bool)), None
+        )
+        if bad is not None:
+            return (
+                f"{key}[{bad}] is {value[bad]!r}, not {'a string' if kinds[key] is str else 'a whole number'}"
+            )
+    if any(n < 0 for n in lists["num_frames"]):
+        return "num_frames holds a negative count"
+    bad = next((k for k in lists["storage_keys"] if not _KEY.fullmatch(k)), None)
+    if bad is not None:
+        return f"storage key {bad!r} is not Lhotse's 'offset,bytes,...'"
+    n = manifest.get("num_features")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        return f"num_features is {n!r}, not a positive whole number"
+    if manifest.get("chunks") != CHUNKS:
+        return f"chunks is {manifest.get('chunks')!r}, not {CHUNKS!r}"
+    return None
 
 
 def load_manifest(directory: str | os.PathLike) -> dict:
@@ -112,6 +171,9 @@ def load_manifest(directory: str | os.PathLike) -> dict:
         raise FeatureStoreError(
             f"{path}: storage format {manifest.get('format')!r} is not {STORE_FORMAT!r}; {rebuild}"
         )
+    problem = _shape_problem(manifest)
+    if problem:
+        raise FeatureStoreError(f"{path}: damaged manifest: {problem}; {rebuild}")
     return manifest
 
 
@@ -128,6 +190,7 @@ class FeatureStore:
         self.texts: list[str] = manifest["texts"]
         self.num_frames = np.asarray(manifest["num_frames"], dtype=np.int64)
         self._keys: list[str] = manifest["storage_keys"]
+        self._checksums: list[int] | None = manifest.get("checksums")  # stores written before: none
         _lhotse()
         from lhotse.features.io import LilcomChunkyReader
 
@@ -141,6 +204,7 @@ class FeatureStore:
         utterance if the chunk file is missing, truncated or holds other frames than the manifest says."""
         utt_id = self.utt_ids[index]
         try:
+            self._verify(index)
             array = self._reader.read(self._keys[index])
         except FileNotFoundError as err:
             raise FeatureStoreError(
@@ -158,6 +222,26 @@ class FeatureStore:
                 "the file is probably truncated or overwritten: rebuild the store"
             )
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    def _verify(self, index: int) -> None:
+        """The utterance's compressed bytes against the manifest's CRC-32: flipped bytes that still
+        decode would otherwise pass as features."""
+        if self._checksums is None:
+            return
+        start, size = _extent(self._keys[index])
+        with self.chunks.open("rb") as f:
+            f.seek(start)
+            data = f.read(size)
+        if len(data) != size:
+            raise FeatureStoreError(
+                f"{self.chunks}: utterance {self.utt_ids[index]} ends past the end of the file (truncated): "
+                "rebuild the store"
+            )
+        if zlib.crc32(data) != self._checksums[index]:
+            raise FeatureStoreError(
+                f"{self.chunks}: utterance {self.utt_ids[index]} does not match its checksum (the file is "
+                "damaged or overwritten): rebuild the store"
+            )
 
     def read_many(self, indices: Sequence[int]) -> list[torch.Tensor]:
         return [self.read(i) for i in indices]

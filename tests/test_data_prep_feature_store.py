@@ -199,3 +199,44 @@ def test_export_reads_the_training_transcripts_and_feature_config_from_any_sourc
     for metadata in found[1:]:
         assert metadata["texts"] == found[0]["texts"] and metadata["vocab"] == found[0]["vocab"]
         assert metadata["feature_config"] == found[0]["feature_config"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(texts=m["texts"][:-1]), "its lists differ in length"),
+        (lambda m: m.update(num_frames=5), "num_frames is not a list"),
+        (lambda m: m["num_frames"].__setitem__(0, "12"), r"num_frames\[0\] is '12'"),
+        (lambda m: m["storage_keys"].__setitem__(1, "x,y"), "storage key 'x,y'"),
+        (lambda m: m.update(num_features=0), "num_features is 0"),
+        (lambda m: m.update(chunks="../elsewhere.lca"), "chunks is '../elsewhere.lca'"),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_refused_when_the_store_is_opened(corpus, tmp_path, edit, message):
+    store = tmp_path / "train"
+    shutil.copytree(corpus["stores"]["train"], store)
+    manifest = json.loads((store / MANIFEST).read_text())
+    edit(manifest)
+    (store / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(FeatureStoreError, match=rf"damaged manifest: {message}"):
+        FeatureStore(store)
+
+
+def test_every_flipped_byte_is_caught_by_the_checksum(corpus, tmp_path):
+    store = tmp_path / "train"
+    shutil.copytree(corpus["stores"]["train"], store)
+    data = bytearray((store / CHUNKS).read_bytes())
+    missed = 0
+    for position in range(0, len(data), max(1, len(data) // 200)):  # 200 flips across the file
+        flipped = bytearray(data)
+        flipped[position] ^= 0x10
+        (store / CHUNKS).write_bytes(bytes(flipped))
+        reader = FeatureStore(store)
+        for i in range(len(reader)):
+            try:
+                reader.read(i)
+            except FeatureStoreError:
+                break
+        else:
+            missed += 1
+    assert missed == 0
