@@ -125,3 +125,9 @@ def test_code_you_run_may_register_your_own_family(tmp_path, monkeypatch):
 
 def _toy_family(settings, weights, assets, device):
     return "built"
+
+
+def test_settings_that_do_not_fit_the_weights_are_a_package_error(tmp_path):
+    folder = _package(tmp_path)  # a registered family, but settings it cannot build from
+    with pytest.raises(PackageError, match="settings do not build a model that fits its weights"):
+        load_model(folder)

@@ -43,4 +43,10 @@ def load_model(path: str | Path, device: str = "cpu"):
         factory = getattr(importlib.import_module(module_name), function)
     except (ImportError, AttributeError) as err:
         raise PackageError(f"{path}: its inference code {spec!r} cannot be imported ({err})") from None
-    return factory(settings, weights, assets, device)
+    try:
+        return factory(settings, weights, assets, device)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # settings that do not fit the weights
+        raise PackageError(
+            f"{path}: its settings do not build a model that fits its weights ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else err!r}); export the model again"
+        ) from None
