@@ -23,6 +23,7 @@ from torch import nn
 
 from data_prep.image_features import load_feature_cache
 from dsd_seq.export.deployment import DeploymentGraph
+from dsd_seq.export.manifest_schema import build_within_weights
 from dsd_seq.training.config import from_dict
 from models.caption_task import CaptionTaskConfig
 from models.input_errors import InputError, texts_or_raise
@@ -62,7 +63,9 @@ def describe(task_args: dict, model_state: dict) -> tuple[dict, dict[str, Any]]:
 def from_package(
     settings: dict, weights: dict, assets: dict[str, Any], device: str = "cpu"
 ) -> ImageCaptioner:
-    model = NeuralTalk(NeuralTalkConfig(**settings["model_config"]), settings["words"])
+    model = build_within_weights(
+        lambda: NeuralTalk(NeuralTalkConfig(**settings["model_config"]), settings["words"]), weights
+    )
     model.load_state_dict(weights)
     return ImageCaptioner(model, settings, assets.get(ENCODER_FILE), device)
 

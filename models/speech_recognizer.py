@@ -25,6 +25,7 @@ from data_prep.features import FeatureConfig, compute_features
 from data_prep.subword_units import SentencePieceVocab
 from data_prep.vocab import CharVocab
 from dsd_seq.export.deployment import DeploymentError, DeploymentGraph
+from dsd_seq.export.manifest_schema import build_within_weights
 from dsd_seq.training.config import from_dict
 from models.ctc_decoding import DecodingConfig, ctc_text_decoder
 from models.deepspeech2 import DeepSpeech2
@@ -70,7 +71,9 @@ def from_package(
         )
     lexicon = assets.get(LEXICON_FILE, b"")
     lexicon = lexicon if isinstance(lexicon, bytes) else Path(lexicon).read_bytes()
-    model = build_model(settings["model"], settings["model_args"], features.num_bins, len(vocab))
+    model = build_within_weights(
+        lambda: build_model(settings["model"], settings["model_args"], features.num_bins, len(vocab)), weights
+    )
     attach_units(model, list(vocab.symbols))
     model.load_state_dict(weights)
     decoding = DecodingConfig(**settings["decoding"])

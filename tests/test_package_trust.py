@@ -131,3 +131,28 @@ def test_settings_that_do_not_fit_the_weights_are_a_package_error(tmp_path):
     folder = _package(tmp_path)  # a registered family, but settings it cannot build from
     with pytest.raises(PackageError, match="settings do not build a model that fits its weights"):
         load_model(folder)
+
+
+def test_settings_claiming_a_larger_model_than_the_weights_are_refused_before_it_is_built(
+    tmp_path, monkeypatch
+):
+    from models import image_captioner
+
+    built = []
+    real = image_captioner.NeuralTalk
+
+    def counting(*args, **kwargs):
+        model = real(*args, **kwargs)
+        built.append(next(model.parameters()).device.type)
+        return model
+
+    monkeypatch.setattr(image_captioner, "NeuralTalk", counting)
+    settings = {
+        "model_config": {"feature_dim": 8, "vocab_size": 4, "embed_dim": 100_000, "hidden": 100_000},
+        "words": ["a"],
+    }
+    folder = _package(tmp_path, inference="models.image_captioner:from_package",
+                      edit=lambda d, f: d.update(settings=settings))  # fmt: skip
+    with pytest.raises(PackageError, match=r"describe a model of [\d,]+ values, but the weights hold 2"):
+        load_model(folder)
+    assert built == ["meta"]  # counted on the meta device, never allocated

@@ -45,7 +45,7 @@ def load_model(path: str | Path, device: str = "cpu"):
         raise PackageError(f"{path}: its inference code {spec!r} cannot be imported ({err})") from None
     try:
         return factory(settings, weights, assets, device)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # settings that do not fit the weights
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # (ManifestError: a too-large claim)
         raise PackageError(
             f"{path}: its settings do not build a model that fits its weights ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else err!r}); export the model again"

@@ -9,13 +9,19 @@ A package is a folder anyone can hand over and edit, so loading it trusts nothin
 - **Its file names** stay inside the package: plain relative names, no ``..``, no absolute paths, no
   links out of the folder.
 - **Its shape**: the keys, their types, and checksums of 64 hex digits.
+- **Its sizes**: a model family builds its model through :func:`build_within_weights`, so settings that
+  claim a larger model than the weights file holds are refused before the model is allocated.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import torch
+from torch import nn
 
 #: The model families a package may name (``module:function`` building the model from the package).
 INFERENCE_ENTRIES: set[str] = {
@@ -102,3 +108,18 @@ def validate_manifest(manifest: dict, folder: Path, where: str) -> None:
                 raise ManifestError(
                     f"{where}: deployment.{fmt}[{i}].file {entry.get('file')!r} is not among the checksummed files"
                 )
+
+
+def build_within_weights(build: Callable[[], nn.Module], weights: Mapping[str, torch.Tensor]) -> nn.Module:
+    """``build()``, first on the meta device (nothing allocated) to count its parameters and buffers: a
+    model the package's settings describe may not be larger than the weights it comes with."""
+    with torch.device("meta"):
+        probe = build()
+    claimed = sum(t.numel() for t in [*probe.parameters(), *probe.buffers()])
+    held = sum(t.numel() for t in weights.values() if isinstance(t, torch.Tensor))
+    if claimed > held:
+        raise ManifestError(
+            f"the settings describe a model of {claimed:,} values, but the weights hold {held:,}; "
+            "refused before building it"
+        )
+    return build()
