@@ -263,9 +263,11 @@ def _fit_markdown(table: dict[str, Any], labels: list[str]) -> list[str]:
     """The epochs each run's phases ran, train against dev loss per stage, and the optimizer policy."""
     if "fit" not in table:  # a report built before these were recorded
         return []
-    lines = ["", "## Epochs each phase ran (per seed)", ""]
+    several = bool(table.get("baselines"))
+    lines = ["", f"## Epochs each phase ran (per {'run: baseline seed/seed' if several else 'seed'})", ""]
     for label, seeds in table["epochs"].items():
-        runs = "; ".join(f"seed {seed}: {'/'.join(map(str, e))}" for seed, e in seeds.items())
+        word = "run" if several else "seed"
+        runs = "; ".join(f"{word} {seed}: {'/'.join(map(str, e))}" for seed, e in seeds.items())
         lines.append(f"- {label}: {runs}")
     lines += [
         "",
@@ -307,7 +309,7 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
     labels = [label for label in KIND_LABELS.values() if label in table["stages"][0]]
     design = table.get("design", "per-seed")
     described = "shared-baselines" if table.get("baselines") else design
-    over = f"{len(table['seeds'])} seeds"
+    over = f"{len(table['seeds'])} seed{'s' if len(table['seeds']) != 1 else ''}"
     if table.get("baselines"):
         over = f"{len(table['baselines'])} dense baselines x {over}"
     lines = [
@@ -348,21 +350,20 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
             f"| {_number(c['improvement'], '+.2f')} | {'–' if rel is None else f'{100 * rel:+.2f}%'} "
             f"| {_number(c['t'], '.3f')} | {_number(c['df'], '.1f')} | {_number(c['p_value'], '.4f')} |"
         )
+    test = (
+        "a paired two-sided t-test over the dense baselines (`scipy.stats.ttest_rel` of the per-baseline "
+        f"means; n counts baselines): {table['unit']}"
+        if table.get("baselines")
+        else "Welch's unpaired two-sided t-test (`scipy.stats.ttest_ind(equal_var=False)`)"
+    )
     lines += [
         "",
         f"Improvement is positive when the first model is better ({direction} for {table['metric']}); relative "
-        "improvement is divided by the baseline's mean. t, df and p: Welch's unpaired two-sided t-test "
-        "(`scipy.stats.ttest_ind(equal_var=False)`); – where a side has fewer than two seeds or no spread. "
-        "Only the equal-epoch rows separate DSD from more epochs at a lower learning rate."
-        + (
-            " With several dense baselines every row is a paired t-test over baselines instead "
-            "(`scipy.stats.ttest_rel` of the per-baseline means; n counts baselines): "
-            f"{table['unit']}."
-            if table.get("baselines")
-            else ""
-        ),
+        f"improvement is divided by the baseline's mean. t, df and p: {test}; – where a side has fewer than "
+        f"two {'baselines' if table.get('baselines') else 'seeds'} or no spread. Only the equal-epoch rows "
+        "separate DSD from more epochs at a lower learning rate.",
         "",
-        "## Per seed",
+        "## Per run" if table.get("baselines") else "## Per seed",
         "",
     ]
     columns = list(next(iter(table["runs"].values())).keys()) if table["runs"] else []
