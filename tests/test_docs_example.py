@@ -36,8 +36,6 @@ def test_checked_in_compare_report_is_rebuilt_from_its_run_store(tmp_path, capsy
 @pytest.mark.parametrize(
     ("folder", "metric"),
     [
-        ("compare-synth-captions-sgd", "bleu4"),
-        ("compare-synth-captions-adam", "bleu4"),
         ("compare-synth-speech-open-sgd", "wer"),
         ("compare-synth-speech-open-adam", "wer"),
     ],
@@ -70,4 +68,70 @@ def test_checked_in_converged_reports_are_rebuilt_from_their_run_stores(tmp_path
     for record in records:  # equal epochs: each seed's LLR trained the epochs its DSD run realized
         twin = next(r for r in records if r["seed"] == record["seed"] and r["kind"] != record["kind"])
         assert [p["epochs"] for p in record["phases"]] == [p["epochs"] for p in twin["phases"]]
+    assert (example / "figures" / "weight_distribution.png").stat().st_size > 5000
+
+
+def _rebuilt(tmp_path, example: Path) -> dict:
+    shutil.copy(example / "runs.jsonl", tmp_path / "runs.jsonl")
+    shutil.copytree(example / "figures", tmp_path / "figures")
+    assert main(["compare", "--out", str(tmp_path), "--report-only"]) == 0
+
+    def text(report):  # the whole markdown report, but the line naming the folder it was built in
+        return [line for line in report.read_text().splitlines() if not line.startswith("Regenerate")]
+
+    assert text(tmp_path / "report.md") == text(example / "report.md")  # figures kept without run folders
+    return json.loads((tmp_path / "report.json").read_text())
+
+
+@pytest.mark.parametrize("folder", ["compare-synth-captions-sgd", "compare-synth-captions-adam"])
+def test_the_caption_comparisons_over_five_dense_baselines_match_scipy(tmp_path, folder):
+    """Five dense baselines (never-used seeds 100-104), each continued as DSD and as fine-tuning: every
+    test is paired over the baselines, and the early-stopped dense model is each baseline's best dev epoch."""
+    example = EXAMPLE.parent / folder
+    rebuilt = _rebuilt(tmp_path, example)
+    checked_in = json.loads((example / "report.json").read_text())
+    for key in ("comparisons", "stages", "fit", "epochs", "practitioner", "baselines", "design"):
+        assert rebuilt[key] == checked_in[key], key
+    assert checked_in["baselines"] == [100, 101, 102, 103, 104]
+    records = [json.loads(line) for line in (example / "runs.jsonl").read_text().splitlines()]
+    order = checked_in["baselines"]
+
+    def by_baseline(kind, read):
+        return [
+            next(read(r) for r in records if r["kind"] == kind and r["baseline_seed"] == b) for b in order
+        ]
+
+    final = {k: by_baseline(k, lambda r: r["phases"][-1]["metrics"]["test"]["bleu4"]) for k in ("dsd", "llr")}
+    selected = {
+        k: by_baseline(k, lambda r: r["phases"][-1]["best"]["metrics"]["test"]["bleu4"])
+        for k in ("dsd", "llr")
+    }
+    early = by_baseline("dsd", lambda r: r["phases"][0]["best"]["metrics"]["test"]["bleu4"])
+    dense = by_baseline("dsd", lambda r: r["phases"][0]["metrics"]["test"]["bleu4"])
+    expected = {
+        ("DSD", "LLR"): stats.ttest_rel(final["dsd"], final["llr"]),
+        ("DSD", "Dense"): stats.ttest_rel(final["dsd"], dense),
+    }
+    for row in checked_in["comparisons"]:
+        if (row["method"], row["baseline"]) in expected:
+            want = expected[(row["method"], row["baseline"])]
+            assert row["t"] == pytest.approx(want.statistic) and row["p_value"] == pytest.approx(want.pvalue)
+    practitioner = {(c["method"], c["baseline"]): c for c in checked_in["practitioner"]["comparisons"]}
+    for (method, baseline), want in {
+        ("DSD", "Early-stopped dense"): stats.ttest_rel(final["dsd"], early),
+        ("LLR", "Early-stopped dense"): stats.ttest_rel(final["llr"], early),
+        ("DSD (dev-selected)", "Early-stopped dense"): stats.ttest_rel(selected["dsd"], early),
+        ("DSD (dev-selected)", "LLR (dev-selected)"): stats.ttest_rel(selected["dsd"], selected["llr"]),
+    }.items():
+        row = practitioner[(method, baseline)]
+        assert row["t"] == pytest.approx(want.statistic) and row["p_value"] == pytest.approx(want.pvalue)
+        assert row["method_n"] == 5 and "over dense baselines" in row["test"]
+    for record in records:  # equal epochs: each baseline's fine-tuning trained the epochs its DSD realized
+        twin = next(
+            r
+            for r in records
+            if r["baseline_seed"] == record["baseline_seed"] and r["kind"] != record["kind"]
+        )
+        assert [p["epochs"] for p in record["phases"]] == [p["epochs"] for p in twin["phases"]]
+        assert record["phases"][0]["best"]["epoch"] < record["phases"][0]["epochs"]  # ran past its best
     assert (example / "figures" / "weight_distribution.png").stat().st_size > 5000
