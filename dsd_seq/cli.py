@@ -203,7 +203,7 @@ def _compare(args: argparse.Namespace) -> int:
     seeds, baselines = parse_seeds(args.seeds), parse_baselines(args.baselines)
     schedule = Schedule.from_config(config.schedule)
     runs = plan_runs(args.config, schedule, seeds, out, overrides, literal, args.design, baselines)
-    check_design(out, args.design)
+    check_design(out, args.design, baselines)
     for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Final-LR", schedule.final_lr_control())):
         if args.design == "per-seed" or label != "Final-LR":
             realized = label != "DSD" and schedule.ends_at_convergence

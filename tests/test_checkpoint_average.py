@@ -108,3 +108,17 @@ def test_a_run_that_kept_no_epochs_says_how_to_keep_them(tmp_path, capsys):
     assert "train.average=last:N" in capsys.readouterr().err
     assert main(["average", str(tmp_path / "plain"), "--phase", "3", "--last", "2"]) == 2
     assert "choose 1..2" in capsys.readouterr().err
+
+
+def test_a_damaged_epoch_checkpoint_costs_the_average_not_the_run(tmp_path, capsys):
+    torch.manual_seed(0)
+    task = ScriptedDevLossTask(SCRIPT)
+    extra = ["train.eval_splits=[dev, test]", "train.average=last:3"]
+    trainer = toy_trainer(tmp_path / "run", Schedule.parse("D4:0.01"), extra, task)
+    trainer.run(stop_after_steps=24)
+    (tmp_path / "run" / "checkpoints" / "phase1-epoch2.pt").write_bytes(b"damaged")
+    torch.manual_seed(0)
+    resumed = toy_trainer(tmp_path / "run", Schedule.parse("D4:0.01"), extra, ScriptedDevLossTask(SCRIPT))
+    rows = resumed.run(resume=True)
+    assert rows[0]["average"]["metrics"] is None and rows[0]["average"]["epochs"] == [2, 3, 4]
+    assert "no averaged model" in capsys.readouterr().out

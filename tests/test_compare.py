@@ -215,3 +215,6 @@ def test_several_dense_baselines_are_each_continued_by_every_seed(tmp_path, monk
     capsys.readouterr()
     assert main(["compare", "--config", config, "--baselines", "3", "--out", str(tmp_path / "x")]) == 2
     assert "--baselines is for --design shared-baseline" in capsys.readouterr().err
+    one = ["compare", "--config", config, "--design", "shared-baseline", "--seeds", "1", "--out", str(out)]
+    assert main(one) == 2  # one shared baseline in a folder of several: refused, not mixed into the report
+    assert "needs its own --out folder" in capsys.readouterr().err

@@ -163,3 +163,26 @@ def test_the_best_checkpoint_survives_a_sigkill_and_resume(tmp_path, kill_at):
         assert positions[0] == positions[1], name
     rows = [json.loads((e / "results.json").read_text())["phases"] for e in (reference, exp)]
     assert [r["best"] for r in rows[0]] == [r["best"] for r in rows[1]]
+
+
+def test_a_best_checkpoint_that_is_not_the_recorded_step_is_not_used(tmp_path):
+    import os
+
+    trainer = _trainer(tmp_path, "swap", "D4:0.01", ["train.handover=best", "train.keep_checkpoints=5"])
+    trainer.run(stop_after_steps=24)  # epochs 1-3 done; the best (epoch 2) is kept
+    checkpoints = tmp_path / "swap" / "checkpoints"
+    os.replace(checkpoints / "step-000000024.pt", checkpoints / "phase1-best.pt.tmp")  # another step's state
+    os.link(checkpoints / "phase1-best.pt.tmp", checkpoints / "step-000000024.pt")
+    os.replace(checkpoints / "phase1-best.pt.tmp", checkpoints / "phase1-best.pt")
+    rows = _trainer(tmp_path, "swap", "D4:0.01", ["train.handover=best", "train.keep_checkpoints=5"]).run(
+        resume=True
+    )
+    assert rows[0]["best"]["epoch"] == 2 and rows[0]["best"]["metrics"] is None  # said, not scored
+    assert rows[0]["handover"].startswith("last (")  # and not handed over
+
+
+def test_select_on_a_split_the_task_lacks_is_refused_before_training(tmp_path):
+    from dsd_seq.training.training_error import TrainingError
+
+    with pytest.raises(TrainingError, match="train.select_on='valid_loss' names the split 'valid'"):
+        _trainer(tmp_path, "typo", "D1:0.01", ["train.select_on=valid_loss"])

@@ -77,7 +77,7 @@ def _set_files(name):
         (lambda d, f: d.update(settings=[1, 2]), "settings: the model's settings must be an object"),
         (lambda d, f: d.pop("weights"), "'weights' is missing"),
         (lambda d, f: d["files"].update({"weights.pt": "not-a-digest"}), "SHA-256"),
-        (lambda d, f: d.update(weights={"file": "elsewhere.pt"}), "not among the checksummed files"),
+        (lambda d, f: d.update(weights={"file": "elsewhere.pt"}), "weights.file must be .weights.pt."),
         (lambda d, f: d.update(deployment={"onnx": [{"file": "../x.onnx"}]}), "not among the checksummed"),
     ],
 )
@@ -156,3 +156,15 @@ def test_settings_claiming_a_larger_model_than_the_weights_are_refused_before_it
     with pytest.raises(PackageError, match=r"describe a model of [\d,]+ values, but the weights hold 2"):
         load_model(folder)
     assert built == ["meta"]  # counted on the meta device, never allocated
+
+
+def test_the_weights_file_is_always_the_checksummed_weights_pt(tmp_path, imports):
+    def edit(data, folder):
+        (folder / "other.bin").write_bytes(b"x")
+        data["files"]["other.bin"] = sha256(folder / "other.bin")
+        data["weights"] = {"file": "other.bin"}
+        del data["files"]["weights.pt"]
+
+    with pytest.raises(PackageError, match="weights.file must be 'weights.pt'"):
+        load_model(_package(tmp_path, edit=edit))
+    assert imports == []

@@ -145,3 +145,25 @@ def test_an_averaged_last_phase_is_a_row_against_the_early_stopped_dense_model()
         stats.ttest_rel(averaged, DENSE_BEST),
     )
     assert "| DSD (average last:3) |" in comparison_markdown(table)
+
+
+def test_the_dense_models_last_epoch_is_its_last_even_when_it_handed_on_its_best():
+    records = []
+    for seed in range(3):
+        record = _record(
+            "dsd", seed, DENSE_BEST[seed], DENSE_BEST[seed], DSD[seed], DSD_BEST[seed], "per-seed"
+        )
+        record["phases"][0]["last"] = {"epoch": 4, "metrics": {"test": {"bleu4": DENSE[seed]}}}
+        records.append(record)
+    models = {m["model"]: m for m in build_comparison(records)["practitioner"]["models"]}
+    assert models["Dense, last epoch"]["mean"] == pytest.approx(sum(DENSE[:3]) / 3)
+    assert models["Early-stopped dense"]["mean"] == pytest.approx(sum(DENSE_BEST[:3]) / 3)
+
+
+def test_one_and_several_shared_baselines_do_not_mix_in_one_report():
+    from dsd_seq.experiments.comparison_table import ComparisonError
+
+    one = _record("dsd", 0, 28.0, 30.0, 31.0, 31.0, "shared-baseline")
+    several = _record("dsd", 1, 28.0, 30.0, 31.0, 31.0, "shared-baseline", baseline_seed=5)
+    with pytest.raises(ComparisonError, match="mix one shared dense baseline with several"):
+        build_comparison([one, several])

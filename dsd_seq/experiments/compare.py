@@ -233,9 +233,20 @@ def plan_runs(
     return runs  # a run's `after` may be its copy before replace: `done` reads the disk either way
 
 
-def check_design(out: Path, design: str) -> None:
+def check_design(out: Path, design: str, baselines: list[int] | tuple[int, ...] = (0,)) -> None:
     """Refuse to mix designs in one ``--out`` folder (their folders would be continued the wrong way);
-    the first compare writes ``OUT/design``. A folder without it, but with runs, is per-seed."""
+    the first compare writes ``OUT/design``. A folder without it, but with runs, is per-seed. Likewise
+    one shared baseline (``OUT/baseline``) and several (``OUT/b<B>/baseline``) do not mix."""
+    single = list(baselines) == [0]
+    if design == "shared-baseline":
+        other = any(out.glob("b*/baseline")) if single else (out / BASELINE_FOLDER).is_dir()
+        if other:
+            raise ConfigError(
+                f"{out} holds a shared-baseline comparison with "
+                f"{'several dense baselines (OUT/b<B>/)' if single else 'one dense baseline (OUT/baseline)'}; "
+                f"{'--baselines ' + ','.join(map(str, baselines)) if not single else 'one baseline'} needs its "
+                "own --out folder (the two would be reported as one)"
+            )
     marker = out / "design"
     found = marker.read_text().strip() if marker.is_file() else None
     if found is None and any(out.glob("seed*/*/results.json")):

@@ -90,6 +90,12 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         raise ComparisonError(
             f"the records mix the designs {', '.join(designs)}; compare one design per --out folder"
         )
+    layouts = {r.get("baseline_seed") is None for r in records if r.get("design") == "shared-baseline"}
+    if len(layouts) > 1:
+        raise ComparisonError(
+            "the records mix one shared dense baseline with several (compare --baselines); compare each in "
+            "its own --out folder"
+        )
     kinds = {kind: label for kind, label in KIND_LABELS.items() if by_kind.get(kind)}
     reference = dsd_runs[0]
     metric, higher = reference["metric"], bool(reference["higher_is_better"])

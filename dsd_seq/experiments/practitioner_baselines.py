@@ -35,6 +35,14 @@ def _final(record: dict[str, Any], phase: int, split: str, metric: str) -> float
     return phases[phase]["metrics"].get(split, {}).get(metric) if phase < len(phases) else None
 
 
+def _last_epoch(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
+    """The phase's last epoch's score: its ``metrics``, or ``last`` when it handed on its best epoch."""
+    phases = record["phases"]
+    if phase < len(phases) and isinstance(phases[phase].get("last"), dict):
+        return ((phases[phase]["last"].get("metrics") or {}).get(split) or {}).get(metric)
+    return _final(record, phase, split, metric)
+
+
 def build_practitioner_rows(
     by_kind: dict[str, list[dict[str, Any]]],
     kinds: dict[str, str],
@@ -50,7 +58,9 @@ def build_practitioner_rows(
     last = len(dsd[0]["phases"]) - 1
     records = [r for kind in kinds for r in by_kind.get(kind, [])]
     early = {u: vs[0] for u, vs in by_unit(dsd, design, lambda r: _best(r, 0, split, metric)).items()}
-    dense_last = {u: vs[0] for u, vs in by_unit(dsd, design, lambda r: _final(r, 0, split, metric)).items()}
+    dense_last = {
+        u: vs[0] for u, vs in by_unit(dsd, design, lambda r: _last_epoch(r, 0, split, metric)).items()
+    }
     epochs = sorted({r["phases"][0]["best"]["epoch"] for r in dsd if _best(r, 0, split, metric) is not None})
     monitor = next(r["phases"][0]["best"]["monitor"] for r in dsd if _best(r, 0, split, metric) is not None)
 

@@ -95,8 +95,10 @@ def validate_manifest(manifest: dict, folder: Path, where: str) -> None:
             raise ManifestError(
                 f"{where}: files[{name!r}] must be a SHA-256 of 64 hex digits, got {digest!r}"
             )
-    if weights["file"] not in files:
-        raise ManifestError(f"{where}: weights.file {weights['file']!r} is not among the checksummed files")
+    if weights["file"] != "weights.pt" or weights["file"] not in files:
+        raise ManifestError(
+            f"{where}: weights.file must be 'weights.pt', among the checksummed files; got {weights['file']!r}"
+        )
     if "provenance" in manifest:
         _expect(manifest["provenance"], dict, f"{where}: provenance", "the provenance")
     deployment = manifest.get("deployment", {})

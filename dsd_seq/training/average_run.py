@@ -31,12 +31,19 @@ def average_run(
         raise AverageError(
             f"--phase {phase}: {run_dir} has finished {len(rows)} phase(s); choose 1..{len(rows)}"
         )
-    row = rows[phase - 1]
-    last = int(row["epochs"])
-    best = row.get("best") or {}
-    monitor = str(best.get("monitor", "dev_loss")).partition("_")[2]
+    try:
+        row = rows[phase - 1]
+        last = int(row["epochs"])
+        best = row.get("best") or {}
+        monitor = str(best.get("monitor", "dev_loss")).partition("_")[2]
+        values = [None if v is None else float(v) for v in (row.get("monitor_values") or [None] * last)]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise AverageError(
+            f"{results_path}: phase {phase}'s row is damaged ({type(err).__name__}: {err}); re-run the training "
+            "stage with --resume, which rewrites it"
+        ) from None
     higher = monitor == results.get("metric") and bool(results.get("higher_is_better"))
-    epochs = chosen_epochs(how, count, row.get("monitor_values") or [None] * last, higher)
+    epochs = chosen_epochs(how, count, values, higher)
     folder = CheckpointDir(run_dir / "checkpoints", keep=1)
     if last in epochs and row.get("handover") == "best" and best.get("epoch") != last:
         raise AverageError(

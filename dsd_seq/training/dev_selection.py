@@ -3,8 +3,8 @@
 A phase that ends at convergence selects on the quantity its ``until`` rule monitors; a fixed phase on
 ``train.select_on`` (``dev_loss`` by default, or e.g. ``dev_bleu4``). The monitor's split must be one the
 task has, and never ``test``: the test split is scored at the selected epoch, never chosen on. A task
-without the monitor's split records no selection (a run with ``eval_splits: [test]`` alone has nothing
-to select on).
+without a ``dev`` split records no selection by default; a ``select_on`` naming a split the task lacks is
+refused when the trainer is built.
 
 The trainer keeps the best epoch in its checkpointed position, names its checkpoint
 ``phaseN-best.pt`` and scores it on every eval split at the phase end; ``train.handover: best`` hands

@@ -48,6 +48,12 @@ class Evaluation:
             raise TrainingError(
                 f"train.eval_splits names {missing}, but the task has only {list(task.splits)}"
             )
+        select_split = select_on.partition("_")[0]
+        if select_on != DEFAULT_SELECT_ON and select_split not in task.splits:
+            raise TrainingError(
+                f"train.select_on={select_on!r} names the split {select_split!r}, but the task has only "
+                f"{list(task.splits)}"
+            )
         for i, phase in enumerate(schedule):
             if phase.until is not None and phase.until.split not in task.splits:
                 raise TrainingError(

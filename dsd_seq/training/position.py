@@ -26,4 +26,5 @@ class Position:
     # the phase's dev-selected epoch so far (dsd_seq.training.dev_selection): epochs done then, and value
     best_epoch: int | None = None
     best_value: float | None = None
+    best_step: int | None = None  # the global step of its checkpoint, checked before it is used
     epoch_values: list[float | None] = field(default_factory=list)  # the monitored value after each epoch

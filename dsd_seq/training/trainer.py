@@ -298,9 +298,11 @@ class Trainer(TrainerCheckpoints):
         average = self._average_record() if self.average_rule else None  # (the live model is the last epoch)
         handover = self.config.train.handover
         handed, last = metrics, None
-        if handover == "best" and best is not None and not last_is_best and best["metrics"] is not None:
-            self._hand_over_best()
-            handed, last = best["metrics"], {"epoch": pos.epoch, "metrics": metrics}
+        if handover == "best" and best is not None and not last_is_best:
+            if best["metrics"] is not None and self._hand_over_best():
+                handed, last = best["metrics"], {"epoch": pos.epoch, "metrics": metrics}
+            else:
+                handover = "last (the dev-selected checkpoint could not be used)"
         row = phase_row(
             self.schedule, pos.phase, self.dsd, handed, pos.phase_seconds,
             epochs_run=pos.epoch, epochs_before=epochs_before(self.schedule, self.results, pos.phase),
@@ -342,6 +344,7 @@ class Trainer(TrainerCheckpoints):
         if not monitor.improves(float(value), pos.best_value):
             return False
         pos.best_epoch, pos.best_value = pos.epoch, float(value)
+        pos.best_step = pos.global_step  # the save that follows (the epoch's, or the phase end) is this step
         return True
 
     def _best_record(self, metrics: dict[str, dict[str, float]], last_is_best: bool) -> dict[str, Any] | None:
@@ -358,14 +361,27 @@ class Trainer(TrainerCheckpoints):
         return {"epoch": pos.best_epoch, "monitor": monitor.key, "value": pos.best_value, "metrics": scores}
 
     def _score_checkpoint(self, path: Path) -> dict[str, dict[str, float]] | None:
-        """Every eval split scored with ``path``'s weights (None, said, when the file cannot be read)."""
-        weights = None
-        if self.is_main:
-            try:
-                weights = load_checkpoint_dict(path, "dev-selected checkpoint")["model"]
-            except CheckpointError as err:
-                tqdm.write(f"the phase's dev-selected epoch is not scored: {err}")
-        return self._score_weights(weights)
+        """Every eval split scored with ``path``'s weights (None, said, when the file cannot be read or
+        is not the recorded best epoch's)."""
+        state = self._best_state(path) if self.is_main else None
+        return self._score_weights(state["model"] if state is not None else None)
+
+    def _best_state(self, path: Path) -> dict[str, Any] | None:
+        """The dev-selected checkpoint, checked to hold the step the position recorded; None, said, when
+        it is unreadable or another (a damaged newer file was skipped on resume and the epoch redone)."""
+        try:
+            state = load_checkpoint_dict(path, "dev-selected checkpoint")
+        except CheckpointError as err:
+            tqdm.write(f"the phase's dev-selected epoch is not used: {err}")
+            return None
+        step = self.position.best_step
+        if step is not None and state.get("position", {}).get("global_step") != step:
+            tqdm.write(
+                f"the phase's dev-selected epoch is not used: {path} holds step "
+                f"{state.get('position', {}).get('global_step')}, not the recorded step {step}"
+            )
+            return None
+        return state
 
     def _score_weights(self, weights: dict[str, torch.Tensor] | None) -> dict[str, dict[str, float]] | None:
         """Every eval split scored with ``weights`` (rank 0's; None: nothing to score); the model keeps its
@@ -397,26 +413,33 @@ class Trainer(TrainerCheckpoints):
             return None
         weights = None
         if self.is_main:
-            states = []
-            for epoch in epochs:
-                if epoch == pos.epoch:  # the last epoch is the live model
-                    states.append({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
-                    continue
-                path = self.checkpoint_dir.epoch_path(pos.phase + 1, epoch)
-                states.append(load_checkpoint_dict(path, "epoch checkpoint")["model"])
-            masks = self.dsd.masks.state_dict() if self.dsd.masks is not None else {}
-            weights = apply_state_masks(average_states(states), masks)
+            try:
+                states = []
+                for epoch in epochs:
+                    if epoch == pos.epoch:  # the last epoch is the live model
+                        states.append({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+                        continue
+                    path = self.checkpoint_dir.epoch_path(pos.phase + 1, epoch)
+                    states.append(load_checkpoint_dict(path, "epoch checkpoint")["model"])
+                masks = self.dsd.masks.state_dict() if self.dsd.masks is not None else {}
+                weights = apply_state_masks(average_states(states), masks)
+            except (CheckpointError, AverageError, OSError) as err:  # the run goes on without the row
+                tqdm.write(f"phase {pos.phase + 1}: no averaged model: {err}")
         return {"rule": self.config.train.average, "epochs": epochs, "metrics": self._score_weights(weights)}
 
-    def _hand_over_best(self) -> None:
-        """Continue from the phase's dev-selected epoch: its weights and optimizer state, on every rank."""
+    def _hand_over_best(self) -> bool:
+        """Continue from the phase's dev-selected epoch: its weights and optimizer state, on every rank;
+        False (said) when rank 0 cannot read it, and every rank keeps the last epoch."""
         state = None
         if self.is_main:
-            saved = load_checkpoint_dict(self.checkpoint_dir.best_path(self.position.phase + 1))
-            state = {"model": saved["model"], "optimizer": saved["optimizer"]}
+            saved = self._best_state(self.checkpoint_dir.best_path(self.position.phase + 1))
+            state = None if saved is None else {"model": saved["model"], "optimizer": saved["optimizer"]}
         state = distributed.broadcast_object(state)
+        if state is None:
+            return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # the same phase: the weights hold its masks
+        return True
 
     @property
     def finished(self) -> bool:
