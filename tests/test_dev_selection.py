@@ -186,3 +186,26 @@ def test_select_on_a_split_the_task_lacks_is_refused_before_training(tmp_path):
 
     with pytest.raises(TrainingError, match="train.select_on='valid_loss' names the split 'valid'"):
         _trainer(tmp_path, "typo", "D1:0.01", ["train.select_on=valid_loss"])
+
+
+class _RandomEvaluation(ScriptedDevLossTask):
+    """Its evaluation draws on torch's generator, as a DataLoader does for its seed."""
+
+    def evaluate(self, split, device):
+        torch.rand(1)
+        return super().evaluate(split, device)
+
+
+def test_scoring_the_best_epoch_leaves_the_training_random_streams_alone(tmp_path):
+    def final_weights(name, script):
+        torch.manual_seed(0)
+        task = _RandomEvaluation(script)
+        trainer = toy_trainer(
+            tmp_path / name, Schedule.parse("D4:0.01,S2@0.5:0.01"), ["train.eval_splits=[dev, test]"], task
+        )
+        trainer.run()
+        return _model(tmp_path / name / "checkpoints" / "phase2-end.pt")
+
+    scored = final_weights("scored", SCRIPT)  # best epoch 2: the phase end scores phase1-best.pt too
+    falling = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]  # best = last: nothing extra is scored
+    assert _same(scored, final_weights("plain", falling))

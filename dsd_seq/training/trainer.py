@@ -392,8 +392,12 @@ class Trainer(TrainerCheckpoints):
             self.model.load_state_dict(weights)
         if not distributed.broadcast_object(kept is not None or not self.is_main):
             return None
+        # an extra evaluation must not move the training's random streams (a DataLoader draws its seed
+        # from torch's generator): the run trains as it would without this row
+        devices = [self.device] if self.device.type == "cuda" else []
         try:
-            return self.evaluation.scores(self.evaluation.eval_splits)
+            with torch.random.fork_rng(devices=devices):
+                return self.evaluation.scores(self.evaluation.eval_splits)
         finally:
             if kept is not None:
                 self.model.load_state_dict(kept)
