@@ -135,3 +135,24 @@ def test_the_caption_comparisons_over_five_dense_baselines_match_scipy(tmp_path,
         assert [p["epochs"] for p in record["phases"]] == [p["epochs"] for p in twin["phases"]]
         assert record["phases"][0]["best"]["epoch"] < record["phases"][0]["epochs"]  # ran past its best
     assert (example / "figures" / "weight_distribution.png").stat().st_size > 5000
+
+
+def test_the_built_in_caption_recipe_over_five_seeds_is_rebuilt_from_its_store(tmp_path):
+    example = EXAMPLE.parent / "compare-synth-captions-recipe"
+    rebuilt = _rebuilt(tmp_path, example)
+    assert rebuilt["seeds"] == [300, 301, 302, 303, 304] and rebuilt["design"] == "per-seed"
+    records = [json.loads(line) for line in (example / "runs.jsonl").read_text().splitlines()]
+    final = {k: [r["phases"][-1]["metrics"]["test"]["bleu4"] for r in sorted(records, key=lambda r: r["seed"]) if r["kind"] == k]
+             for k in ("dsd", "llr")}  # fmt: skip
+    early = [
+        r["phases"][0]["best"]["metrics"]["test"]["bleu4"]
+        for r in sorted(records, key=lambda r: r["seed"])
+        if r["kind"] == "dsd"
+    ]
+    row = next(
+        c
+        for c in rebuilt["practitioner"]["comparisons"]
+        if c["method"] == "DSD" and c["baseline"] == "Early-stopped dense"
+    )
+    want = stats.ttest_rel(final["dsd"], early)
+    assert row["t"] == pytest.approx(want.statistic) and row["p_value"] == pytest.approx(want.pvalue)
