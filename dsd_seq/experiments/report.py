@@ -87,18 +87,8 @@ def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
     for row in rows:
         value = row["metrics"].get(main_split, {}).get(metric)
         row["change_vs_dense"] = None if value is None or reference is None else value - reference
-        best = row.get("best") if isinstance(row.get("best"), dict) else None
-        row["dev_selected"] = None if best is None else {
-            "epoch": best.get("epoch"),
-            "monitor": best.get("monitor"),
-            "value": ((best.get("metrics") or {}).get(main_split) or {}).get(metric),
-        }  # fmt: skip
-        average = row.get("average") if isinstance(row.get("average"), dict) else None
-        row["averaged"] = None if average is None else {
-            "rule": average.get("rule"),
-            "epochs": average.get("epochs"),
-            "value": ((average.get("metrics") or {}).get(main_split) or {}).get(metric),
-        }  # fmt: skip
+        row["dev_selected"] = _other_model(row, "best", ("epoch", "monitor"), main_split, metric)
+        row["averaged"] = _other_model(row, "average", ("rule", "epochs"), main_split, metric)
     return {
         "schedule": dsd.get("schedule"),
         "baseline_schedule": baseline.get("schedule") if baseline else None,
@@ -107,6 +97,18 @@ def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
         "main_split": main_split,
         "columns": [f"{split} {name}" for split, name in columns],
         "rows": rows,
+    }
+
+
+def _other_model(row: dict, key: str, keep: tuple[str, ...], split: str | None, metric: str) -> dict | None:
+    """A phase's other model (``best``: the dev-selected epoch; ``average``: the averaged one): the fields
+    ``keep`` and its score on ``split``/``metric``; None when the row has none."""
+    entry = row.get(key) if isinstance(row.get(key), dict) else None
+    if entry is None:
+        return None
+    return {
+        **{k: entry.get(k) for k in keep},
+        "value": ((entry.get("metrics") or {}).get(split) or {}).get(metric),
     }
 
 
