@@ -12,22 +12,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsd_seq.experiments.report import other_model_score
 from dsd_seq.experiments.significance import Sample
 from dsd_seq.experiments.units import against_reference, between_arms, by_unit, describe_unit
 
 
-def _best(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
-    phases = record["phases"]
-    if phase >= len(phases) or not isinstance(phases[phase].get("best"), dict):
-        return None
-    return ((phases[phase]["best"].get("metrics") or {}).get(split) or {}).get(metric)
+def _other(key: str):
+    """A reader of a record's phase: the score of that phase's other model ``key`` (``best``, ``average``)."""
+
+    def read(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
+        phases = record["phases"]
+        return other_model_score(phases[phase], key, split, metric) if phase < len(phases) else None
+
+    return read
 
 
-def _averaged(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
-    phases = record["phases"]
-    if phase >= len(phases) or not isinstance(phases[phase].get("average"), dict):
-        return None
-    return ((phases[phase]["average"].get("metrics") or {}).get(split) or {}).get(metric)
+_best, _averaged = _other("best"), _other("average")
 
 
 def _final(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
@@ -38,9 +38,8 @@ def _final(record: dict[str, Any], phase: int, split: str, metric: str) -> float
 def _last_epoch(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
     """The phase's last epoch's score: its ``metrics``, or ``last`` when it handed on its best epoch."""
     phases = record["phases"]
-    if phase < len(phases) and isinstance(phases[phase].get("last"), dict):
-        return ((phases[phase]["last"].get("metrics") or {}).get(split) or {}).get(metric)
-    return _final(record, phase, split, metric)
+    handed_best = phase < len(phases) and isinstance(phases[phase].get("last"), dict)
+    return (_other("last") if handed_best else _final)(record, phase, split, metric)
 
 
 def build_practitioner_rows(

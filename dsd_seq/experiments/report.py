@@ -100,16 +100,28 @@ def build_table(dsd: dict[str, Any], baseline: dict[str, Any] | None = None) -> 
     }
 
 
-def _other_model(row: dict, key: str, keep: tuple[str, ...], split: str | None, metric: str) -> dict | None:
-    """A phase's other model (``best``: the dev-selected epoch; ``average``: the averaged one): the fields
-    ``keep`` and its score on ``split``/``metric``; None when the row has none."""
+def other_model_score(row: dict, key: str, split: str | None, metric: str) -> float | None:
+    """The ``split``/``metric`` score of a phase row's other model (``best``: its dev-selected epoch,
+    ``average``: its averaged model, ``last``: its last epoch when it handed on the best); None when the
+    row has none."""
     entry = row.get(key) if isinstance(row.get(key), dict) else None
-    if entry is None:
+    return None if entry is None else ((entry.get("metrics") or {}).get(split) or {}).get(metric)
+
+
+def _other_model(row: dict, key: str, keep: tuple[str, ...], split: str | None, metric: str) -> dict | None:
+    """A phase's other model: the fields ``keep`` and its score (:func:`other_model_score`); None when the
+    row has none."""
+    if not isinstance(row.get(key), dict):
         return None
-    return {
-        **{k: entry.get(k) for k in keep},
-        "value": ((entry.get("metrics") or {}).get(split) or {}).get(metric),
-    }
+    return {**{k: row[key].get(k) for k in keep}, "value": other_model_score(row, key, split, metric)}
+
+
+#: The results table's columns of a phase's other models: the row's key, the heading, the heading of its
+#: score (after the metric's name), and how the model is named in its cell.
+OTHER_COLUMNS = (
+    ("dev_selected", "Dev-selected epoch", "there", lambda m: f"{m['epoch']} ({m['monitor']})"),
+    ("averaged", "Averaged epochs", "averaged", lambda m: f"{m['rule']}: {', '.join(map(str, m['epochs']))}"),
+)
 
 
 def to_markdown(table: dict[str, Any]) -> str:
@@ -120,12 +132,10 @@ def to_markdown(table: dict[str, Any]) -> str:
             table.get("higher_is_better"), ""
         )
         header.append(f"{table['main_split']} {table['metric']} vs Dense{direction}")
-    selected = any(row.get("dev_selected") for row in table["rows"])
-    if selected:  # each phase's best dev epoch: the checkpoint a practitioner keeps (phaseN-best.pt)
-        header += ["Dev-selected epoch", f"{table['main_split']} {table['metric']} there"]
-    averaged = any(row.get("averaged") for row in table["rows"])
-    if averaged:  # train.average: the mean of the phase's last or best N epochs
-        header += ["Averaged epochs", f"{table['main_split']} {table['metric']} averaged"]
+    # each phase's best dev epoch (phaseN-best.pt) and, with train.average, its averaged model
+    others = [column for column in OTHER_COLUMNS if any(row.get(column[0]) for row in table["rows"])]
+    for _, heading, score, _ in others:
+        header += [heading, f"{table['main_split']} {table['metric']} {score}"]
     lines = [
         f"DSD schedule `{table['schedule']}`"
         + (f"; LLR baseline `{table['baseline_schedule']}`" if table["baseline_schedule"] else ""),
@@ -146,22 +156,12 @@ def to_markdown(table: dict[str, Any]) -> str:
         if table["metric"]:
             change = row["change_vs_dense"]
             cells.append("" if change is None else f"{change:+.2f}")
-        if selected:
-            kept = row.get("dev_selected")
-            value = None if kept is None else kept["value"]
-            cells += [
-                "" if kept is None else f"{kept['epoch']} ({kept['monitor']})",
-                "" if value is None else f"{value:.2f}",
-            ]
-        if averaged:
-            mean = row.get("averaged")
-            value = None if mean is None else mean["value"]
-            cells += [
-                "" if mean is None else f"{mean['rule']}: {', '.join(map(str, mean['epochs']))}",
-                "" if value is None else f"{value:.2f}",
-            ]
+        for key, _, _, name in others:
+            model = row.get(key)
+            value = None if model is None else model["value"]
+            cells += ["" if model is None else name(model), "" if value is None else f"{value:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    if selected:
+    if any(column[0] == "dev_selected" for column in others):
         lines += [
             "",
             "Dev-selected epoch: the phase's epoch with the best monitored dev value (kept as "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from scipy import stats
@@ -57,11 +57,7 @@ def welch_t_test(method: Sequence[float], baseline: Sequence[float]) -> TTest:
         return TTest(None, None, None)
     if len(set(method)) == 1 and len(set(baseline)) == 1:
         return TTest(None, None, None)  # no spread on either side: the statistic is 0/0 or x/0
-    result = stats.ttest_ind(list(method), list(baseline), equal_var=False)
-    t, p, df = float(result.statistic), float(result.pvalue), float(result.df)
-    if not (math.isfinite(t) and math.isfinite(p)):
-        return TTest(None, None, None)
-    return TTest(t, df, p)
+    return _finite(stats.ttest_ind(list(method), list(baseline), equal_var=False))
 
 
 WELCH = "Welch's unpaired t-test, two-sided"
@@ -79,8 +75,7 @@ def paired_t_test(method: Sequence[float], baseline: Sequence[float]) -> TTest:
     differences = [m - b for m, b in zip(method, baseline, strict=True)]
     if len(differences) < 2 or len(set(differences)) == 1:
         return TTest(None, None, None)
-    result = stats.ttest_rel(list(method), list(baseline))
-    return _finite(float(result.statistic), float(result.df), float(result.pvalue))
+    return _finite(stats.ttest_rel(list(method), list(baseline)))
 
 
 def one_sample_t_test(method: Sequence[float], value: float) -> TTest:
@@ -88,11 +83,12 @@ def one_sample_t_test(method: Sequence[float], value: float) -> TTest:
     seeds that all continue one dense model, set against that model's own score."""
     if len(method) < 2 or len(set(method)) == 1:
         return TTest(None, None, None)
-    result = stats.ttest_1samp(list(method), value)
-    return _finite(float(result.statistic), float(result.df), float(result.pvalue))
+    return _finite(stats.ttest_1samp(list(method), value))
 
 
-def _finite(t: float, df: float, p: float) -> TTest:
+def _finite(result) -> TTest:
+    """scipy's result as a TTest; all None when the statistic or the p-value is not finite."""
+    t, df, p = float(result.statistic), float(result.df), float(result.pvalue)
     return TTest(t, df, p) if math.isfinite(t) and math.isfinite(p) else TTest(None, None, None)
 
 
@@ -150,6 +146,8 @@ def compare(
     baseline: str,
     baseline_values: Sequence[float],
     higher_is_better: bool,
+    test: Callable[[Sequence[float], Sequence[float]], TTest] = welch_t_test,
+    test_name: str = WELCH,
 ) -> Comparison:
     return Comparison(
         method=method,
@@ -157,5 +155,6 @@ def compare(
         method_sample=Sample(tuple(float(v) for v in method_values)),
         baseline_sample=Sample(tuple(float(v) for v in baseline_values)),
         higher_is_better=higher_is_better,
-        test=welch_t_test(method_values, baseline_values),
+        test=test(method_values, baseline_values),
+        test_name=test_name,
     )

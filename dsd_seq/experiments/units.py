@@ -22,12 +22,10 @@ from dsd_seq.experiments.significance import (
     ONE_SAMPLE,
     PAIRED,
     PAIRED_BASELINES,
-    WELCH,
     Comparison,
-    Sample,
+    compare,
     one_sample_t_test,
     paired_t_test,
-    welch_t_test,
 )
 
 #: How a record is read: a value of it, or None when it has none.
@@ -90,22 +88,16 @@ def against_reference(
     if design == "per-seed":
         method_values = [v for u in units for v in values[u]]
         base = [reference_values[u] for u in units for _ in values[u]]
-        return _comparison(method, method_values, reference, base, higher_is_better, paired_t_test, PAIRED)
+        return compare(method, method_values, reference, base, higher_is_better, paired_t_test, PAIRED)
     if len(units) == 1:
         method_values, value = values[units[0]], reference_values[units[0]]
-        test = one_sample_t_test(method_values, value)
-        return Comparison(
-            method,
-            reference,
-            Sample(tuple(method_values)),
-            Sample((value,)),
-            higher_is_better,
-            test,
-            ONE_SAMPLE,
-        )
+        return compare(
+            method, method_values, reference, [value], higher_is_better,
+            lambda m, b: one_sample_t_test(m, b[0]), ONE_SAMPLE,
+        )  # fmt: skip
     means = [statistics.fmean(values[u]) for u in units]
     base = [reference_values[u] for u in units]
-    return _comparison(method, means, reference, base, higher_is_better, paired_t_test, PAIRED_BASELINES)
+    return compare(method, means, reference, base, higher_is_better, paired_t_test, PAIRED_BASELINES)
 
 
 def between_arms(
@@ -122,22 +114,9 @@ def between_arms(
         units = [u for u in values if u in baseline_values]
         method_means = [statistics.fmean(values[u]) for u in units]
         baseline_means = [statistics.fmean(baseline_values[u]) for u in units]
-        return _comparison(
-            method, method_means, baseline, baseline_means, higher_is_better, paired_t_test,
-            PAIRED_BASELINES,
-        )  # fmt: skip
+        return compare(
+            method, method_means, baseline, baseline_means, higher_is_better, paired_t_test, PAIRED_BASELINES
+        )
     flat = [v for vs in values.values() for v in vs]
     base = [v for vs in baseline_values.values() for v in vs]
-    return _comparison(method, flat, baseline, base, higher_is_better, welch_t_test, WELCH)
-
-
-def _comparison(method, values, baseline, base, higher_is_better, test, name) -> Comparison:
-    return Comparison(
-        method,
-        baseline,
-        Sample(tuple(values)),
-        Sample(tuple(base)),
-        higher_is_better,
-        test(values, base),
-        name,
-    )
+    return compare(method, flat, baseline, base, higher_is_better)
