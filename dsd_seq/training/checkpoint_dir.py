@@ -29,7 +29,6 @@ from dsd_seq.training.checkpoint import RESUME_KEYS
 
 _STEP = re.compile(r"step-(\d{9,})\.pt")
 _PHASE_END = re.compile(r"phase(\d+)-end\.pt")
-_PHASE_BEST = re.compile(r"phase(\d+)-best\.pt")
 LAST = "last.pt"
 
 
@@ -91,16 +90,11 @@ class CheckpointDir:
         _link_atomic(source, target)
         return target
 
-    def link_best(self, source: Path, phase: int) -> Path | None:
-        """Name ``source`` ``phase<phase>-best.pt`` unless it already is; returns the name when linked."""
-        target = self.best_path(phase)
+    def link_unless_same(self, source: Path, target: Path) -> Path | None:
+        """Name ``source`` ``target`` (``best_path``, ``epoch_path``) unless it already is; returns the
+        name when linked."""
         if target.is_file() and os.path.samefile(source, target):
             return None
-        _link_atomic(source, target)
-        return target
-
-    def link_epoch(self, source: Path, phase: int, epoch: int) -> Path:
-        target = self.epoch_path(phase, epoch)
         _link_atomic(source, target)
         return target
 

@@ -44,12 +44,14 @@ def complete_phase_end(
     phase = phase_end_of(state)
     if phase is not None and not checkpoint_dir.phase_end_path(phase).is_file():
         repaired.append(f"linked {checkpoint_dir.link_phase_end(source, phase).name}")
-    best = state.get("best_of")  # the state of a phase's dev-selected epoch: phaseN-best.pt names it
-    if best is not None and (linked := checkpoint_dir.link_best(source, best)) is not None:
-        repaired.append(f"linked {linked.name}")
-    epoch_of = state.get("epoch_of")  # an epoch kept for averaging: phaseN-epochE.pt names it
-    if epoch_of is not None and not checkpoint_dir.epoch_path(*epoch_of).is_file():
-        repaired.append(f"linked {checkpoint_dir.link_epoch(source, *epoch_of).name}")
+    kept = []  # a phase's dev-selected epoch (phaseN-best.pt), an epoch kept for averaging (phaseN-epochE.pt)
+    if state.get("best_of") is not None:
+        kept.append(checkpoint_dir.best_path(state["best_of"]))
+    if state.get("epoch_of") is not None:
+        kept.append(checkpoint_dir.epoch_path(*state["epoch_of"]))
+    for target in kept:
+        if checkpoint_dir.link_unless_same(source, target) is not None:
+            repaired.append(f"linked {target.name}")
     if source.name != checkpoint_dir.last.name:
         checkpoint_dir.link_last(source)
     rows = list(state.get("results", []))

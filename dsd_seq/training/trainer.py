@@ -294,12 +294,16 @@ class Trainer(TrainerCheckpoints):
         )
         metrics = self.evaluation.end_phase(log, pos)
         last_is_best = self._note_best(metrics) or pos.best_epoch == pos.epoch
-        best = self._best_record(metrics, last_is_best)
+        # read once, for its scores and (handover: best) to continue from; rank 0 alone reads files
+        best_state = None
+        if pos.best_epoch is not None and not last_is_best and self.is_main:
+            best_state = self._best_state(self.checkpoint_dir.best_path(pos.phase + 1))
+        best = self._best_record(metrics, last_is_best, best_state)
         average = self._average_record() if self.average_rule else None  # (the live model is the last epoch)
         handover = self.config.train.handover
         handed, last = metrics, None
         if handover == "best" and best is not None and not last_is_best:
-            if best["metrics"] is not None and self._hand_over_best():
+            if best["metrics"] is not None and self._hand_over_best(best_state):
                 handed, last = best["metrics"], {"epoch": pos.epoch, "metrics": metrics}
             else:
                 handover = "last (the dev-selected checkpoint could not be used)"
@@ -347,9 +351,12 @@ class Trainer(TrainerCheckpoints):
         pos.best_step = pos.global_step  # the save that follows (the epoch's, or the phase end) is this step
         return True
 
-    def _best_record(self, metrics: dict[str, dict[str, float]], last_is_best: bool) -> dict[str, Any] | None:
+    def _best_record(
+        self, metrics: dict[str, dict[str, float]], last_is_best: bool, best_state: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
         """The phase's dev-selected epoch for its results row: which, on what, and its scores on every
-        split (the last epoch's when it is the best, else ``phase<N>-best.pt`` scored now)."""
+        split (the last epoch's when it is the best, else ``best_state``'s, ``phase<N>-best.pt``, scored
+        now; None when rank 0 could not use it)."""
         pos = self.position
         monitor = self.evaluation.monitor(pos.phase)
         if monitor is None or pos.best_epoch is None:
@@ -357,14 +364,8 @@ class Trainer(TrainerCheckpoints):
         if last_is_best:
             scores = metrics
         else:
-            scores = self._score_checkpoint(self.checkpoint_dir.best_path(pos.phase + 1))
+            scores = self._score_weights(best_state["model"] if best_state is not None else None)
         return {"epoch": pos.best_epoch, "monitor": monitor.key, "value": pos.best_value, "metrics": scores}
-
-    def _score_checkpoint(self, path: Path) -> dict[str, dict[str, float]] | None:
-        """Every eval split scored with ``path``'s weights (None, said, when the file cannot be read or
-        is not the recorded best epoch's)."""
-        state = self._best_state(path) if self.is_main else None
-        return self._score_weights(state["model"] if state is not None else None)
 
     def _best_state(self, path: Path) -> dict[str, Any] | None:
         """The dev-selected checkpoint, checked to hold the step the position recorded; None, said, when
@@ -407,11 +408,9 @@ class Trainer(TrainerCheckpoints):
         pos = self.position
         how, count = self.average_rule
         monitor = self.evaluation.monitor(pos.phase)
-        values = list(pos.epoch_values) + [None] * (pos.epoch - len(pos.epoch_values))
+        values = (list(pos.epoch_values) + [None] * pos.epoch)[: pos.epoch]  # None: not scored
         try:
-            epochs = chosen_epochs(
-                how, count, values[: pos.epoch], bool(monitor and monitor.higher_is_better)
-            )
+            epochs = chosen_epochs(how, count, values, bool(monitor and monitor.higher_is_better))
         except AverageError as err:
             tqdm.write(f"phase {pos.phase + 1}: no averaged model: {err}")
             return None
@@ -431,13 +430,12 @@ class Trainer(TrainerCheckpoints):
                 tqdm.write(f"phase {pos.phase + 1}: no averaged model: {err}")
         return {"rule": self.config.train.average, "epochs": epochs, "metrics": self._score_weights(weights)}
 
-    def _hand_over_best(self) -> bool:
-        """Continue from the phase's dev-selected epoch: its weights and optimizer state, on every rank;
-        False (said) when rank 0 cannot read it, and every rank keeps the last epoch."""
+    def _hand_over_best(self, saved: dict[str, Any] | None) -> bool:
+        """Continue from the phase's dev-selected epoch (``saved``, rank 0's): its weights and optimizer
+        state, on every rank; False when rank 0 could not use it, and every rank keeps the last epoch."""
         state = None
-        if self.is_main:
-            saved = self._best_state(self.checkpoint_dir.best_path(self.position.phase + 1))
-            state = None if saved is None else {"model": saved["model"], "optimizer": saved["optimizer"]}
+        if self.is_main and saved is not None:
+            state = {"model": saved["model"], "optimizer": saved["optimizer"]}
         state = distributed.broadcast_object(state)
         if state is None:
             return False
