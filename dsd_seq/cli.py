@@ -144,21 +144,24 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    if args.bleu:
-        return _score_bleu(args)
+    if args.captions:
+        return _score_captions(args)
     if args.ref is None:
-        raise ConfigError("dsd-seq score: --ref is needed (or --bleu with --refs for captions)")
+        raise ConfigError("dsd-seq score: --ref is needed (or --captions with --refs for captions)")
     result = score_files(args.ref, args.hyp, args.mode, "char" if args.cer else "word")
     print("\n".join(result.kaldi_lines()))
     return 0
 
 
-def _score_bleu(args: argparse.Namespace) -> int:
-    from dsd_seq.experiments.bleu import score_caption_file
+def _score_captions(args: argparse.Namespace) -> int:
+    from dsd_seq.experiments.caption_files import score_caption_file
 
     if args.refs is None:
-        raise ConfigError("dsd-seq score --bleu: --refs (a Karpathy split file, dataset_*.json) is needed")
-    print("\n".join(score_caption_file(args.hyp, args.refs, None if args.split == "all" else args.split)))
+        raise ConfigError(
+            "dsd-seq score --captions: --refs (a Karpathy split file, dataset_*.json) is needed"
+        )
+    split = None if args.split == "all" else args.split
+    print("\n".join(score_caption_file(args.hyp, args.refs, split, args.meteor)))
     return 0
 
 
@@ -192,7 +195,7 @@ def _compare(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides, literal)
         wanted = expected_hash(config)
     if args.report_only:
-        md, _ = write_comparison_report(out, wanted, layer=args.layer)
+        md, _ = write_comparison_report(out, wanted, layer=args.layer, metric=args.metric)
         print(md.read_text())
         print(f"report: {md}")
         return 0
@@ -226,6 +229,9 @@ def _compare(args: argparse.Namespace) -> int:
             "(it skips finished runs and resumes interrupted ones)"
         )
     md, _ = write_comparison_report(out, wanted, layer=args.layer)
+    if args.metric:
+        print(md.read_text())
+        md, _ = write_comparison_report(out, wanted, layer=args.layer, metric=args.metric)
     print(md.read_text())
     print(f"report: {md}")
     return 0
@@ -364,12 +370,23 @@ def make_parser() -> argparse.ArgumentParser:
         help="strict: the same ids in both files; present: only ids in HYP; all: a missing hyp is empty",
     )
     score.add_argument(
+        "--captions",
         "--bleu",
         action="store_true",
-        help="BLEU-1..4 of '<image> <caption>' lines (dsd-seq caption) vs --refs",
+        help="BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of '<image> <caption>' lines (dsd-seq caption) vs "
+        "--refs (--bleu: the older name)",
     )
-    score.add_argument("--refs", type=Path, help="with --bleu: Karpathy split file (dataset_*.json)")
-    score.add_argument("--split", default="test", help="with --bleu: test (default), dev/val, train or all")
+    score.add_argument("--refs", type=Path, help="with --captions: Karpathy split file (dataset_*.json)")
+    score.add_argument(
+        "--split", default="test", help="with --captions: test (default), dev/val, train or all"
+    )
+    score.add_argument(
+        "--meteor",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="with --captions: METEOR where Java runs (auto, default; skipped with the reason otherwise), "
+        "required (on) or not (off)",
+    )
     score.set_defaults(func=_score)
     add_inference_parsers(sub)
     average = sub.add_parser(
@@ -420,6 +437,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--layer", help="name glob of the layer for Figure 2 (default: largest recurrent matrix)"
+    )
+    compare.add_argument(
+        "--metric",
+        help="build the report on another metric the runs recorded (e.g. cider_d, rouge_l; default: the "
+        "task's main metric); writes OUT/report-METRIC.md beside report.md",
     )
     compare.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override, as for train")
     compare.add_argument(

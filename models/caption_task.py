@@ -1,5 +1,6 @@
 """The image-captioning task for the DSD trainer: Karpathy split file + cached image features in,
-BLEU-1..4 out (the paper's Sec. 4.3 and Table 5; the main metric is BLEU-4, higher is better).
+BLEU-1..4 (the paper's Sec. 4.3 and Table 5), CIDEr-D, ROUGE-L and optionally METEOR out (the COCO caption
+evaluation). The main metric is ``task_args.metric``, BLEU-4 by default; all are higher-is-better.
 
 Images whose features are missing (skipped at extraction) and empty captions are counted, never silently
 dropped; more than ``max_bad_fraction`` of a split's images missing stops the run naming examples.
@@ -16,8 +17,14 @@ from torch import nn
 
 from data_prep.image_features import load_feature_cache
 from data_prep.karpathy import CaptionImage, WordVocab, load_karpathy
-from dsd_seq.experiments.bleu import SMOOTHING, corpus_bleu_1_to_4
-from dsd_seq.training.config import check_number, from_dict
+from dsd_seq.experiments.bleu import SMOOTHING
+from dsd_seq.experiments.caption_metrics import (
+    CAPTION_METRICS,
+    MeteorScorer,
+    caption_scores,
+    meteor_skip_reason,
+)
+from dsd_seq.training.config import ConfigError, check_number, from_dict
 from models.neuraltalk import BOS, EOS, NeuralTalk, NeuralTalkConfig
 
 #: the inference module of this task (``dsd-seq export``, ``dsd_seq.load_model``)
@@ -42,6 +49,8 @@ class CaptionTaskConfig:
     length_penalty: float = 0.0  # beam ranking: log-prob / length ** length_penalty
     max_eval_images: int = 0  # score only the first N images of a held-out split; 0: all
     max_bad_fraction: float = 0.05
+    metric: str = "bleu4"  # the main metric: bleu1..4, cider_d, rouge_l or (with meteor) meteor
+    meteor: str = "off"  # off, auto (where Java runs) or on; METEOR starts a 2 GB Java process per run
 
     def __post_init__(self) -> None:
         """Ranges checked when the config is read, before the dataset is loaded, naming the key."""
@@ -56,6 +65,16 @@ class CaptionTaskConfig:
             check_number(f"task_args.{key}", getattr(self, key), low, 2**63, high_open=True, integer=True)
         check_number("task_args.length_penalty", self.length_penalty)
         check_number("task_args.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
+        if self.metric not in CAPTION_METRICS:
+            raise ConfigError(
+                f"task_args.metric must be one of {', '.join(CAPTION_METRICS)}, got {self.metric!r}"
+            )
+        try:
+            self.meteor_skipped = meteor_skip_reason(self.meteor)
+        except ValueError as err:
+            raise ConfigError(f"task_args.{err}") from None
+        if self.metric == "meteor" and self.meteor_skipped:
+            raise ConfigError(f"task_args.metric is meteor, but {self.meteor_skipped}")
 
 
 @dataclass
@@ -66,11 +85,14 @@ class CaptionBatch:
 
 
 class CaptionTask:
-    metric = "bleu4"
     higher_is_better = True
+    #: METEOR only adds a score, so a resumed run may switch it on or off
+    resumable_changes = ("task_args.meteor",)
 
     def __init__(self, config: CaptionTaskConfig):
         self.config = config
+        self.metric = config.metric
+        self.meteor = None if config.meteor_skipped else MeteorScorer()
         data = load_karpathy(config.dataset, config.images or None)
         cache = load_feature_cache(config.features)
         row = {image_id: i for i, image_id in enumerate(cache["image_ids"])}
@@ -179,7 +201,7 @@ class CaptionTask:
 
     def evaluate(self, split: str, device: torch.device) -> dict[str, float]:
         images, hypotheses = self.caption(split, device)
-        scores = corpus_bleu_1_to_4([im.captions for im in images], hypotheses)
+        scores = caption_scores([im.captions for im in images], hypotheses, self.meteor)
         return {**scores, "loss": self.split_loss(split, device)}
 
     def split_loss(self, split: str, device: torch.device) -> float:
@@ -216,6 +238,9 @@ class CaptionTask:
             "train_captions": len(self.train_rows),
             "vocabulary": len(self.vocab),
             "bleu_smoothing": SMOOTHING,
+            "caption_metrics": "BLEU: nltk on the split file's tokens; CIDEr-D, ROUGE-L, METEOR: coco-caption's "
+            "scorers (pycocoevalcap) on PTB tokens; all on 0-100"
+            + (f". {self.config.meteor_skipped}" if self.config.meteor_skipped else ""),
             "problems": self.problems,
         }
 

@@ -144,3 +144,32 @@ def test_files_that_are_not_utf8_are_named(tmp_path, capsys):
     (tmp_path / "wav.scp").write_bytes(b"utt1 a.wav\nutt2 \xff.wav\n")
     with pytest.raises(InputListError, match=r"wav.scp:2: not UTF-8 \(byte 0xff\)"):
         collect_inputs([tmp_path / "wav.scp"], (".wav",))
+
+
+def test_score_captions_prints_every_metric_and_says_why_meteor_is_missing(tmp_path, capsys, monkeypatch):
+    """`dsd-seq score --captions` on a caption file: BLEU, ROUGE-L and CIDEr-D (the fixture's reference
+    values, tests/test_caption_metrics.py), and METEOR skipped with the reason where Java is absent."""
+    import json
+    from pathlib import Path
+
+    from dsd_seq.experiments import caption_metrics
+
+    fixtures = Path(__file__).parent / "fixtures"
+    images = json.loads((fixtures / "coco_captions.json").read_text())["images"][:6]
+    reference = json.loads((fixtures / "coco_reference_scores.json").read_text())["first_six"]["scores"]
+    split = {"images": [{"filename": im["id"], "split": "test", "sentences": [{"raw": r} for r in im["references"]]}
+                        for im in images]}  # fmt: skip
+    (tmp_path / "refs.json").write_text(json.dumps(split))
+    (tmp_path / "hyp.txt").write_text("".join(f"{im['id']} {im['hypothesis']}\n" for im in images))
+    monkeypatch.setattr(caption_metrics.shutil, "which", lambda name: None)
+    argv = ["score", "--captions", "--hyp", str(tmp_path / "hyp.txt"), "--refs", str(tmp_path / "refs.json")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("BLEU-1 ") and "BLEU-4 " in out[0]
+    cider, rouge = 100 * reference["cider_d"]["corpus"], 100 * reference["rouge_l"]["corpus"]
+    assert out[1] == f"ROUGE-L {rouge:.2f} CIDEr-D {cider:.2f}"
+    assert out[2].startswith("METEOR skipped: no Java runtime") and "install one" in out[2]
+    assert main([*argv, "--meteor", "on"]) == 2
+    assert "meteor: on, but METEOR cannot run" in capsys.readouterr().err
+    assert main(["score", "--bleu", *argv[2:], "--meteor", "off"]) == 0  # the older name still works
+    assert "CIDEr-D" in capsys.readouterr().out

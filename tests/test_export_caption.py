@@ -12,7 +12,7 @@ from PIL import Image
 
 from data_prep.synth_captions import SynthCaptionsConfig
 from dsd_seq.cli import main
-from dsd_seq.experiments.bleu import CaptionScoreError, score_caption_file
+from dsd_seq.experiments.caption_files import CaptionScoreError, score_caption_file
 from dsd_seq.export import load_model
 from dsd_seq.export.sparse_storage import expand_state
 from dsd_seq.safe_io import load_safely
@@ -63,12 +63,14 @@ def test_captions_of_image_files_equal_the_evaluation_path_from_a_package_alone(
     got = dict(line.split(" ", 1) if " " in line else (line, "") for line in png.splitlines())
     assert got == expected and any(expected.values())
     assert bmp == [expected[name] for name in sorted(expected)]
-    # scoring the printed file gives the task's own BLEU on the split
+    # scoring the printed file gives the task's own scores on the split, every metric
     (tmp_path / "hyp.txt").write_text(png)
-    scored = score_caption_file(tmp_path / "hyp.txt", dataset, "test")
-    bleu = task.evaluate("test", torch.device("cpu"))
-    assert scored[0] == " ".join(f"BLEU-{n} {bleu[f'bleu{n}']:.2f}" for n in range(1, 5))
-    assert "scored 8 images" in scored[2] and "brevity penalty" in scored[1]
+    scored = score_caption_file(tmp_path / "hyp.txt", dataset, "test", meteor="off")
+    own = task.evaluate("test", torch.device("cpu"))
+    assert scored[0] == " ".join(f"BLEU-{n} {own[f'bleu{n}']:.2f}" for n in range(1, 5))
+    assert scored[1] == f"ROUGE-L {own['rouge_l']:.2f} CIDEr-D {own['cider_d']:.2f}"
+    assert scored[2].startswith("METEOR off")
+    assert "scored 8 images" in scored[4] and "brevity penalty" in scored[3]
 
 
 def test_an_unreadable_image_is_named_and_the_batch_goes_on(trained, tmp_path, capsys):

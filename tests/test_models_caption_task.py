@@ -72,3 +72,58 @@ def test_evaluate_reports_the_dev_loss_a_converging_phase_monitors(tmp_path):
             optimizer.step()
     assert task.evaluate("dev", device)["loss"] < before["loss"]
     assert task.model.training  # evaluate leaves the mode as it found it
+
+
+def _task(folder, **extra):
+    from models.caption_task import build_task
+
+    _write_data(folder, WORDS_A)
+    return build_task(dataset=str(folder / "dataset_flickr8k.json"), features=str(folder / "feats.pt"),
+                      vocab_min_count=1, model_args={"embed_dim": 8, "hidden": 8}, batch_size=4, **extra)  # fmt: skip
+
+
+def test_evaluate_scores_the_captions_with_every_caption_metric(tmp_path):
+    from dsd_seq.experiments.caption_metrics import caption_scores
+
+    task = _task(tmp_path, metric="cider_d")
+    assert task.metric == "cider_d" and task.higher_is_better
+    scores = task.evaluate("test", torch.device("cpu"))
+    assert set(scores) == {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider_d", "loss"}  # meteor off
+    images, hypotheses = task.caption("test", torch.device("cpu"))
+    assert {k: v for k, v in scores.items() if k != "loss"} == caption_scores(
+        [im.captions for im in images], hypotheses
+    )
+    assert "METEOR off" in task.data_summary()["caption_metrics"]
+
+
+def test_main_metric_and_meteor_choices_are_checked_where_the_config_is_read(tmp_path, monkeypatch):
+    import pytest
+
+    from dsd_seq.experiments import caption_metrics
+    from dsd_seq.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="task_args.metric must be one of bleu1, .*cider_d, got 'cider'"):
+        _task(tmp_path, metric="cider")
+    with pytest.raises(ConfigError, match="task_args.meteor must be one of off, auto, on"):
+        _task(tmp_path, meteor="sometimes")
+    with pytest.raises(ConfigError, match="task_args.metric is meteor, but METEOR off"):
+        _task(tmp_path, metric="meteor")
+    monkeypatch.setattr(caption_metrics.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="meteor: on, but METEOR cannot run.*install one"):
+        _task(tmp_path, meteor="on")
+    task = _task(tmp_path, meteor="auto")  # no Java: scored without METEOR, and the run says why
+    assert "METEOR skipped: no Java runtime" in task.data_summary()["caption_metrics"]
+    assert "meteor" not in task.evaluate("dev", torch.device("cpu"))
+
+
+def test_meteor_auto_scores_meteor_where_java_runs(tmp_path):
+    import shutil
+
+    import pytest
+
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime on PATH: METEOR 1.5 is a Java program")
+    task = _task(tmp_path, meteor="auto", metric="meteor")
+    first = task.evaluate("dev", torch.device("cpu"))
+    assert 0 <= first["meteor"] <= 100
+    assert task.evaluate("dev", torch.device("cpu"))["meteor"] == first["meteor"]  # one process, reused
