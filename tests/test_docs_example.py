@@ -156,3 +156,38 @@ def test_the_built_in_caption_recipe_over_five_seeds_is_rebuilt_from_its_store(t
     )
     want = stats.ttest_rel(final["dsd"], early)
     assert row["t"] == pytest.approx(want.statistic) and row["p_value"] == pytest.approx(want.pvalue)
+
+
+def test_a_report_rebuilt_on_another_recorded_metric(tmp_path, capsys):
+    """`compare --report-only --metric cer` tests the same runs on CER (report-cer.md beside report.md);
+    a metric the runs did not record is refused naming those they did."""
+    shutil.copy(EXAMPLE / "runs.jsonl", tmp_path / "runs.jsonl")
+    assert main(["compare", "--out", str(tmp_path), "--report-only", "--metric", "cer"]) == 0
+    assert not (tmp_path / "report.md").exists()
+    rebuilt = json.loads((tmp_path / "report-cer.json").read_text())
+    assert rebuilt["metric"] == "cer" and rebuilt["higher_is_better"] is False
+    finals: dict[str, list[float]] = {}
+    for line in (EXAMPLE / "runs.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        finals.setdefault(record["kind"], []).append(record["phases"][-1]["metrics"]["test"]["cer"])
+    row = next(r for r in rebuilt["comparisons"] if r["baseline"] == "LLR")
+    expected = stats.ttest_ind(finals["dsd"], finals["llr"], equal_var=False)
+    assert row["p_value"] == pytest.approx(expected.pvalue) and row["t"] == pytest.approx(expected.statistic)
+    assert "--report-only --metric cer" in (tmp_path / "report-cer.md").read_text()
+    assert set(rebuilt["other_metrics"]) == {"wer"}  # the main metric becomes an other one
+    capsys.readouterr()
+    assert main(["compare", "--out", str(tmp_path), "--report-only", "--metric", "cider_d"]) == 2
+    assert "the runs recorded cer, wer on test; choose one" in capsys.readouterr().err
+
+
+def test_other_metrics_are_the_final_phase_means_of_the_recorded_scores():
+    example = EXAMPLE.parent / "compare-synth-captions-recipe"
+    report = json.loads((example / "report.json").read_text())
+    records = [json.loads(line) for line in (example / "runs.jsonl").read_text().splitlines()]
+    dsd = [r["phases"][-1]["metrics"]["test"]["bleu1"] for r in records if r["kind"] == "dsd"]
+    dense = [r["phases"][0]["metrics"]["test"]["bleu1"] for r in records if r["kind"] == "dsd"]
+    cells = report["other_metrics"]["bleu1"]
+    assert cells["DSD"]["n"] == len(dsd) == 5
+    assert cells["DSD"]["mean"] == pytest.approx(sum(dsd) / 5)
+    assert cells["Dense"]["mean"] == pytest.approx(sum(dense) / 5)
+    assert "## Other metrics (test" in (example / "report.md").read_text()

@@ -37,3 +37,15 @@ def test_paper_scores_sit_beside_the_runs_phase_by_phase():
 def test_unknown_table_is_refused_with_the_known_names():
     with pytest.raises(ValueError, match="table5, table7, table9"):
         paper_markdown("table6", _results([1.0]))
+
+
+def test_table5_keeps_the_papers_bleu_columns_beside_every_caption_metric():
+    scores = {"bleu1": 60.0, "bleu2": 41.0, "bleu3": 28.0, "bleu4": 19.0, "rouge_l": 45.0, "cider_d": 51.5}
+    results = {"phases": [{"metrics": {"test": scores}}] * 3}
+    text = paper_markdown("table5", results)
+    row = next(line for line in text.splitlines() if line.startswith("| DSD "))
+    assert "| 51.50 |" in row and row.endswith("| 59.20 | 40.70 | 27.40 | 18.50 |")
+    assert "ours: test cider_d" in text and "paper: BLEU-4" in text and "paper: CIDEr" not in text
+    assert "The paper reports BLEU only; this run's cider_d, rouge_l (the COCO" in text
+    bleu_only = paper_markdown("table5", {"phases": [{"metrics": {"test": {"bleu4": 19.0}}}] * 3})
+    assert "BLEU only" not in bleu_only

@@ -77,8 +77,56 @@ def _value(record: dict[str, Any], phase: int, split: str, metric: str) -> float
     return phases[phase]["metrics"].get(split, {}).get(metric)
 
 
-def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The comparison tables (a JSON-able dict) from the records of one configuration."""
+#: whether a larger value is better, for metrics a report may be built on other than the task's main one
+METRIC_DIRECTIONS = {
+    **{m: True for m in ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider_d")},
+    **{m: False for m in ("wer", "cer", "loss")},
+}
+
+
+def _report_metric(reference: dict[str, Any], split: str, metric: str | None) -> tuple[str, bool]:
+    """The metric the tables are built on (the task's main one unless ``metric`` names another recorded
+    one) and whether higher is better."""
+    if metric is None or metric == reference["metric"]:
+        return reference["metric"], bool(reference["higher_is_better"])
+    recorded = sorted(reference["phases"][0]["metrics"].get(split, {}))
+    if metric not in recorded:
+        raise ComparisonError(
+            f"--metric {metric}: the runs recorded {', '.join(recorded)} on {split}; choose one of those"
+        )
+    if metric not in METRIC_DIRECTIONS:
+        raise ComparisonError(
+            f"--metric {metric}: its direction is unknown; known: {', '.join(METRIC_DIRECTIONS)}"
+        )
+    return metric, METRIC_DIRECTIONS[metric]
+
+
+def _other_metrics(
+    by_kind: dict[str, list[dict]], kinds: dict[str, str], last: int, split: str, metric: str, design: str
+) -> dict[str, Any]:
+    """Every other metric recorded on ``split``: mean, std and n per arm at the final phase, and of the
+    dense phase (e.g. CIDEr-D and ROUGE-L beside a BLEU-4 comparison); a shared dense model counts once."""
+    reference = by_kind["dsd"][0]
+    names = [n for n in reference["phases"][0]["metrics"].get(split, {}) if n not in (metric, "loss")]
+    dense = by_kind["dsd"]
+    if design == "shared-baseline":  # every seed's phase 1 is its baseline's one model
+        dense = list({r.get("baseline_seed"): r for r in reversed(dense)}.values())
+    out: dict[str, Any] = {}
+    for name in names:
+        rows = {"Dense": dense, **{label: by_kind[kind] for kind, label in kinds.items()}}
+        cells = {}
+        for label, records in rows.items():
+            phase = 0 if label == "Dense" else last
+            found = [_value(r, phase, split, name) for r in records]
+            sample = Sample(tuple(v for v in found if v is not None))
+            cells[label] = {"mean": sample.mean, "std": sample.std, "n": sample.n}
+        out[name] = cells
+    return {"other_metrics": out} if out else {}
+
+
+def build_comparison(records: list[dict[str, Any]], metric: str | None = None) -> dict[str, Any]:
+    """The comparison tables (a JSON-able dict) from the records of one configuration, on the task's main
+    metric or on ``metric``, another one the runs recorded."""
     by_kind: dict[str, list[dict]] = {kind: [] for kind in KIND_LABELS}
     for record in sorted(records, key=lambda r: r["seed"]):
         by_kind.setdefault(record["kind"], []).append(record)
@@ -98,8 +146,8 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         )
     kinds = {kind: label for kind, label in KIND_LABELS.items() if by_kind.get(kind)}
     reference = dsd_runs[0]
-    metric, higher = reference["metric"], bool(reference["higher_is_better"])
     split = _main_split(reference)
+    metric, higher = _report_metric(reference, split, metric)
     phases = reference["phases"]
     sparse_phases = [i for i, row in enumerate(phases) if row["kind"] == SPARSE]
 
@@ -188,6 +236,7 @@ def build_comparison(records: list[dict[str, Any]]) -> dict[str, Any]:
         "unit": describe_unit(records, design),
         "runs": runs,
         **_practitioner(by_kind, kinds, design, split, metric, higher),
+        **_other_metrics(by_kind, kinds, last, split, metric, design),
         **fit,
         "environment": _environment(reference, records),
     }
@@ -308,6 +357,32 @@ def _fit_markdown(table: dict[str, Any], labels: list[str]) -> list[str]:
     return lines
 
 
+def _other_metrics_markdown(table: dict[str, Any], labels: list[str]) -> list[str]:
+    """The other recorded metrics' table: one row per model, one column per metric."""
+    other = table.get("other_metrics")
+    if not other:
+        return []
+    names = list(other)
+    lines = [
+        "",
+        f"## Other metrics ({table['split']}; mean ± standard deviation, n)",
+        "",
+        "Dense: the dense phase; the others: the final phase. Not tested: the tables above are on "
+        f"{table['metric']}; `--metric NAME` rebuilds them on another.",
+        "",
+        "| Model | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for label in ["Dense", *labels]:
+        cells = [other[n].get(label) for n in names]
+        lines.append(
+            f"| {label} | "
+            + " | ".join("" if c is None else f"{_mean_std(c['mean'], c['std'])} ({c['n']})" for c in cells)
+            + " |"
+        )
+    return lines
+
+
 def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) -> str:
     """The tables as markdown: per stage, then Table 10, then each seed's numbers."""
     direction = "higher is better" if table["higher_is_better"] else "lower is better"
@@ -381,6 +456,7 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
         table.get("practitioner"), name, f"{direction} for {table['metric']}",
         {"mean_std": _mean_std, "number": _number},
     )  # fmt: skip
+    lines += _other_metrics_markdown(table, labels)
     lines += _fit_markdown(table, labels)
     env = table.get("environment", {})
     versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())

@@ -76,13 +76,16 @@ def _runs_in(folder: Path) -> dict[str, Path]:
 
 
 def write_comparison_report(
-    out: str | Path, wanted_hash: str | None = None, layer: str | None = None
+    out: str | Path, wanted_hash: str | None = None, layer: str | None = None, metric: str | None = None
 ) -> tuple[Path, Path]:
-    """``report.md`` and ``report.json`` of a comparison, from its run store (no training)."""
+    """``report.md`` and ``report.json`` of a comparison, from its run store (no training); on another
+    recorded ``metric`` than the task's main one, ``report-<metric>.md`` and ``.json`` beside them."""
     out = Path(out)
     records = select_experiment(latest_records(read_store(out / STORE_NAME)), wanted_hash)
-    table = build_comparison(records)
-    md = comparison_markdown(table, regenerate=f"dsd-seq compare --out {out} --report-only")
+    table = build_comparison(records, metric)
+    other = metric is not None and metric != records[0]["metric"]
+    again = f"dsd-seq compare --out {out} --report-only" + (f" --metric {metric}" if other else "")
+    md = comparison_markdown(table, regenerate=again)
     first = min(table["seeds"])
     home = out / f"b{table['baselines'][0]}" if table.get("baselines") else out  # several dense baselines
     runs = _runs_in(home / f"seed{first}")
@@ -103,7 +106,8 @@ def write_comparison_report(
             else f"seed {first}"
         )
         md += f"\n## Figures ({which})\n\n" + "\n".join(figures)
-    md_path, json_path = out / "report.md", out / "report.json"
+    stem = f"report-{metric}" if other else "report"
+    md_path, json_path = out / f"{stem}.md", out / f"{stem}.json"
     md_path.write_text(md)
     json_path.write_text(json.dumps(table, indent=2) + "\n")
     return md_path, json_path
