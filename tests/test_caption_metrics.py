@@ -145,3 +145,15 @@ def test_meteor_matches_the_reference_to_1e_6():
         assert scores["meteor"] == pytest.approx(
             100 * REFERENCE[split]["scores"]["meteor"]["corpus"], abs=1e-6
         )
+
+
+def test_a_meteor_process_that_dies_is_an_error_saying_what_to_do(monkeypatch):
+    class DeadMeteor:
+        def compute_score(self, gts, res):
+            return float(""), []  # what reading the score line of a dead process gives
+
+    scorer = MeteorScorer()
+    scorer._meteor = DeadMeteor()
+    with pytest.raises(MeteorUnavailable, match="gave no score.*task_args.meteor: off"):
+        coco_caption_scores([["a dog"]], ["a dog"], scorer)
+    assert scorer._meteor is None  # the next call starts a fresh process

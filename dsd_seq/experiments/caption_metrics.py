@@ -64,7 +64,10 @@ class MeteorScorer:
             value, _ = self._meteor.compute_score(references, hypotheses)
         except (OSError, ValueError) as err:  # java missing or the process died (no score line came)
             self._meteor = None
-            raise MeteorUnavailable(f"METEOR failed: the Java process gave no score ({err})") from None
+            raise MeteorUnavailable(
+                f"METEOR failed: its Java process gave no score ({err}); a run can resume with "
+                "task_args.meteor: off, and dsd-seq score with --meteor off"
+            ) from None
         return 100.0 * float(value)
 
 
