@@ -9,6 +9,7 @@ dropped; more than ``max_bad_fraction`` of a split's images missing stops the ru
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,8 @@ class CaptionTask:
         self.config = config
         self.metric = config.metric
         self.meteor = None if config.meteor_skipped else MeteorScorer()
+        if config.meteor == "auto" and config.meteor_skipped:
+            print(f"caption task: {config.meteor_skipped}", file=sys.stderr)
         data = load_karpathy(config.dataset, config.images or None)
         cache = load_feature_cache(config.features)
         row = {image_id: i for i, image_id in enumerate(cache["image_ids"])}

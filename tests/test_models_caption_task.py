@@ -96,7 +96,7 @@ def test_evaluate_scores_the_captions_with_every_caption_metric(tmp_path):
     assert "METEOR off" in task.data_summary()["caption_metrics"]
 
 
-def test_main_metric_and_meteor_choices_are_checked_where_the_config_is_read(tmp_path, monkeypatch):
+def test_main_metric_and_meteor_choices_are_checked_where_the_config_is_read(tmp_path, monkeypatch, capsys):
     import pytest
 
     from dsd_seq.experiments import caption_metrics
@@ -111,8 +111,10 @@ def test_main_metric_and_meteor_choices_are_checked_where_the_config_is_read(tmp
     monkeypatch.setattr(caption_metrics.shutil, "which", lambda name: None)
     with pytest.raises(ConfigError, match="meteor: on, but METEOR cannot run.*install one"):
         _task(tmp_path, meteor="on")
+    capsys.readouterr()
     task = _task(tmp_path, meteor="auto")  # no Java: scored without METEOR, and the run says why
     assert "METEOR skipped: no Java runtime" in task.data_summary()["caption_metrics"]
+    assert "caption task: METEOR skipped: no Java runtime" in capsys.readouterr().err
     assert "meteor" not in task.evaluate("dev", torch.device("cpu"))
 
 
