@@ -191,3 +191,31 @@ def test_other_metrics_are_the_final_phase_means_of_the_recorded_scores():
     assert cells["DSD"]["mean"] == pytest.approx(sum(dsd) / 5)
     assert cells["Dense"]["mean"] == pytest.approx(sum(dense) / 5)
     assert "## Other metrics (test" in (example / "report.md").read_text()
+
+
+def test_the_recipe_replication_reports_on_bleu4_and_cider_d_are_rebuilt_from_their_store(tmp_path):
+    example = EXAMPLE.parent / "compare-synth-captions-recipe-400"
+    shutil.copy(example / "runs.jsonl", tmp_path / "runs.jsonl")
+    shutil.copytree(example / "figures", tmp_path / "figures")
+    assert main(["compare", "--out", str(tmp_path), "--report-only"]) == 0
+    assert main(["compare", "--out", str(tmp_path), "--report-only", "--metric", "cider_d"]) == 0
+
+    def text(report):
+        return [line for line in report.read_text().splitlines() if not line.startswith("Regenerate")]
+
+    records = [json.loads(line) for line in (example / "runs.jsonl").read_text().splitlines()]
+    for name, metric in (("report", "bleu4"), ("report-cider_d", "cider_d")):
+        assert text(tmp_path / f"{name}.md") == text(example / f"{name}.md")
+        finals = {
+            kind: [r["phases"][-1]["metrics"]["test"][metric] for r in records if r["kind"] == kind]
+            for kind in ("dsd", "llr")
+        }
+        row = next(
+            r
+            for r in json.loads((example / f"{name}.json").read_text())["comparisons"]
+            if r["baseline"] == "LLR"
+        )
+        assert row["p_value"] == pytest.approx(
+            stats.ttest_ind(finals["dsd"], finals["llr"], equal_var=False).pvalue
+        )
+    assert all("meteor" in r["phases"][-1]["metrics"]["test"] for r in records)  # scored where Java ran
