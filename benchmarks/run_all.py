@@ -20,6 +20,7 @@ CPU_RUNS = (
     ("mask_overhead.py", "--model", "neuraltalk", "--hidden", "256", "--batch", "100", "--frames", "16"),
     ("thresholds.py",),
     ("decoding_and_transducer_loss.py",),
+    ("caption_metrics_cost.py",),
     ("throughput.py", "--hidden", "192", "--layers", "3", "--batch", "16", "--min-seconds", "1",
      "--max-seconds", "4", "--steps", "10", "--precision", "fp32,bf16"),
 )  # fmt: skip
