@@ -4,9 +4,9 @@ Why: a written store costs a preparation pass and disk (LibriSpeech 960 h: ~11.5
 fbank in the loader (``task_args.num_workers`` processes) costs CPU time per epoch instead. It is the store's
 on-the-fly option, not another dataset: :class:`OnTheFlyFeatures` answers what
 :class:`~data_prep.features.store.FeatureStore` answers (ids, transcripts, frame counts, ``manifest``,
-``read``), and the one speech dataset reads either. Speed perturbation works
-as with a store: every factor adds a copy of each utterance (ids ``sp0.9-<utt>``), so an epoch's batches
-stay a function of the trainer's generator; SpecAugment is applied in the training step as for any source.
+``read``), and the one speech dataset reads either. Speed perturbation works as with a written store:
+every factor adds a copy of each utterance (ids ``sp0.9-<utt>``), so an epoch's batches stay a function of
+the trainer's generator; SpecAugment is applied in the training step as for any source.
 
 Frame counts for length bucketing come from the audio headers (``soundfile.info``), not from decoding.
 Utterances that cannot be used (empty or out-of-vocabulary transcripts, unreadable headers) are counted by

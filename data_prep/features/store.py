@@ -25,6 +25,7 @@ against their CRC-32 (``checksums``) before they are decoded, so damage that sti
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -249,10 +250,9 @@ class FeatureStore:
         self._checksums: list[int] | None = manifest.get("checksums")  # stores written before: none
         self._stored = _StoredBytes(self.chunks, self.storage)
         _lhotse()
-        from lhotse.features.io import LilcomChunkyReader, NumpyFilesReader
+        from lhotse.features.io import LilcomChunkyReader
 
-        reader = NumpyFilesReader if self.storage is STORAGES["numpy"] else LilcomChunkyReader
-        self._reader = reader(self.chunks)
+        self._reader = None if self.storage is STORAGES["numpy"] else LilcomChunkyReader(self.chunks)
 
     def __len__(self) -> int:
         return len(self.utt_ids)
@@ -262,8 +262,11 @@ class FeatureStore:
         utterance if the feature file is missing, truncated or holds other frames than the manifest says."""
         utt_id = self.utt_ids[index]
         try:
-            self._verify(index)
-            array = self._reader.read(self._keys[index])
+            stored = self._verified(index)
+            if self._reader is None:  # a .npy file, read as NumpyFilesReader does, from the checked bytes
+                array = np.load(io.BytesIO(stored), allow_pickle=False)
+            else:
+                array = self._reader.read(self._keys[index])
         except FileNotFoundError as err:
             raise FeatureStoreError(
                 f"{self.chunks}: feature file missing while reading utterance {utt_id}; rebuild the store"
@@ -281,16 +284,19 @@ class FeatureStore:
             )
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
-    def _verify(self, index: int) -> None:
-        """The utterance's stored bytes against the manifest's CRC-32: flipped bytes that still decode
-        would otherwise pass as features."""
-        if self._checksums is None:
-            return
-        if zlib.crc32(self._stored.read(self._keys[index])) != self._checksums[index]:
+    def _verified(self, index: int) -> bytes | None:
+        """The utterance's stored bytes, checked against the manifest's CRC-32 (when it has them): flipped
+        bytes that still decode would otherwise pass as features. None for a lilcom store written before
+        checksums (its reader reads the bytes itself)."""
+        if self._checksums is None and self._reader is not None:
+            return None
+        stored = self._stored.read(self._keys[index])
+        if self._checksums is not None and zlib.crc32(stored) != self._checksums[index]:
             raise FeatureStoreError(
                 f"{self.chunks}: utterance {self.utt_ids[index]} does not match its checksum (the file is "
                 "damaged or overwritten): rebuild the store"
             )
+        return stored
 
     def read_many(self, indices: Sequence[int]) -> list[torch.Tensor]:
         return [self.read(i) for i in indices]

@@ -40,9 +40,9 @@ LEXICON_FILE = "lexicon.txt"
 
 def describe(task_args: dict, model_state: dict) -> tuple[dict, dict[str, Any]]:
     """What inference needs, from the run's task_args: the feature config and characters (from the train
-    feature cache), the SentencePiece model, the decoding config and the training words (the LM lexicon)."""
+    feature store), the SentencePiece model, the decoding config and the training words (the LM lexicon)."""
     config = from_dict(SpeechTaskConfig, task_args, "task_args")
-    cache = split_metadata(config.data["train"], config)  # a cache, a store or a data dir
+    cache = split_metadata(config.data["train"], config)  # a store or a data dir
     words = sorted({w for text in cache["texts"] for w in text.split()})
     settings = {
         "model": config.model,
