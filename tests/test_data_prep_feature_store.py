@@ -80,6 +80,11 @@ def test_the_lilcom_store_holds_the_same_utterances_within_its_precision(corpus)
         assert 0 < error <= 2**-6 + 1e-6, exact.utt_ids[i]  # lossy, but only by half a 2^-5 step
 
 
+def test_the_flag_of_before_the_one_store_still_writes_a_lilcom_store(corpus, tmp_path):
+    assert main(["--data-dir", str(corpus["dirs"]["dev"]), "--out", str(tmp_path / "dev"), "--store"]) == 0
+    assert FeatureStore(tmp_path / "dev").storage == STORAGES["lilcom"]
+
+
 def test_a_data_dir_read_on_the_fly_equals_the_numpy_store(corpus):
     store = FeatureStore(corpus["stores"]["train"])
     data = open_features(corpus["dirs"]["train"])

@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(STORAGES),
         help="Lhotse writer: numpy (lossless float32, the default) or lilcom (~4.4x smaller, lossy)",
     )
+    parser.add_argument(  # the flag of before the one store: it wrote a lilcom store
+        "--store", dest="storage", action="store_const", const="lilcom", help=argparse.SUPPRESS
+    )
     parser.add_argument("--kind", default="fbank", choices=FEATURE_KINDS, help="feature kind")
     parser.add_argument("--num-bins", type=int, default=40, help="mel bins (feature dimension)")
     parser.add_argument("--normalize", default="utterance", choices=NORMALIZE_KINDS, help="normalisation")
