@@ -5,8 +5,8 @@ Recipes, configs and exported model packages written before name modules such as
 loads the module at its new path. A name whose module is gone fails naming what replaced it.
 ``data_prep.audio`` and ``data_prep.features`` are package names now: ``python -m data_prep.features``
 runs the feature stage (its ``__main__``); their old modules are ``audio.audio_io`` and
-``features.extraction``. Nothing in
-this repository uses the old names: ``tests/test_layout.py`` checks that every new name exists.
+``features.extraction``. Nothing in this repository uses the old names, and every new name exists
+(``tests/test_renamed_modules.py``).
 """
 
 from __future__ import annotations
@@ -66,13 +66,15 @@ class _RenamedFinder(importlib.abc.MetaPathFinder):
         if isinstance(new, tuple):
             raise RenamedModuleError(f"{fullname} was removed; use {new[1]}", name=fullname)
         spec = importlib.util.find_spec(new)
-        if spec is None:  # pragma: no cover - the layout test checks every new name
+        if spec is None:  # pragma: no cover - tests/test_renamed_modules.py checks every new name
             return None
         # The module object of the new name, under the old one too (one module, not a copy).
         return importlib.util.spec_from_loader(fullname, _Alias(new, spec), origin=spec.origin)
 
 
 class _Alias(importlib.abc.Loader):
+    """Loads an old name as the already imported module of its new name."""
+
     def __init__(self, new: str, spec) -> None:
         self.new, self.spec = new, spec
 
