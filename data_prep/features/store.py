@@ -52,23 +52,17 @@ class Storage:
     format: str  # the manifest's "format"
     chunks: str  # the manifest's "chunks": the feature file or folder inside the store
     key: re.Pattern  # what a storage key looks like
-    lossless: bool
 
 
 STORAGES = {
-    "numpy": Storage("lhotse_numpy_files", "feats", re.compile(r"[^/.][^/]*/[^/]+\.npy"), lossless=True),
-    "lilcom": Storage("lhotse_lilcom_chunky", "feats.lca", re.compile(r"\d+(,\d+)*"), lossless=False),
+    "numpy": Storage("lhotse_numpy_files", "feats", re.compile(r"[^/.][^/]*/[^/]+\.npy")),  # lossless
+    "lilcom": Storage("lhotse_lilcom_chunky", "feats.lca", re.compile(r"\d+(,\d+)*")),  # lossy, 2^-6
 }
 _BY_FORMAT = {storage.format: storage for storage in STORAGES.values()}
 
 
 class FeatureStoreError(ValueError):
     """A feature store (manifest or feature file) is missing, incomplete, truncated or of another version."""
-
-
-def is_feature_store(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a store directory (as opposed to a Kaldi data dir or a file)."""
-    return Path(path).is_dir() and not (Path(path) / "wav.scp").is_file()
 
 
 def rebuild_hint(directory: str | os.PathLike) -> str:
