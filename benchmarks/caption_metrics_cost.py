@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_prep.synth_captions import SynthCaptionsConfig, generate
+from data_prep.corpora.synth_captions import SynthCaptionsConfig, generate
 from dsd_seq.experiments.bleu import corpus_bleu_1_to_4
 from dsd_seq.experiments.caption_metrics import MeteorScorer, caption_scores, meteor_skip_reason
 

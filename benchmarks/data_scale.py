@@ -1,4 +1,4 @@
-"""Memory and speed of training from an on-disk feature store as the corpus grows, against the in-memory cache.
+"""Memory and speed of training from a lilcom feature store as the corpus grows, against a lossless one.
 
 Builds synthetic stores of 1x, 4x and 16x ``--base-utts`` utterances (40-bin utterance-normalised random
 features, ``--min-frames``..``--max-frames`` long, random character transcripts at ~1 character per 8
@@ -8,8 +8,9 @@ trainer's data path exactly (``task.train_batches`` -> ``distributed.shard`` -> 
 process's memory once torch and Lhotse are loaded ("data": the model, its training buffers and the data),
 its steps/s after 10 warm-up steps and the loader's share of that time (fetching ``batches[i]``: reading
 and padding). A separate process measures the memory a store's manifest and an epoch's index lists hold
-per utterance. The in-memory path (``.pt`` cache holding the same decoded features) runs at 1x (interleaved with
-the store, for the steps/s ratio) and at 4x (to show its memory growing with the corpus).
+per utterance. The lossless store (Lhotse numpy files holding the same decoded features, the built-in corpora's
+storage) runs at 1x (interleaved with the lilcom store, for the steps/s ratio) and at 4x. (Before every speech
+split was a store, this path was a ``.pt`` cache loaded whole; benchmarks/RESULTS.md keeps those rows.)
 
 ``--formats`` instead compares storage formats on real fbank features of synthetic audio: bytes per frame,
 random-access read throughput and the largest error (Lhotse lilcom-chunky, Lhotse HDF5, kaldiio ark fp32
@@ -36,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_prep.feature_store import CHUNKS, FeatureStore, FeatureStoreWriter
-from data_prep.vocab import CharVocab
+from data_prep.batching.speech_dataset import SpeechDataset
+from data_prep.features.store import STORAGES, FeatureStore, FeatureStoreWriter
+from data_prep.text.vocab import CharVocab
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = {
@@ -61,7 +63,7 @@ def build_store(directory: Path, count: int, args: argparse.Namespace, seed: int
     vocab = CharVocab.default()
     letters = [s for s in vocab.symbols[1:] if s.isalpha()]
     rng = np.random.default_rng(seed)
-    writer = FeatureStoreWriter(directory)
+    writer = FeatureStoreWriter(directory, "lilcom")
     for i in range(count):
         frames = int(rng.integers(args.min_frames, args.max_frames + 1))
         words = ["".join(rng.choice(letters, size=int(rng.integers(2, 7)))) for _ in range(frames // 48)]
@@ -73,23 +75,15 @@ def build_store(directory: Path, count: int, args: argparse.Namespace, seed: int
     writer.commit(feature_config={}, speed_factors=[], vocab=vocab.to_dict(), problems={}, resampled=[])
 
 
-def store_to_cache(directory: Path, out: Path) -> None:
-    """A ``.pt`` cache (data_prep.features' format) of a store's decoded features: the same numbers."""
+def store_to_numpy(directory: Path, out: Path) -> None:
+    """A lossless (numpy files) store of a lilcom store's decoded features: the same numbers."""
     store = FeatureStore(directory)
-    vocab = CharVocab.from_dict(store.manifest["vocab"])
-    cache = {
-        "version": 1,
-        "feature_config": {},
-        "speed_factors": [],
-        "vocab": store.manifest["vocab"],
-        "utt_ids": store.utt_ids,
-        "texts": store.texts,
-        "features": [store.read(i) for i in range(len(store))],
-        "labels": [torch.tensor(vocab.encode(t), dtype=torch.int64) for t in store.texts],
-        "problems": {},
-        "resampled": [],
-    }
-    torch.save(cache, out)
+    writer = FeatureStoreWriter(out, "numpy")
+    for i, (utt_id, text) in enumerate(zip(store.utt_ids, store.texts, strict=True)):
+        writer.add(utt_id, text, store.read(i))
+    writer.commit(
+        feature_config={}, speed_factors=[], vocab=store.manifest["vocab"], problems={}, resampled=[]
+    )
 
 
 def train_child(args: argparse.Namespace) -> None:
@@ -97,7 +91,7 @@ def train_child(args: argparse.Namespace) -> None:
     import lhotse  # noqa: F401  (loaded before the baseline, as any store run loads it)
 
     from dsd_seq.training import distributed
-    from models.speech_task import build_task
+    from models.speech.speech_task import build_task
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -137,11 +131,10 @@ def manifest_child(directory: str) -> None:
     """Memory held for a store's manifest and an epoch's index lists: JSON with bytes per utterance."""
     import lhotse  # noqa: F401
 
-    from data_prep.bucketing import frame_budget_batches
-    from data_prep.stored_speech_dataset import StoredFeatureDataset
+    from data_prep.batching.bucketing import frame_budget_batches
 
     baseline = _rss_mb()
-    data = StoredFeatureDataset(directory, CharVocab.default().encode)
+    data = SpeechDataset(FeatureStore(directory), CharVocab.default().encode)
     data = data.subset(range(len(data)))  # as the task keeps the CTC-feasible training utterances
     order = frame_budget_batches(data.frame_lengths(), 3200, torch.Generator().manual_seed(0), 8)
     held = (_rss_mb() - baseline) * 2**20
@@ -174,13 +167,13 @@ def scale(args: argparse.Namespace) -> str:
             build_store(directory, args.base_utts * factor, args, seed=factor)
         store = FeatureStore(directory)
         frames = int(store.num_frames.sum())
-        size = os.path.getsize(directory / CHUNKS)
+        size = os.path.getsize(directory / STORAGES["lilcom"].chunks)
         sizes[factor] = (directory, frames, size)
         print(f"{factor}x: {len(store)} utterances, {frames} frames, {size / 1e6:.0f} MB on disk "
               f"({size / frames:.1f} B/frame), written in {time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
-    for source, cache in ((sizes[1][0], "train_1x.pt"), (sizes[4][0], "train_4x.pt"), (dev, "dev.pt")):
-        if not (root / cache).is_file():
-            store_to_cache(source, root / cache)
+    for source, lossless in ((sizes[1][0], "numpy_1x"), (sizes[4][0], "numpy_4x"), (dev, "numpy_dev")):
+        if not (root / lossless / "manifest.json").is_file():
+            store_to_numpy(source, root / lossless)
     manifest = run_child({"manifest": str(sizes[16][0])}, args)
     print(f"manifest and index lists of 16x: {json.dumps(manifest)}", flush=True)
     results: dict[str, list[dict]] = {}
@@ -191,23 +184,23 @@ def scale(args: argparse.Namespace) -> str:
         print(f"{name}: {json.dumps(result)}", flush=True)
 
     for _ in range(args.repeats):  # interleaved, so the machine's load affects both paths alike
-        measure("memory 1x", {"train": str(root / "train_1x.pt"), "dev": str(root / "dev.pt")})
+        measure("numpy 1x", {"train": str(root / "numpy_1x"), "dev": str(root / "numpy_dev")})
         measure("store 1x", {"train": str(sizes[1][0]), "dev": str(dev)})
     for factor in (4, 16):
         measure(f"store {factor}x", {"train": str(sizes[factor][0]), "dev": str(dev)})
-    measure("memory 4x", {"train": str(root / "train_4x.pt"), "dev": str(root / "dev.pt")})
+    measure("numpy 4x", {"train": str(root / "numpy_4x"), "dev": str(root / "numpy_dev")})
     if args.workers:
         measure(
             f"store 16x, {args.workers} workers", {"train": str(sizes[16][0]), "dev": str(dev)}, args.workers
         )
-    base_speed = statistics.median(r["steps_per_s"] for r in results["memory 1x"])
+    base_speed = statistics.median(r["steps_per_s"] for r in results["numpy 1x"])
     for name, runs in results.items():
         factor = int(name.split()[1].rstrip("x,"))
         _, frames, size = sizes[factor]
         on_disk = (
-            f"{size / 1e6:.0f} MB store"
+            f"{size / 1e6:.0f} MB lilcom"
             if name.startswith("store")
-            else f"{frames * 160 / 1e6:.0f} MB fp32 in memory"
+            else f"{frames * 160 / 1e6:.0f} MB fp32 files"
         )
         speed = statistics.median(r["steps_per_s"] for r in runs)
         rows.append(
@@ -222,10 +215,10 @@ def scale(args: argparse.Namespace) -> str:
         [
             f"Tiny DeepSpeech 2 ({MODEL}), batch_frames {args.batch_frames}, {args.steps} steps after 10 warm-up, "
             f"1 torch thread; utterances {args.min_frames}-{args.max_frames} frames x 40 bins; "
-            f"store: {bytes_per_frame:.1f} bytes/frame; in-memory runs interleaved with the 1x store run "
+            f"lilcom store: {bytes_per_frame:.1f} bytes/frame; numpy runs interleaved with the 1x lilcom run "
             f"({args.repeats} each, median steps/s).",
             "",
-            "| run | frames | data | peak RSS MB | data RSS MB | steps/s | / memory 1x | loader share |",
+            "| run | frames | data | peak RSS MB | data RSS MB | steps/s | / numpy 1x | loader share |",
             "|---|---|---|---|---|---|---|---|",
             *rows,
             "",
@@ -242,7 +235,7 @@ def formats() -> str:
     from lhotse import LilcomChunkyWriter, NumpyHdf5Writer
     from lhotse.features.io import LilcomChunkyReader, NumpyHdf5Reader
 
-    from data_prep.features import FeatureConfig, compute_features
+    from data_prep.features.extraction import FeatureConfig, compute_features
 
     lhotse.set_caching_enabled(False)
     rng = np.random.default_rng(0)

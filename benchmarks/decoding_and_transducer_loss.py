@@ -18,8 +18,8 @@ import torchaudio.functional
 import workloads as w
 from torch.nn import functional as F
 
-from models.ctc import greedy_decode
-from models.ctc_beam_search import beam_decode
+from models.speech.ctc import greedy_decode
+from models.speech.ctc_beam_search import beam_decode
 
 
 def _median_seconds(fn, repeats: int) -> float:

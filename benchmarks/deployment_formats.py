@@ -19,14 +19,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import workloads as w  # noqa: E402
-from data_prep.features import FeatureConfig  # noqa: E402
-from data_prep.vocab import CharVocab  # noqa: E402
+from data_prep.features.extraction import FeatureConfig  # noqa: E402
+from data_prep.text.vocab import CharVocab  # noqa: E402
 from dsd_seq.export.deployment import DeploymentError, export_graph  # noqa: E402
-from models.ctc_decoding import DecodingConfig  # noqa: E402
-from models.deepspeech1 import DeepSpeech1  # noqa: E402
-from models.deepspeech2_table8 import DeepSpeech2Table8  # noqa: E402
-from models.image_captioner import ImageCaptioner  # noqa: E402
-from models.speech_recognizer import SpeechRecognizer  # noqa: E402
+from models.captioning.image_captioner import ImageCaptioner  # noqa: E402
+from models.speech.ctc_decoding import DecodingConfig  # noqa: E402
+from models.speech.deepspeech1 import DeepSpeech1  # noqa: E402
+from models.speech.deepspeech2_table8 import DeepSpeech2Table8  # noqa: E402
+from models.speech.speech_recognizer import SpeechRecognizer  # noqa: E402
 
 
 def recognizer(model, bins: int) -> SpeechRecognizer:

@@ -8,7 +8,7 @@ first preceded by batch norm over all (time, utterance) positions; batch norm an
 on top; CTC summed over the batch and divided by its size; AdamW (lr 1.5e-4, weight decay 1e-5) and
 gradient clipping at norm 400.
 
-Ours is ``models.deepspeech2.DeepSpeech2`` at the same sizes (161 bins, DS2 Table 4's front end, which has
+Ours is ``models.speech.deepspeech2.DeepSpeech2`` at the same sizes (161 bins, DS2 Table 4's front end, which has
 the same kernels and strides): the parameter counts differ only by the peer's conv biases and our output
 bias (+64 - 29 = 35). Variants, each its own copy, timed in one process with the order rotated every round
 so that machine load hits them alike:
@@ -17,7 +17,7 @@ so that machine load hits them alike:
   ours DSD      our model pruned 50% by dsd_seq (masked gradients, re-applied masks)
   ours <other>  our model dense, its convolutions in the other orientation (what the default is chosen by)
   ours <path>   our model dense, its recurrent layers on the other path (packed or padded, see
-                models.rnn_by_direction), the other choice the per-device default is measured by
+                models.speech.rnn_by_direction), the other choice the per-device default is measured by
 Reported: per-round ratios to the peer (median and interquartile range) and step times. On CUDA each
 precision (fp32, bf16, fp16) is measured, and ``--batch-sweep`` measures frames/s of the 67M DeepSpeech 2
 against the batch size; both are skipped without a GPU.
@@ -40,8 +40,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dsd_seq import DSD
 from dsd_seq.training.precision import Precision
-from models.ctc import ctc_loss
-from models.deepspeech2 import (
+from models.speech.ctc import ctc_loss
+from models.speech.deepspeech2 import (
     CONV_ORIENTATIONS,
     RECURRENT_PATHS,
     DeepSpeech2,

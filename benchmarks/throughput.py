@@ -18,7 +18,7 @@ import time
 import torch
 import workloads as w
 
-from data_prep.speech_dataset import collate_speech, length_sorted_batches
+from data_prep.batching.speech_dataset import collate_speech, length_sorted_batches
 
 
 def utterances(count: int, min_seconds: float, max_seconds: float) -> list[dict]:

@@ -21,9 +21,9 @@ from torch.nn.utils import prune
 
 from dsd_seq import DSD, select_prunable
 from dsd_seq.training.precision import Precision
-from models.ctc import ctc_loss
-from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
-from models.neuraltalk import NeuralTalk, NeuralTalkConfig
+from models.captioning.neuraltalk import NeuralTalk, NeuralTalkConfig
+from models.speech.ctc import ctc_loss
+from models.speech.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 
 #: DeepSpeech 2 with 67M parameters (7 BiGRU x 912, the 2-layer 2-D conv front end): the size of the
 #: DeepSpeech 2 the DSD paper prunes (Table 8, 67M), on 40 fbank bins.

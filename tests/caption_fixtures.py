@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.image_features import extract_features
-from data_prep.small_cnn_encoder import PretrainConfig, pretrain, save
-from data_prep.synth_captions import SynthCaptionsConfig, generate
+from data_prep.corpora.synth_captions import SynthCaptionsConfig, generate
+from data_prep.images.image_features import extract_features
+from data_prep.images.small_cnn_encoder import PretrainConfig, pretrain, save
 from dsd_seq.cli import main
 
 
@@ -28,7 +28,7 @@ def train_tiny_captioner(
     extract_features(dataset, root / "feats.pt", "small_cnn", root / "encoder.pt")
     conf = root / "conf.yaml"
     conf.write_text(
-        "task: models.caption_task:build_task\n"
+        "task: models.captioning.caption_task:build_task\n"
         f"task_args: {{dataset: '{dataset}', features: '{root / 'feats.pt'}', vocab_min_count: 1,"
         f" model_args: {model_args}, batch_size: {batch_size}}}\n"
         f"schedule: {schedule}\n"

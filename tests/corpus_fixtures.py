@@ -1,6 +1,6 @@
 """Fixture corpora in the real on-disk formats of LibriSpeech and WSJ, made from the project's synthetic speech.
 
-The audio is the espeak-ng corpus of :mod:`data_prep.synth_speech`; only the packaging imitates the real
+The audio is the espeak-ng corpus of :mod:`data_prep.corpora.synth_speech`; only the packaging imitates the real
 corpora: LibriSpeech's ``.tar.gz`` with FLAC files and ``.trans.txt`` per chapter, and WSJ's LDC discs with
 ``.ndx`` indices, ``.dot`` transcripts (with the corpus's markers) and ``.wv1`` NIST SPHERE audio.
 """
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import soundfile as sf
 
-from data_prep.kaldi_dir import Utterance, read_data_dir
-from data_prep.librispeech import SUBSETS
-from data_prep.sphere import write_sphere
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.audio.sphere import write_sphere
+from data_prep.corpora.kaldi_dir import Utterance, read_data_dir
+from data_prep.corpora.librispeech import SUBSETS
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
 
 
 def synth_utterances(folder: Path, num_train: int, num_dev: int, num_test: int) -> dict[str, list[Utterance]]:

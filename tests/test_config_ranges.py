@@ -109,32 +109,32 @@ def test_the_command_line_refuses_before_any_work(tmp_path, capsys, args, messag
     ("factory", "args", "message"),
     [
         (
-            "models.speech_task:build_task",
+            "models.speech.speech_task:build_task",
             {"data": {"train": "x.pt"}, "max_bad_fraction": -0.1},
             r"task_args\.max_bad_fraction=-0\.1 .*accepted: a finite number in \[0\.0, 1\.0\]",
         ),
         (
-            "models.speech_task:build_task",
+            "models.speech.speech_task:build_task",
             {"data": {"train": "x.pt"}, "eval_batch_size": 0},
             r"task_args\.eval_batch_size=0 .*accepted: an integer in \[1, ",
         ),
         (
-            "models.speech_task:build_task",
+            "models.speech.speech_task:build_task",
             {"data": {"train": "x.pt"}, "batch_size": True},
             r"task_args\.batch_size",
         ),
         (
-            "models.caption_task:build_task",
+            "models.captioning.caption_task:build_task",
             {"dataset": "d.json", "features": "f.pt", "max_bad_fraction": 1.5},
             r"task_args\.max_bad_fraction=1\.5",
         ),
         (
-            "models.caption_task:build_task",
+            "models.captioning.caption_task:build_task",
             {"dataset": "d.json", "features": "f.pt", "beam_size": 0},
             r"task_args\.beam_size=0",
         ),
         (
-            "models.caption_task:build_task",
+            "models.captioning.caption_task:build_task",
             {"dataset": "d.json", "features": "f.pt", "length_penalty": float("nan")},
             r"task_args\.length_penalty=nan",
         ),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.archive import ArchiveError, download_with_checksum, extract_archive
+from data_prep.corpora.archive import ArchiveError, download_with_checksum, extract_archive
 
 
 def _tar(path, members):

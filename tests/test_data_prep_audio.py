@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.audio import AudioError, read_audio, write_audio
-from data_prep.espeak import EspeakSynthesizer
+from data_prep.audio.audio_io import AudioError, read_audio, write_audio
+from data_prep.corpora.espeak import EspeakSynthesizer
 
 
 def test_write_read_round_trip_and_resampling(tmp_path: Path):

@@ -4,7 +4,7 @@ pure function of the generator, and no generator gives SortaGrad's increasing le
 import pytest
 import torch
 
-from data_prep.bucketing import FrameBudgetError, frame_budget_batches
+from data_prep.batching.bucketing import FrameBudgetError, frame_budget_batches
 
 LENGTHS = [int(x) for x in torch.randint(20, 400, (200,), generator=torch.Generator().manual_seed(0))]
 

@@ -3,8 +3,8 @@ does not expect is a bug and keeps its traceback."""
 
 import pytest
 
-from data_prep import librispeech, wsj
-from data_prep.exit_status import exit_status
+from data_prep.corpora import librispeech, wsj
+from data_prep.corpora.exit_status import exit_status
 
 
 def test_the_wsj_script_names_a_missing_disc_folder_and_exits_1(tmp_path, capsys):

@@ -1,18 +1,27 @@
-"""The feature caches' one convention: a kind + version header, checked on load; caches written before the
-header existed still load; every refusal names the file and the command that rebuilds it."""
+"""The feature caches' convention (image features; speech features moved to the store): a kind + version
+header, checked on load; caches written before the header existed still load; every refusal names the file
+and the command that rebuilds it."""
 
 import re
 
 import pytest
 import torch
 
-from data_prep.feature_cache import CacheFormat, FeatureCacheError
-from data_prep.features import SPEECH_FEATURE_CACHE
-from data_prep.image_features import IMAGE_FEATURE_CACHE
+from data_prep.images.feature_cache import CacheFormat, FeatureCacheError
+from data_prep.images.image_features import IMAGE_FEATURE_CACHE
 from dsd_seq.safe_io import save_atomic, save_checkpoint
 
+# A second kind beside the image cache, with the half header ("version" alone) that the whole-split speech
+# caches had before the header named its kind: the checks between kinds and of legacy headers need two.
+SPEECH_FEATURE_CACHE = CacheFormat(
+    kind="speech_features",
+    version=1,
+    what="feature cache",
+    rebuild="python -m data_prep.features --data-dir <data dir> --out {path}",
+    legacy_header={"version": 1},
+)
 SPEECH_REBUILD = re.escape("python -m data_prep.features --data-dir <data dir> --out")
-IMAGE_REBUILD = re.escape("python -m data_prep.image_features --dataset <dataset_*.json> --out")
+IMAGE_REBUILD = re.escape("python -m data_prep.images.image_features --dataset <dataset_*.json> --out")
 
 
 def test_a_saved_cache_has_the_header_and_loads_back(tmp_path):
@@ -27,7 +36,7 @@ def test_a_saved_cache_has_the_header_and_loads_back(tmp_path):
 
 def test_caches_written_before_the_header_still_load(tmp_path):
     speech, image = tmp_path / "speech.pt", tmp_path / "image.pt"
-    torch.save({"version": 1, "texts": ["old"]}, speech)  # what data_prep.features wrote before
+    torch.save({"version": 1, "texts": ["old"]}, speech)  # what the speech caches were before
     save_atomic({"kind": "caption_features", "image_ids": ["a.jpg"]}, image)  # image_features before
     assert SPEECH_FEATURE_CACHE.load(speech)["texts"] == ["old"]
     assert IMAGE_FEATURE_CACHE.load(image)["image_ids"] == ["a.jpg"]

@@ -7,19 +7,18 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.audio import read_audio
-from data_prep.feature_cache import FeatureCacheError
-from data_prep.features import (
+from data_prep.audio.audio_io import read_audio
+from data_prep.corpora.kaldi_dir import Utterance, read_data_dir, write_data_dir
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import (
     DataQualityError,
     FeatureConfig,
-    build_feature_cache,
+    build_feature_store,
     compute_features,
-    load_feature_cache,
     main,
 )
-from data_prep.kaldi_dir import Utterance, read_data_dir, write_data_dir
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.features.store import FeatureStore
+from data_prep.text.vocab import CharVocab
 
 NUM_GOOD = 12
 
@@ -80,10 +79,10 @@ def test_feature_config_names_bad_key_and_accepted_values(key, value, message):
         FeatureConfig(**{key: value})
 
 
-def test_cache_keeps_good_utterances_and_counts_bad_ones_by_kind(mixed_dir: Path, tmp_path: Path):
-    out = tmp_path / "feats.pt"
+def test_store_keeps_good_utterances_and_counts_bad_ones_by_kind(mixed_dir: Path, tmp_path: Path):
+    out = tmp_path / "feats"
     vocab = CharVocab.default()
-    report = build_feature_cache(mixed_dir, out, FeatureConfig(), vocab, max_bad_fraction=0.5, progress=False)
+    report = build_feature_store(mixed_dir, out, FeatureConfig(), vocab, max_bad_fraction=0.5, progress=False)
     assert report.num_utterances == NUM_GOOD + 4 and report.num_kept == NUM_GOOD
     assert {kind: [u for u, _ in items] for kind, items in report.problems.items()} == {
         "corrupt_audio": ["bad-corrupt"],
@@ -94,37 +93,40 @@ def test_cache_keeps_good_utterances_and_counts_bad_ones_by_kind(mixed_dir: Path
     assert "'½'" in report.problems["oov_transcript"][0][1]
     assert "oov_transcript: 1 (e.g. bad-oov)" in report.summary()
 
-    cache = load_feature_cache(out)
+    store = FeatureStore(out)
     good = read_data_dir(mixed_dir)
     good = [u for u in good if not u.utt_id.startswith("bad-")]
-    assert cache["version"] == 1
-    assert cache["utt_ids"] == [u.utt_id for u in good]
-    assert cache["texts"] == [u.text for u in good]
-    assert CharVocab.from_dict(cache["vocab"]) == vocab
-    assert FeatureConfig.from_dict(cache["feature_config"]) == FeatureConfig()
-    assert cache["problems"]["corrupt_audio"] == ["bad-corrupt"]
-    for feats, labels, text in zip(cache["features"], cache["labels"], cache["texts"], strict=True):
+    assert store.manifest["version"] == 1
+    assert store.utt_ids == [u.utt_id for u in good]
+    assert store.texts == [u.text for u in good]
+    assert CharVocab.from_dict(store.manifest["vocab"]) == vocab
+    assert FeatureConfig.from_dict(store.manifest["feature_config"]) == FeatureConfig()
+    assert store.manifest["problems"]["corrupt_audio"] == ["bad-corrupt"]
+    for i, utt in enumerate(good):
+        feats = store.read(i)
         assert feats.shape[1] == 40 and torch.isfinite(feats).all()
-        assert labels.dtype == torch.int64 and vocab.decode(labels.tolist()) == text
+        assert torch.equal(feats, compute_features(read_audio(utt.wav_path, 16000), FeatureConfig()))
     problems = json.loads(Path(f"{out}.problems.json").read_text())
     assert problems["missing_audio"][0]["utt_id"] == "bad-missing"
     assert "missing.wav: file not found" in problems["missing_audio"][0]["message"]
 
 
-def test_cache_is_plain_data_loadable_with_weights_only(mixed_dir: Path, tmp_path: Path):
-    out = tmp_path / "feats.pt"
-    build_feature_cache(
+def test_store_is_plain_data_its_manifest_json_its_features_numpy(mixed_dir: Path, tmp_path: Path):
+    out = tmp_path / "feats"
+    build_feature_store(
         mixed_dir, out, FeatureConfig(kind="logmel"), CharVocab.default(), 0.5, progress=False
     )
-    cache = torch.load(out, weights_only=True)
-    assert cache["feature_config"]["kind"] == "logmel"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["feature_config"]["kind"] == "logmel" and manifest["format"] == "lhotse_numpy_files"
+    first = np.load(out / manifest["chunks"] / manifest["storage_keys"][0], allow_pickle=False)
+    assert first.dtype == np.float32 and torch.equal(torch.from_numpy(first), FeatureStore(out).read(0))
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_too_many_bad_utterances_raise_with_a_summary_and_no_cache(mixed_dir: Path, tmp_path: Path):
-    out = tmp_path / "feats.pt"
+def test_too_many_bad_utterances_raise_with_a_summary_and_no_store(mixed_dir: Path, tmp_path: Path):
+    out = tmp_path / "feats"
     with pytest.raises(DataQualityError) as info:
-        build_feature_cache(mixed_dir, out, FeatureConfig(), CharVocab.default(), progress=False)
+        build_feature_store(mixed_dir, out, FeatureConfig(), CharVocab.default(), progress=False)
     message = str(info.value)
     assert str(mixed_dir) in message
     assert "4 of 16 utterances unusable" in message
@@ -135,22 +137,13 @@ def test_too_many_bad_utterances_raise_with_a_summary_and_no_cache(mixed_dir: Pa
     assert Path(f"{out}.problems.json").exists()
 
 
-def test_load_feature_cache_errors_say_how_to_rebuild(tmp_path: Path):
-    with pytest.raises(FeatureCacheError, match="feature cache not found; build it with"):
-        load_feature_cache(tmp_path / "none.pt")
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"not a torch file")
-    with pytest.raises(FeatureCacheError, match="unreadable feature cache.*delete it and rebuild it"):
-        load_feature_cache(garbage)
-
-
-def test_cli_builds_a_cache_and_prints_the_summary(corpus: Path, tmp_path: Path, capsys):
+def test_cli_builds_a_store_and_prints_the_summary(corpus: Path, tmp_path: Path, capsys):
     data = tmp_path / "data"
     shutil.copytree(corpus, data)
-    out = tmp_path / "cli.pt"
+    out = tmp_path / "cli"
     assert main(["--data-dir", str(data), "--out", str(out), "--kind", "logmel", "--num-bins", "20"]) == 0
     assert f"kept {NUM_GOOD} of {NUM_GOOD} utterances" in capsys.readouterr().out
-    assert load_feature_cache(out)["features"][0].shape[1] == 20
+    assert FeatureStore(out).read(0).shape[1] == 20
 
 
 def test_nan_audio_is_counted_not_fatal(corpus: Path, tmp_path: Path):
@@ -160,27 +153,12 @@ def test_nan_audio_is_counted_not_fatal(corpus: Path, tmp_path: Path):
     sf.write(str(nan_wav), data, 16000, subtype="FLOAT")
     utts = read_data_dir(corpus) + [Utterance("bad-nan", nan_wav, "push", "bad")]
     data_dir = write_data_dir(tmp_path / "data", utts)
-    report = build_feature_cache(
-        data_dir, tmp_path / "f.pt", FeatureConfig(), CharVocab.default(), 0.1, False
-    )
+    report = build_feature_store(data_dir, tmp_path / "f", FeatureConfig(), CharVocab.default(), 0.1, False)
     assert [u for u, _ in report.problems["nonfinite_audio"]] == ["bad-nan"]
 
 
-def test_empty_data_dir_is_an_error_not_an_empty_cache(tmp_path: Path):
+def test_empty_data_dir_is_an_error_not_an_empty_store(tmp_path: Path):
     data_dir = write_data_dir(tmp_path / "data", [])
     with pytest.raises(DataQualityError, match="lists no utterances; re-run the stage"):
-        build_feature_cache(data_dir, tmp_path / "f.pt", FeatureConfig(), CharVocab.default(), progress=False)
-
-
-def test_a_pickle_payload_feature_cache_is_refused_without_running_code(tmp_path: Path):
-    marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    evil = tmp_path / "train.pt"
-    torch.save({"version": 1, "features": Payload()}, evil)  # what a tampered cache would hold
-    with pytest.raises(FeatureCacheError, match="unreadable feature cache"):
-        load_feature_cache(evil)
-    assert not marker.exists()
+        build_feature_store(data_dir, tmp_path / "f", FeatureConfig(), CharVocab.default(), progress=False)
+    assert not (tmp_path / "f").exists()

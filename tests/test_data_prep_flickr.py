@@ -8,9 +8,9 @@ import zipfile
 import pytest
 from PIL import Image
 
-from data_prep.archive import ArchiveError, extract_archive, sha256_of
-from data_prep.flickr import prepare
-from data_prep.karpathy import load_karpathy
+from data_prep.corpora.archive import ArchiveError, extract_archive, sha256_of
+from data_prep.corpora.flickr import prepare
+from data_prep.corpora.karpathy import load_karpathy
 
 
 def _jpeg() -> bytes:
@@ -67,7 +67,7 @@ def test_tar_with_member_or_link_outside_the_target_is_refused(tmp_path, kind):
 
 
 def test_the_command_names_a_refused_archive_in_one_line(tmp_path, capsys):
-    from data_prep.flickr import main
+    from data_prep.corpora.flickr import main
 
     archive = tmp_path / "Flickr8k_Dataset.zip"
     with zipfile.ZipFile(archive, "w") as z:

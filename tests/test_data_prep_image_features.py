@@ -7,8 +7,8 @@ import json
 import pytest
 from PIL import Image
 
-from data_prep import small_cnn_encoder as small_cnn
-from data_prep.image_features import ImageDataError, extract_features, load_feature_cache, main
+from data_prep.images import small_cnn_encoder as small_cnn
+from data_prep.images.image_features import ImageDataError, extract_features, load_feature_cache, main
 
 
 def _fixture(tmp_path):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.kaldi_dir import DataDirError, Utterance, read_data_dir, write_data_dir
+from data_prep.corpora.kaldi_dir import DataDirError, Utterance, read_data_dir, write_data_dir
 
 
 def _utts(tmp_path: Path) -> list[Utterance]:

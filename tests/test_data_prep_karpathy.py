@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from data_prep.karpathy import KarpathyFormatError, WordVocab, load_karpathy
+from data_prep.corpora.karpathy import KarpathyFormatError, WordVocab, load_karpathy
 
 
 def _write(tmp_path, images):

@@ -16,9 +16,8 @@ import soundfile as sf
 import torch
 from torchaudio.functional.functional import _get_sinc_resample_kernel
 
-from data_prep.audio import AudioError, read_audio_with_rate
-from data_prep.features import FeatureConfig, build_feature_cache
-from data_prep.resampling import (
+from data_prep.audio.audio_io import AudioError, read_audio_with_rate
+from data_prep.audio.resampling import (
     MAX_KERNEL_VALUES,
     MAX_RATE_ERROR,
     SampleRateError,
@@ -26,7 +25,8 @@ from data_prep.resampling import (
     resample,
     resampling_ratio,
 )
-from data_prep.vocab import CharVocab
+from data_prep.features.extraction import FeatureConfig, build_feature_store
+from data_prep.text.vocab import CharVocab
 
 ODD_RATES = [22051, 1_000_003, 16001, 15999, 44101, 192_001, 11025, 7919, 96_000, 2_147_483_647, 1, 101]
 
@@ -72,7 +72,7 @@ def test_an_approximated_rate_still_gives_the_right_length_and_tone():
 PEAK_SCRIPT = """
 import json, resource, sys
 import torch
-from data_prep.audio import read_audio_with_rate
+from data_prep.audio.audio_io import read_audio_with_rate
 read_audio_with_rate(sys.argv[1], 16000)  # warm up: imports and allocator at a friendly rate
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for path in sys.argv[2:]:
@@ -135,7 +135,7 @@ def test_a_rate_no_fraction_fits_is_a_counted_skip_naming_the_file(tmp_path):
     (data / "wav.scp").write_text("".join(f"{u} {audio / u}.wav\n" for u in sorted(rates)))
     (data / "text").write_text("".join(f"{u} hello\n" for u in sorted(rates)))
     (data / "utt2spk").write_text("".join(f"{u} spk\n" for u in sorted(rates)))
-    report = build_feature_cache(data, tmp_path / "f.pt", FeatureConfig(), CharVocab.default(), 0.5, False)
+    report = build_feature_store(data, tmp_path / "f", FeatureConfig(), CharVocab.default(), 0.5, False)
     assert [u for u, _ in report.problems["odd_sample_rate"]] == ["bad-2ghz"]
     assert "bad-2ghz.wav" in report.problems["odd_sample_rate"][0][1]
     assert report.resampled == [("good-b", 22051)]

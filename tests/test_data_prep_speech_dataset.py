@@ -1,37 +1,48 @@
+"""The one speech dataset over a feature store: exact features, labels, order, lengths, padding."""
+
 import pytest
 import torch
 import torchaudio
 
-from data_prep.espeak import EspeakSynthesizer
-from data_prep.features import FeatureConfig, compute_features
-from data_prep.speech_dataset import FeatureDataset, collate_speech, length_sorted_batches
-from data_prep.vocab import CharVocab
+from data_prep.batching.speech_dataset import SpeechDataset, collate_speech, length_sorted_batches
+from data_prep.corpora.espeak import EspeakSynthesizer
+from data_prep.features.extraction import FeatureConfig, compute_features
+from data_prep.features.store import FeatureStore, FeatureStoreWriter
+from data_prep.text.vocab import CharVocab
 
 TEXTS = ["push", "lift the box", "pull two green balls to the red lamp", "three one four"]
 
 
 @pytest.fixture(scope="module")
-def dataset() -> FeatureDataset:
-    synth, vocab, cfg = EspeakSynthesizer(), CharVocab.default(), FeatureConfig()
-    feats, labels = [], []
+def computed() -> list[torch.Tensor]:
+    synth, cfg = EspeakSynthesizer(), FeatureConfig()
+    feats = []
     for text in TEXTS:
         wave, rate = synth.synthesize(text)
         wave16 = torchaudio.functional.resample(torch.from_numpy(wave), rate, cfg.sample_rate)
         feats.append(compute_features(wave16, cfg))
-        labels.append(torch.tensor(vocab.encode(text), dtype=torch.int64))
-    return FeatureDataset(
-        {"utt_ids": [f"u{i}" for i in range(len(TEXTS))], "texts": TEXTS, "features": feats, "labels": labels}
-    )
+    return feats
 
 
-def test_items_hold_features_labels_and_text(dataset: FeatureDataset):
+@pytest.fixture(scope="module")
+def dataset(computed, tmp_path_factory) -> SpeechDataset:
+    writer = FeatureStoreWriter(tmp_path_factory.mktemp("dataset") / "train")  # numpy: lossless
+    for i, (text, feats) in enumerate(zip(TEXTS, computed, strict=True)):
+        writer.add(f"u{i}", text, feats)
+    store = FeatureStore(writer.commit(vocab=CharVocab.default().to_dict()))
+    return SpeechDataset(store, CharVocab.default().encode)
+
+
+def test_items_hold_the_stored_features_exactly_labels_and_text(dataset: SpeechDataset, computed):
     item = dataset[2]
     assert item["utt_id"] == "u2" and item["text"] == TEXTS[2]
-    assert item["features"].shape[1] == 40
+    assert item["features"].dtype == torch.float32 and torch.equal(item["features"], computed[2])
     assert CharVocab.default().decode(item["labels"].tolist()) == TEXTS[2]
+    assert dataset.frame_lengths() == [f.shape[0] for f in computed] and dataset.feature_dim == 40
+    assert dataset.metadata["vocab"] == CharVocab.default().to_dict()
 
 
-def test_collate_pads_with_zeros_and_keeps_lengths(dataset: FeatureDataset):
+def test_collate_pads_with_zeros_and_keeps_lengths(dataset: SpeechDataset):
     items = [dataset[i] for i in range(len(dataset))]
     batch = collate_speech(items)
     frames = [it["features"].shape[0] for it in items]
@@ -46,12 +57,16 @@ def test_collate_pads_with_zeros_and_keeps_lengths(dataset: FeatureDataset):
         assert torch.equal(batch.labels[i, : label_lengths[i]], it["labels"])
         assert batch.labels[i, label_lengths[i] :].abs().sum() == 0
     assert batch.utt_ids == ["u0", "u1", "u2", "u3"] and batch.texts == TEXTS
+    by_method = dataset.collate(range(len(dataset)))  # what the task's lazy batches call
+    assert torch.equal(by_method.features, batch.features) and torch.equal(by_method.labels, batch.labels)
 
 
-def test_subset_keeps_the_chosen_items_in_order(dataset: FeatureDataset):
+def test_subset_keeps_the_chosen_items_in_order(dataset: SpeechDataset, computed):
     kept = dataset.subset([3, 0, 1])
     assert kept.utt_ids == ["u3", "u0", "u1"] and len(kept) == 3
-    assert kept[0]["text"] == TEXTS[3] and torch.equal(kept[1]["features"], dataset[0]["features"])
+    assert kept[0]["text"] == TEXTS[3] and torch.equal(kept[1]["features"], computed[0])
+    assert kept.frame_lengths() == [computed[i].shape[0] for i in (3, 0, 1)]
+    assert kept.subset([2])[0]["utt_id"] == "u1", "a subset of a subset indexes the subset"
 
 
 def test_length_sorted_batches_group_similar_lengths_deterministically():

@@ -4,10 +4,11 @@ lengths scale by 1/factor, and the CLI takes the factors."""
 import pytest
 import torch
 
-from data_prep.features import FeatureConfig, build_feature_cache, load_feature_cache, main
-from data_prep.speed_perturb import parse_speed_factors, perturbed_utt_id, speed_perturb
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.audio.speed_perturb import parse_speed_factors, perturbed_utt_id, speed_perturb
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import FeatureConfig, build_feature_store, main
+from data_prep.features.store import FeatureStore
+from data_prep.text.vocab import CharVocab
 
 
 @pytest.fixture(scope="module")
@@ -38,34 +39,35 @@ def test_factors_parse_and_are_checked():
         parse_speed_factors("fast")
 
 
-def test_cache_holds_originals_and_perturbed_copies(train_dir, tmp_path):
-    plain = build_feature_cache(
-        train_dir, tmp_path / "plain.pt", FeatureConfig(), CharVocab.default(), progress=False
+def test_store_holds_originals_and_perturbed_copies(train_dir, tmp_path):
+    plain = build_feature_store(
+        train_dir, tmp_path / "plain", FeatureConfig(), CharVocab.default(), progress=False
     )
-    report = build_feature_cache(
+    report = build_feature_store(
         train_dir,
-        tmp_path / "sp.pt",
+        tmp_path / "sp",
         FeatureConfig(),
         CharVocab.default(),
         progress=False,
         speed_factors=(0.9, 1.1),
     )
     assert report.num_kept == 3 * plain.num_kept and report.bad_fraction == 0
-    cache = load_feature_cache(tmp_path / "sp.pt")
-    originals = load_feature_cache(tmp_path / "plain.pt")
-    assert cache["speed_factors"] == [0.9, 1.1]
-    by_id = dict(zip(cache["utt_ids"], cache["features"], strict=True))
-    for utt, feats, text in zip(originals["utt_ids"], originals["features"], originals["texts"], strict=True):
+    store = FeatureStore(tmp_path / "sp")
+    originals = FeatureStore(tmp_path / "plain")
+    assert store.manifest["speed_factors"] == [0.9, 1.1]
+    by_id = {utt: store.read(i) for i, utt in enumerate(store.utt_ids)}
+    for i, (utt, text) in enumerate(zip(originals.utt_ids, originals.texts, strict=True)):
+        feats = originals.read(i)
         assert torch.equal(by_id[utt], feats)
         for factor in (0.9, 1.1):
             copy = by_id[f"sp{factor}-{utt}"]
             assert abs(copy.shape[0] - feats.shape[0] / factor) <= 2
-        index = cache["utt_ids"].index(f"sp0.9-{utt}")
-        assert cache["texts"][index] == text
+        index = store.utt_ids.index(f"sp0.9-{utt}")
+        assert store.texts[index] == text
 
 
 def test_cli_speed_perturb_option(train_dir, tmp_path, capsys):
-    out = tmp_path / "cli.pt"
+    out = tmp_path / "cli"
     assert main(["--data-dir", str(train_dir), "--out", str(out), "--speed-perturb", "0.9,1.1"]) == 0
     assert "kept 9 of 9 utterances" in capsys.readouterr().out
-    assert sum(u.startswith("sp1.1-") for u in load_feature_cache(out)["utt_ids"]) == 3
+    assert sum(u.startswith("sp1.1-") for u in FeatureStore(out).utt_ids) == 3

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.sphere import SphereError, read_header, read_sphere, sphere_to_wav, write_sphere
+from data_prep.audio.sphere import SphereError, read_header, read_sphere, sphere_to_wav, write_sphere
 
 
 def _tone(n=1600):

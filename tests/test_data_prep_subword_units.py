@@ -1,11 +1,13 @@
 """SentencePiece units: trained on transcripts (BPE and unigram), index 0 left for the blank, text
-round-trips, an impossible vocabulary size is refused with advice, and the CLI trains from a cache."""
+round-trips, an impossible vocabulary size is refused with advice, and the stage trains from a store."""
 
 import pytest
 import torch
 
-from data_prep.subword_units import SentencePieceVocab, SubwordUnitsError, main, train_units
-from data_prep.synth_speech import COLOURS, DIGITS, OBJECTS, VERBS
+from data_prep.corpora.synth_speech import COLOURS, DIGITS, OBJECTS, VERBS
+from data_prep.features.learn_units import main
+from data_prep.features.store import FeatureStoreWriter
+from data_prep.text.subword_units import SentencePieceVocab, SubwordUnitsError, train_units
 
 TEXTS = [f"{v} the {c} {o}" for v in VERBS for c in COLOURS for o in OBJECTS] + [" ".join(DIGITS)] * 5
 
@@ -36,18 +38,18 @@ def test_too_many_units_or_no_text_is_refused_with_advice(tmp_path):
         SentencePieceVocab.load(tmp_path / "junk.model")
 
 
-def test_cli_trains_units_from_a_feature_cache(tmp_path, capsys):
-    cache = {"version": 1, "utt_ids": [f"u{i}" for i in range(len(TEXTS))], "texts": TEXTS}
-    torch.save(cache, tmp_path / "train.pt")
+def test_the_stage_trains_units_from_a_feature_stores_transcripts(tmp_path, capsys):
+    writer = FeatureStoreWriter(tmp_path / "train")
+    for i, text in enumerate(TEXTS):
+        writer.add(f"u{i}", text, torch.zeros(3, 2))
+    writer.commit()
     out = tmp_path / "lang" / "bpe40.model"
     out.parent.mkdir()
-    assert (
-        main(
-            ["--cache", str(tmp_path / "train.pt"), "--type", "bpe", "--vocab-size", "40", "--out", str(out)]
-        )
-        == 0
-    )
-    assert "40 bpe units" in capsys.readouterr().out
+    args = ["--type", "bpe", "--vocab-size", "40", "--out", str(out)]
+    assert main(["--store", str(tmp_path / "train"), *args]) == 0
+    assert f"40 bpe units from {len(TEXTS)} transcripts" in capsys.readouterr().out
     assert len(SentencePieceVocab.load(out)) == 41
-    assert main(["--cache", str(tmp_path / "nothing.pt"), "--out", str(out)]) == 1
-    assert "feature cache not found" in capsys.readouterr().err
+    assert main(["--cache", str(tmp_path / "train"), *args]) == 0, "the option's old name still works"
+    capsys.readouterr()
+    assert main(["--store", str(tmp_path / "nothing"), "--out", str(out)]) == 1
+    assert "no manifest, so the feature store is missing" in capsys.readouterr().err

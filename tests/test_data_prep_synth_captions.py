@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from data_prep.karpathy import load_karpathy
-from data_prep.synth_captions import SHAPE_WORDS, SynthCaptionsConfig, generate
+from data_prep.corpora.karpathy import load_karpathy
+from data_prep.corpora.synth_captions import SHAPE_WORDS, SynthCaptionsConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE_TOKENS = {w.split()[0] for words in SHAPE_WORDS.values() for w in words}
@@ -26,7 +26,7 @@ def _digest(folder: Path) -> str:
 def test_generation_is_identical_under_another_hash_seed(tmp_path):
     generate(tmp_path / "a", SynthCaptionsConfig(num_train=12, num_val=3, num_test=3, seed=4))
     env = {**os.environ, "PYTHONHASHSEED": "123", "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "data_prep.synth_captions", "--out", str(tmp_path / "b"),
+    command = [sys.executable, "-m", "data_prep.corpora.synth_captions", "--out", str(tmp_path / "b"),
                "--num-train", "12", "--num-val", "3", "--num-test", "3", "--seed", "4"]  # fmt: skip
     subprocess.run(command, env=env, check=True, capture_output=True)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")

@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.espeak import EspeakError, EspeakSynthesizer, list_english_accents, list_variants
-from data_prep.kaldi_dir import read_data_dir
-from data_prep.synth_speech import VERBS, SynthSpeechConfig, generate_corpus, plan_corpus, split_variants
+from data_prep.corpora.espeak import EspeakError, EspeakSynthesizer, list_english_accents, list_variants
+from data_prep.corpora.kaldi_dir import read_data_dir
+from data_prep.corpora.synth_speech import (
+    VERBS,
+    SynthSpeechConfig,
+    generate_corpus,
+    plan_corpus,
+    split_variants,
+)
 
 TINY = SynthSpeechConfig(num_train=8, num_dev=2, num_test=3, seed=5, shard_size=4, jobs=2)
 

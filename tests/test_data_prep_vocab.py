@@ -1,6 +1,6 @@
 import pytest
 
-from data_prep.vocab import CharVocab, OutOfVocabularyError
+from data_prep.text.vocab import CharVocab, OutOfVocabularyError
 
 
 def test_default_vocab_is_deepspeechs_29_characters_with_blank_first():

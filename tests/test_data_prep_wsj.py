@@ -3,8 +3,8 @@
 import pytest
 import soundfile as sf
 
-from data_prep import wsj
-from data_prep.kaldi_dir import read_data_dir
+from data_prep.corpora import wsj
+from data_prep.corpora.kaldi_dir import read_data_dir
 from tests.corpus_fixtures import synth_utterances, write_wsj_discs
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_prep.feature_store import FeatureStore
-from data_prep.features import FeatureConfig, build_feature_cache
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import FeatureConfig, build_feature_store
+from data_prep.features.store import FeatureStore
+from data_prep.text.vocab import CharVocab
 from dsd_seq.core.masks import MaskSet
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.core.selection import select_prunable
@@ -19,13 +19,13 @@ from dsd_seq.training import distributed
 from dsd_seq.training.config import load_config
 from dsd_seq.training.epoch_order import epoch_seed
 from dsd_seq.training.trainer import Trainer
-from models.speech_task import build_task
+from models.speech.speech_task import build_task
 from tests.gloo_ranks import become_rank, save_rank_result, spawn_ranks
 
 # 16 utterances, 2 a batch: 8 batches an epoch, 4 per rank; 2 epochs a phase -> 8 steps per phase a rank
 SCHEDULE = "D2:2e-3,S2@0.5:2e-3,D2:2e-4"
 OPTIONS = [
-    "task=models.speech_task:build_task",
+    "task=models.speech.speech_task:build_task",
     f"schedule={SCHEDULE}",
     "train.optimizer=adam",
     "train.grad_clip=5.0",
@@ -105,9 +105,7 @@ def two_ranks(tmp_path_factory):
     stores = {}
     for split in ("train", "dev"):
         stores[split] = str(tmp / "feats" / split)
-        build_feature_cache(
-            dirs[split], stores[split], FeatureConfig(), CharVocab.default(), progress=False, store=True
-        )
+        build_feature_store(dirs[split], stores[split], FeatureConfig(), CharVocab.default(), progress=False)
     return tmp, stores, spawn_ranks(_worker, tmp, stores)
 
 

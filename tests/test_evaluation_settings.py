@@ -15,7 +15,7 @@ from tests.test_models_speech_task_options import caches  # noqa: F401 (a fixtur
 def _trainer(exp, caches, *extra):  # noqa: F811
     config = load_config(
         None,
-        ["task=models.speech_task:build_task", "schedule=D2:1e-3", "train.progress=false",
+        ["task=models.speech.speech_task:build_task", "schedule=D2:1e-3", "train.progress=false",
          "train.tensorboard=false", "train.eval_splits=[dev]", *extra],
     )  # fmt: skip
     config.task_args.update(data=caches, model_args=TINY_DS2)

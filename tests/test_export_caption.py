@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from data_prep.synth_captions import SynthCaptionsConfig
+from data_prep.corpora.synth_captions import SynthCaptionsConfig
 from dsd_seq.cli import main
 from dsd_seq.experiments.caption_files import CaptionScoreError, score_caption_file
 from dsd_seq.export import load_model
 from dsd_seq.export.sparse_storage import expand_state
 from dsd_seq.safe_io import load_safely
-from models.caption_task import build_task
+from models.captioning.caption_task import build_task
 from tests.caption_fixtures import train_tiny_captioner
 
 

@@ -12,19 +12,19 @@ import json
 import pytest
 import torch
 
-from data_prep.audio import read_audio_with_rate
-from data_prep.features import FeatureConfig, build_feature_cache, compute_features
-from data_prep.image_features import load_feature_cache
-from data_prep.kaldi_dir import read_data_dir
-from data_prep.synth_captions import SynthCaptionsConfig
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.audio.audio_io import read_audio_with_rate
+from data_prep.corpora.kaldi_dir import read_data_dir
+from data_prep.corpora.synth_captions import SynthCaptionsConfig
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import FeatureConfig, build_feature_store, compute_features
+from data_prep.images.image_features import load_feature_cache
+from data_prep.text.vocab import CharVocab
 from dsd_seq.cli import main
 from dsd_seq.export import load_model
 from dsd_seq.export.deployment import ATOL, RTOL
 from dsd_seq.export.package import MANIFEST, sha256
-from models.ctc_decoding import DecodingConfig, ctc_text_decoder
-from models.neuraltalk import EOS
+from models.captioning.neuraltalk import EOS
+from models.speech.ctc_decoding import DecodingConfig, ctc_text_decoder
 from tests.caption_fixtures import train_tiny_captioner
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
@@ -47,17 +47,15 @@ def speech_corpus(tmp_path_factory):
         root / "data", SynthSpeechConfig(num_train=6, num_dev=2, num_test=4, seed=7, jobs=1), progress=False
     )
     for split in ("train", "dev"):
-        build_feature_cache(
-            dirs[split], root / f"{split}.pt", FeatureConfig(), CharVocab.default(), progress=False
-        )
+        build_feature_store(dirs[split], root / split, FeatureConfig(), CharVocab.default(), progress=False)
     return root, dirs
 
 
 def _train_and_export(root, model: str, formats: list[str]):
     config = root / f"{model}.yaml"
     config.write_text(
-        "task: models.speech_task:build_task\n"
-        f"task_args: {{data: {{train: '{root / 'train.pt'}', dev: '{root / 'dev.pt'}'}}, batch_size: 3,"
+        "task: models.speech.speech_task:build_task\n"
+        f"task_args: {{data: {{train: '{root / 'train'}', dev: '{root / 'dev'}'}}, batch_size: 3,"
         f" model: {model}, model_args: {MODEL_ARGS[model]}}}\n"
         "schedule: D1:3e-3,S1@0.5:1e-3\n"
         "train: {num_threads: 1, tensorboard: false, progress: false, eval_splits: [dev]}\n"

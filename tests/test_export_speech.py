@@ -1,6 +1,6 @@
 """A tiny DeepSpeech 2 trained through `dsd-seq train` (dense, then 50% sparse), exported dense and
 compressed, then used from a fresh process with no data folders: its transcripts of files in several
-formats and sample rates equal what the evaluation path (feature cache + SpeechTask.transcribe) decodes."""
+formats and sample rates equal what the evaluation path (feature store + SpeechTask.transcribe) decodes."""
 
 import json
 import os
@@ -15,18 +15,18 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from data_prep.audio import read_audio_with_rate
-from data_prep.features import FeatureConfig, build_feature_cache, compute_features
-from data_prep.kaldi_dir import read_data_dir
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.audio.audio_io import read_audio_with_rate
+from data_prep.corpora.kaldi_dir import read_data_dir
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import FeatureConfig, build_feature_store, compute_features
+from data_prep.text.vocab import CharVocab
 from dsd_seq.cli import main
 from dsd_seq.export import PackageError, load_model
 from dsd_seq.export.package import MANIFEST
 from dsd_seq.export.sparse_storage import expand_state
 from dsd_seq.safe_io import load_safely
 from dsd_seq.training.provenance import environment
-from models.speech_task import build_task
+from models.speech.speech_task import build_task
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,13 +39,11 @@ def trained(tmp_path_factory):
         data, SynthSpeechConfig(num_train=12, num_dev=3, num_test=4, seed=5, jobs=1), progress=False
     )
     for split, folder in dirs.items():
-        build_feature_cache(
-            folder, data / f"{split}.pt", FeatureConfig(), CharVocab.default(), progress=False
-        )
+        build_feature_store(folder, data / split, FeatureConfig(), CharVocab.default(), progress=False)
     config = root / "conf.yaml"
     config.write_text(
-        "task: models.speech_task:build_task\n"
-        f"task_args: {{data: {{train: '{data / 'train.pt'}', dev: '{data / 'dev.pt'}'}}, batch_size: 4,"
+        "task: models.speech.speech_task:build_task\n"
+        f"task_args: {{data: {{train: '{data / 'train'}', dev: '{data / 'dev'}'}}, batch_size: 4,"
         " model_args: {conv_channels: [4], conv_kernels: [[5, 11]], conv_strides: [[2, 2]], rnn_layers: 1,"
         " rnn_hidden: 24}}\n"
         "schedule: D2:3e-3,S1@0.5:1e-3\n"
@@ -79,8 +77,8 @@ def _inputs_in_formats(root: Path, test_dir: Path) -> Path:
 
 
 def _evaluation_path(root: Path, inputs: Path, checkpoint: Path) -> dict[str, str]:
-    build_feature_cache(inputs, root / "inputs.pt", FeatureConfig(), CharVocab.default(), progress=False)
-    task = build_task(data={"train": str(root / "data" / "train.pt"), "test": str(root / "inputs.pt")},
+    build_feature_store(inputs, root / "inputs", FeatureConfig(), CharVocab.default(), progress=False)
+    task = build_task(data={"train": str(root / "data" / "train"), "test": str(root / "inputs")},
                       model_args={"conv_channels": [4], "conv_kernels": [[5, 11]], "conv_strides": [[2, 2]],
                                   "rnn_layers": 1, "rnn_hidden": 24})  # fmt: skip
     task.model.load_state_dict(load_safely(checkpoint)["model"])

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dsd_seq import DSD
-from models.ctc import ctc_loss
-from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
+from models.speech.ctc import ctc_loss
+from models.speech.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

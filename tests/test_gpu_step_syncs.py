@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.ctc import ctc_loss
-from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
+from models.speech.ctc import ctc_loss
+from models.speech.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 MODELS = str(Path(__file__).resolve().parents[1] / "models")

@@ -9,12 +9,13 @@ import pytest
 import soundfile as sf
 import torchaudio
 
-from data_prep.audio import read_audio
-from data_prep.features import FeatureConfig, build_feature_cache, load_feature_cache
-from data_prep.features import main as features_main
-from data_prep.kaldi_dir import read_data_dir
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.audio.audio_io import read_audio
+from data_prep.corpora.kaldi_dir import read_data_dir
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import FeatureConfig, build_feature_store
+from data_prep.features.extraction import main as features_main
+from data_prep.features.store import FeatureStore
+from data_prep.text.vocab import CharVocab
 from dsd_seq.cli import main as dsd_seq_main
 from dsd_seq.training.metrics_log import read_metrics
 
@@ -79,7 +80,7 @@ def hostile_dir(corpus, tmp_path_factory) -> Path:
 
 
 def test_features_stage_keeps_the_good_part_and_counts_each_kind(hostile_dir, tmp_path, capsys):
-    out = tmp_path / "train.pt"
+    out = tmp_path / "train"
     assert (
         features_main(["--data-dir", str(hostile_dir), "--out", str(out), "--max-bad-fraction", "0.5"]) == 0
     )
@@ -87,9 +88,9 @@ def test_features_stage_keeps_the_good_part_and_counts_each_kind(hostile_dir, tm
     for kind, utt in BAD.items():
         assert f"{kind}: 1 (e.g. {utt})" in summary, kind
     assert "resampled, kept: 1 (e.g. ok-22khz (22050 Hz))" in summary
-    cache = load_feature_cache(out)
-    assert len(cache["utt_ids"]) == 17 and "ok-22khz" in cache["utt_ids"]
-    assert not any(u.startswith("bad-") for u in cache["utt_ids"])
+    store = FeatureStore(out)
+    assert len(store.utt_ids) == 17 and "ok-22khz" in store.utt_ids
+    assert not any(u.startswith("bad-") for u in store.utt_ids)
     listed = json.loads(Path(f"{out}.problems.json").read_text())
     assert {kind: [p["utt_id"] for p in items] for kind, items in listed.items()} == {
         k: [u] for k, u in BAD.items()
@@ -97,7 +98,7 @@ def test_features_stage_keeps_the_good_part_and_counts_each_kind(hostile_dir, tm
 
 
 def test_the_threshold_turns_the_same_corpus_into_an_error(hostile_dir, tmp_path, capsys):
-    out = tmp_path / "train.pt"
+    out = tmp_path / "train"
     assert features_main(["--data-dir", str(hostile_dir), "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "10 of 27 utterances unusable" in err and "max_bad_fraction 10.0%" in err
@@ -108,15 +109,15 @@ def test_the_threshold_turns_the_same_corpus_into_an_error(hostile_dir, tmp_path
 def test_training_runs_on_the_good_part_and_logs_the_counts(corpus, hostile_dir, tmp_path):
     caches = {}
     for split in ("dev", "test"):
-        caches[split] = tmp_path / f"{split}.pt"
-        build_feature_cache(
+        caches[split] = tmp_path / split
+        build_feature_store(
             corpus[split], caches[split], FeatureConfig(), CharVocab.default(), progress=False
         )
-    caches["train"] = tmp_path / "train.pt"
-    build_feature_cache(hostile_dir, caches["train"], FeatureConfig(), CharVocab.default(), 0.5, False)
+    caches["train"] = tmp_path / "train"
+    build_feature_store(hostile_dir, caches["train"], FeatureConfig(), CharVocab.default(), 0.5, False)
     config = tmp_path / "run.yaml"
     config.write_text(
-        "task: models.speech_task:build_task\n"
+        "task: models.speech.speech_task:build_task\n"
         "task_args:\n"
         "  model: deepspeech2\n"
         "  model_args: {conv_channels: [4], conv_kernels: [[5, 11]], conv_strides: [[2, 2]], rnn_layers: 1,"

@@ -15,8 +15,8 @@ pl = pytest.importorskip(
 )
 
 from dsd_seq.integrations.lightning import DSDCallback  # noqa: E402
-from models.ctc import ctc_loss  # noqa: E402
-from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config  # noqa: E402
+from models.speech.ctc import ctc_loss  # noqa: E402
+from models.speech.deepspeech2 import DeepSpeech2, DeepSpeech2Config  # noqa: E402
 from tests.toy_task import ToyRecurrentNet  # noqa: E402
 
 SCHEDULE = "D1:0.02,S2@0.5:0.01,D1:0.002"

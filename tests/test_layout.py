@@ -2,7 +2,9 @@
 
 Every .py file under dsd_seq/, models/ and data_prep/ is parsed with ``ast``; every import counts, at the top
 of a module or inside a function, ``import x`` and ``from x import y``, relative ones resolved. A broken rule
-is reported as ``file:line: module imports target``, so the message says which line to change.
+is reported as ``file:line: module imports target``, so the message says which line to change. Between the
+packages the rules are ``RULES``; inside ``data_prep`` and ``models`` their subpackages are layers
+(``INNER_LAYERS``), each importing only itself and the layers below it.
 """
 
 from __future__ import annotations
@@ -153,12 +155,15 @@ def _breaking(rule: str, imports: list[Import]) -> list[Import]:
 
 
 def test_the_packages_are_found_and_their_imports_read():
-    assert {"dsd_seq.core.masks", "dsd_seq.training.trainer", "models.speech_task", "data_prep.features"} <= (
-        PROJECT_MODULES
-    )
+    assert {
+        "dsd_seq.core.masks",
+        "dsd_seq.training.trainer",
+        "models.speech.speech_task",
+        "data_prep.features.extraction",
+    } <= (PROJECT_MODULES)
     edges = {(i.source, i.target) for i in ALL_IMPORTS}
     assert ("dsd_seq.core.dsd", "dsd_seq.core.masks") in edges  # absolute `from x import y`
-    assert ("models.speech_task", "data_prep.features") in edges
+    assert ("models.speech.speech_task", "data_prep.features.extraction") in edges
 
 
 @pytest.mark.parametrize("rule", list(RULES))
@@ -170,12 +175,12 @@ def test_layer_rule(rule):
 # For each rule, an import it must refuse and one it must let through.
 BROKEN_AND_KEPT = {
     "dsd_seq imports neither models nor data_prep": (
-        ("dsd_seq.training.trainer", "models.ctc"),
+        ("dsd_seq.training.trainer", "models.speech.ctc"),
         ("dsd_seq.training.trainer", "dsd_seq.core.masks"),
     ),
     "data_prep imports of the project only dsd_seq.safe_io": (
-        ("data_prep.features", "dsd_seq.training.config"),
-        ("data_prep.features", "dsd_seq.safe_io"),
+        ("data_prep.features.extraction", "dsd_seq.training.config"),
+        ("data_prep.features.extraction", "dsd_seq.safe_io"),
     ),
     "dsd_seq.safe_io is a leaf: it imports nothing of the project": (
         ("dsd_seq.safe_io", "dsd_seq.core"),
@@ -190,7 +195,7 @@ BROKEN_AND_KEPT = {
         ("dsd_seq.training.trainer", "dsd_seq"),
     ),
     "dsd_seq.experiments imports of the project only core, training, experiments and safe_io": (
-        ("dsd_seq.experiments.compare", "models.speech_task"),
+        ("dsd_seq.experiments.compare", "models.speech.speech_task"),
         ("dsd_seq.experiments.compare", "dsd_seq.training.trainer"),
     ),
     "dsd_seq.export imports of the project only core, training, export and safe_io": (
@@ -206,7 +211,7 @@ BROKEN_AND_KEPT = {
         ("dsd_seq.integrations.huggingface", "dsd_seq.integrations.lightning"),
     ),
     "nothing imports dsd_seq.cli": (
-        ("models.speech_task", "dsd_seq.cli"),
+        ("models.speech.speech_task", "dsd_seq.cli"),
         ("dsd_seq.cli", "dsd_seq.experiments.compare"),
     ),
 }
@@ -219,7 +224,7 @@ def test_each_rule_refuses_an_import_that_breaks_it(rule):
 
 
 def _project_module_of(target: str) -> str | None:
-    """The longest project module a target names (`import models.ctc.x` -> models.ctc)."""
+    """The longest project module a target names (`import models.speech.ctc.x` -> models.speech.ctc)."""
     parts = target.split(".")
     for end in range(len(parts), 0, -1):
         if ".".join(parts[:end]) in PROJECT_MODULES:
@@ -281,16 +286,121 @@ def test_relative_imports_are_resolved():
     assert _base_of_relative("dsd_seq.training.trainer", False, 2, None) == "dsd_seq"
 
 
-@pytest.mark.parametrize("package", ["models", "data_prep", "dsd_seq/training"])
+def _children(package: Path) -> set[str]:
+    """The modules (``__main__`` aside) and subpackages directly inside a package folder."""
+    modules = {p.stem for p in package.glob("*.py") if not p.name.startswith("__")}
+    return modules | {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+
+
+LISTED_PACKAGES = sorted(
+    str(init.parent.relative_to(ROOT))
+    for top in ("models", "data_prep", "dsd_seq/training")
+    for init in (ROOT / top).rglob("__init__.py")
+)
+
+
+@pytest.mark.parametrize("package", LISTED_PACKAGES)
 def test_package_docstring_lists_every_module_of_the_package(package):
-    """The package docstring is the folder's table of contents: one ``module`` a line, nothing stale."""
+    """The package docstring is the folder's table of contents: one ``module`` (or ``subpackage``) a
+    line, nothing stale."""
     docstring = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text())) or ""
     listed = set(re.findall(r"^    ``(\w+)``", docstring, flags=re.M))
-    present = {p.stem for p in (ROOT / package).glob("*.py") if p.name != "__init__.py"}
+    present = _children(ROOT / package)
     assert listed == present, (
         f"{package}/__init__.py's docstring does not list {sorted(present - listed)} "
         f"and lists {sorted(listed - present)}, which are not there"
     )
+
+
+def test_the_subpackages_of_models_and_data_prep_are_found():
+    assert {"data_prep/audio", "data_prep/features", "models/speech", "models/captioning"} <= set(
+        LISTED_PACKAGES
+    )
+
+
+# Inside data_prep and models: each child (subpackage, or module beside them) is in one layer, lowest
+# first. A child imports only itself and the children of lower layers; children of one layer never import
+# each other. The package's own __init__ may re-export from any child (``from models import DeepSpeech2``)
+# and no child imports it. The layers are the cut of docs/architecture.md, drawn from the import graph.
+INNER_LAYERS = {
+    "data_prep": [
+        {"renamed"},  # the old module names: imports nothing of the project
+        {"audio", "text"},  # audio files; characters, subword units, an n-gram LM
+        {"corpora"},  # corpus scripts -> Kaldi data dirs (audio) and Karpathy split files
+        {"features"},  # a data dir's features -> the one store (kaldi_dir, audio, vocab)
+        {"batching", "images"},  # the one dataset over a store; image features of a caption corpus
+    ],
+    "models": [
+        {"renamed", "input_errors"},  # the old module names; the inference tools' shared error
+        {"speech", "captioning"},  # the two model families, each from its networks to its tool
+    ],
+}
+
+
+def _child(package: str, module: str) -> str | None:
+    """The child of ``package`` that ``module`` lies in (``data_prep.features.store`` -> ``features``);
+    None for the package itself or a module outside it."""
+    if not _in(module, package) or module == package:
+        return None
+    return module[len(package) + 1 :].split(".")[0]
+
+
+def _layer_of(package: str) -> dict[str, int]:
+    return {child: number for number, layer in enumerate(INNER_LAYERS[package]) for child in layer}
+
+
+def inner_layer_breaks(package: str, imports: list[Import]) -> list[Import]:
+    """The imports between children of ``package`` that go up or sideways, or into its ``__init__``."""
+    layer = _layer_of(package)
+    offenders = []
+    for found in imports:
+        source, target = _child(package, found.source), _child(package, found.target)
+        if source is None or not _in(found.target, package):
+            continue
+        if target is None or (target != source and layer[target] >= layer[source]):
+            offenders.append(found)
+    return offenders
+
+
+@pytest.mark.parametrize("package", list(INNER_LAYERS))
+def test_every_child_of_the_package_is_in_a_layer(package):
+    present = _children(ROOT / package)
+    placed = set(_layer_of(package))
+    assert placed == present, (
+        f"INNER_LAYERS[{package!r}] misses {sorted(present - placed)} and names {sorted(placed - present)}"
+    )
+
+
+@pytest.mark.parametrize("package", list(INNER_LAYERS))
+def test_inner_layer_rule(package):
+    if offenders := inner_layer_breaks(package, ALL_IMPORTS):
+        pytest.fail(
+            f"inside {package}, a layer imports only itself and the layers below it "
+            f"({' < '.join('/'.join(sorted(layer)) for layer in INNER_LAYERS[package])}), but:\n"
+            + "\n".join(map(str, offenders))
+        )
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "breaks"),
+    [
+        ("data_prep.text.vocab", "data_prep.features.store", True),  # up
+        ("data_prep.audio.audio_io", "data_prep.text.vocab", True),  # sideways, one layer
+        ("data_prep.batching.speech_dataset", "data_prep.images.feature_cache", True),
+        ("data_prep.corpora.wsj", "data_prep", True),  # into the package's __init__
+        ("data_prep.features.store", "data_prep.corpora.kaldi_dir", False),  # down
+        ("data_prep.features.store", "data_prep.features.extraction", False),  # inside its own child
+        ("data_prep", "data_prep.renamed", False),  # the __init__ itself
+        ("models.speech.speech_task", "models.captioning.neuraltalk", True),
+        ("models.input_errors", "models.speech.ctc", True),
+        ("models.captioning.image_captioner", "models.input_errors", False),
+        ("models", "models.speech.ctc", False),  # the root re-exports
+    ],
+)
+def test_the_inner_layer_rule_refuses_up_and_sideways_imports(source, target, breaks):
+    package = source.split(".")[0]
+    made_up = Import("made_up.py", 7, source, target)
+    assert inner_layer_breaks(package, [made_up]) == ([made_up] if breaks else [])
 
 
 def test_no_file_cites_notes_outside_the_repository():

@@ -28,7 +28,7 @@ def _write_data(folder, colours_and_shapes):
 def _config(folder):
     config = folder / "conf.yaml"
     config.write_text(
-        "task: models.caption_task:build_task\n"
+        "task: models.captioning.caption_task:build_task\n"
         f"task_args: {{dataset: '{folder / 'dataset_flickr8k.json'}', features: '{folder / 'feats.pt'}',"
         " vocab_min_count: 1, model_args: {embed_dim: 8, hidden: 8}, batch_size: 4}\n"
         "schedule: D1:1e-2,S1@0.8:1e-3\n"
@@ -56,7 +56,7 @@ def test_resuming_on_data_with_another_vocabulary_is_refused_naming_the_words(tm
 
 
 def test_evaluate_reports_the_dev_loss_a_converging_phase_monitors(tmp_path):
-    from models.caption_task import build_task
+    from models.captioning.caption_task import build_task
 
     _write_data(tmp_path, WORDS_A)
     task = build_task(dataset=str(tmp_path / "dataset_flickr8k.json"), features=str(tmp_path / "feats.pt"),
@@ -75,7 +75,7 @@ def test_evaluate_reports_the_dev_loss_a_converging_phase_monitors(tmp_path):
 
 
 def _task(folder, **extra):
-    from models.caption_task import build_task
+    from models.captioning.caption_task import build_task
 
     _write_data(folder, WORDS_A)
     return build_task(dataset=str(folder / "dataset_flickr8k.json"), features=str(folder / "feats.pt"),

@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from models.ctc import CTCInfeasibleError, ctc_loss, greedy_decode, infeasible_utterances, min_ctc_frames
+from models.speech.ctc import (
+    CTCInfeasibleError,
+    ctc_loss,
+    greedy_decode,
+    infeasible_utterances,
+    min_ctc_frames,
+)
 
 
 def chars(text):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from models.ctc import greedy_decode
-from models.ctc_beam_search import beam_decode, prefix_beam_search
+from models.speech.ctc import greedy_decode
+from models.speech.ctc_beam_search import beam_decode, prefix_beam_search
 
 
 def _brute_force(log_probs: torch.Tensor) -> dict[tuple[int, ...], float]:

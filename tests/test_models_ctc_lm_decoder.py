@@ -1,5 +1,5 @@
 """Beam search with an n-gram LM (torchaudio's flashlight decoder, extra [lm]) reads an ARPA bigram made
-by data_prep.ngram_lm and corrects a spelling the acoustics alone get wrong, for characters and pieces."""
+by data_prep.text.ngram_lm and corrects a spelling the acoustics alone get wrong, for characters and pieces."""
 
 import math
 from collections import defaultdict
@@ -7,13 +7,13 @@ from collections import defaultdict
 import pytest
 import torch
 
-from data_prep.ngram_lm import write_bigram_arpa
-from data_prep.subword_units import train_units
-from data_prep.vocab import CharVocab
-from models.ctc import greedy_decode
+from data_prep.text.ngram_lm import write_bigram_arpa
+from data_prep.text.subword_units import train_units
+from data_prep.text.vocab import CharVocab
+from models.speech.ctc import greedy_decode
 
 pytest.importorskip("flashlight.lib.text", reason="needs the [lm] extra (flashlight-text)")
-from models.ctc_lm_decoder import LanguageModelDecoderError, LMDecoder  # noqa: E402
+from models.speech.ctc_lm_decoder import LanguageModelDecoderError, LMDecoder  # noqa: E402
 
 TEXTS = ["push the red cup", "pull the green box", "lift two red lamps", "push the green cup"] * 5
 

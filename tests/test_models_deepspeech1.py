@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.deepspeech1 import DeepSpeech1, DeepSpeech1Config, stack_context
+from models.speech.deepspeech1 import DeepSpeech1, DeepSpeech1Config, stack_context
 
 TABLE6_PARAMETERS = {  # DSD paper (Han et al. 2017), Table 6
     "layer1": 1_814_528,

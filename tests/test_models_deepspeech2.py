@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.nn.utils import prune
 
-from models.ctc import ctc_loss, greedy_decode
-from models.deepspeech2 import DeepSpeech2, DeepSpeech2Config
+from models.speech.ctc import ctc_loss, greedy_decode
+from models.speech.deepspeech2 import DeepSpeech2, DeepSpeech2Config
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -222,7 +222,7 @@ def test_orientation_changes_neither_the_model_function_nor_its_checkpoint():
 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
 def test_recurrent_paths_give_the_same_outputs_and_gradients(rnn_type):
-    """The packed path and the padded one (models.rnn_by_direction) are the same model: one state_dict,
+    """The packed path and the padded one (models.speech.rnn_by_direction) are the same model: one state_dict,
     equal log-probabilities and parameter gradients on a batch with padding."""
     features, lengths = torch.randn(3, 14, 8), torch.tensor([9, 14, 3])
     results = []
@@ -242,7 +242,7 @@ def test_recurrent_paths_give_the_same_outputs_and_gradients(rnn_type):
 
 def count_padded_calls(monkeypatch):
     """Count the recurrent layers that run on the padded path."""
-    import models.deepspeech2 as ds2
+    import models.speech.deepspeech2 as ds2
 
     calls = []
     real = ds2.rnn_by_direction
@@ -253,7 +253,7 @@ def count_padded_calls(monkeypatch):
 def test_the_padded_path_runs_in_cpu_training_steps_and_packed_elsewhere(monkeypatch):
     """The CPU default trains on the padded path; "packed", passes without gradients, traced graphs and ReLU
     RNNs run packed; a module with forward hooks (torch.nn.utils.prune) still trains."""
-    from models.deepspeech2 import recurrent_path_for
+    from models.speech.deepspeech2 import recurrent_path_for
 
     calls = count_padded_calls(monkeypatch)
     features, lengths = torch.randn(3, 14, 8), torch.tensor([14, 9, 3])
@@ -314,7 +314,7 @@ def test_dsd_masks_hold_on_the_padded_path_and_training_matches_the_packed_one()
 def test_valid_frame_norm_by_copies_equals_the_traceable_index_version(time_dim):
     """The copy-based batch norm the training step uses and the index-based one traced graphs use give
     the same outputs, gradients and running statistics, with zeros on padded frames."""
-    from models.deepspeech2 import _norm_valid_frames, _norm_valid_frames_by_index
+    from models.speech.deepspeech2 import _norm_valid_frames, _norm_valid_frames_by_index
 
     torch.manual_seed(0)
     shape = [3, 4, 6, 6]

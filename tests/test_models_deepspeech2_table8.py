@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from dsd_seq import DSD, Phase, select_prunable
-from models.ctc import ctc_loss
-from models.deepspeech2_table8 import DeepSpeech2Table8, DeepSpeech2Table8Config
+from models.speech.ctc import ctc_loss
+from models.speech.deepspeech2_table8 import DeepSpeech2Table8, DeepSpeech2Table8Config
 
 TABLE8_PARAMETERS = {  # DSD paper (Han et al. 2017), Table 8; layers 3-8 have 9,296,320 each
     "layer0": 19_616,

@@ -3,11 +3,11 @@ raise its message, which names the input."""
 
 import pytest
 
-from models.image_captioner import Caption
-from models.image_captioner import InputError as CaptionInputError
+from models.captioning.image_captioner import Caption
+from models.captioning.image_captioner import InputError as CaptionInputError
 from models.input_errors import InputError, texts_or_raise
-from models.speech_recognizer import InputError as SpeechInputError
-from models.speech_recognizer import Transcript
+from models.speech.speech_recognizer import InputError as SpeechInputError
+from models.speech.speech_recognizer import Transcript
 
 
 def test_both_tools_raise_the_same_error_class_a_caller_can_catch_once():

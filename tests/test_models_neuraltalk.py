@@ -6,7 +6,7 @@ import torch
 
 from dsd_seq import DSD, Schedule
 from dsd_seq.core.selection import select_prunable
-from models.neuraltalk import NeuralTalk, NeuralTalkConfig, VocabularyMismatchError
+from models.captioning.neuraltalk import NeuralTalk, NeuralTalkConfig, VocabularyMismatchError
 
 WORDS = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "red", "circle", "square"]
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from models.shared_input_birnn import SharedInputBiRNN
+from models.speech.shared_input_birnn import SharedInputBiRNN
 
 
 def make_layer():

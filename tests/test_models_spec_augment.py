@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.spec_augment import SpecAugmentConfig, spec_augment
+from models.speech.spec_augment import SpecAugmentConfig, spec_augment
 
 ON = SpecAugmentConfig(freq_masks=2, freq_mask_bins=8, time_masks=2, time_mask_frames=10)
 

@@ -1,18 +1,21 @@
 """The speech task on a tiny generated corpus: CTC-infeasible labels are counted, never silently dropped;
 DeepSpeech 1 and 2 train under DSD through the real trainer."""
 
+import json
+import shutil
+
 import pytest
 import torch
 
-from data_prep.features import FeatureConfig, build_feature_cache
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import FeatureConfig, build_feature_store
+from data_prep.text.vocab import CharVocab
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.core.selection import select_prunable
 from dsd_seq.training.config import load_config
 from dsd_seq.training.metrics_log import read_metrics
 from dsd_seq.training.trainer import Trainer, TrainingError
-from models.speech_task import SpeechDataError, build_task
+from models.speech.speech_task import SpeechDataError, build_task
 
 TINY_DS2 = {
     "conv_channels": [4],
@@ -34,8 +37,8 @@ def caches(tmp_path_factory):
     )
     paths = {}
     for split, data_dir in dirs.items():
-        paths[split] = str(out / f"{split}.pt")
-        build_feature_cache(data_dir, paths[split], FeatureConfig(), CharVocab.default())
+        paths[split] = str(out / split)
+        build_feature_store(data_dir, paths[split], FeatureConfig(), CharVocab.default())
     return paths
 
 
@@ -61,13 +64,15 @@ def test_eval_split_missing_from_the_task_is_refused_before_training(caches, tmp
         Trainer(task, Schedule.parse("D1:1e-3"), config, tmp_path / "exp")
 
 
-def test_vocabulary_mismatch_between_caches_is_refused(caches, tmp_path):
-    cache = torch.load(caches["dev"], weights_only=True)
-    symbols = cache["vocab"]["symbols"]
-    cache["vocab"] = {**cache["vocab"], "symbols": [symbols[0], *reversed(symbols[1:])]}
-    torch.save(cache, tmp_path / "dev.pt")
+def test_vocabulary_mismatch_between_stores_is_refused(caches, tmp_path):
+    dev = tmp_path / "dev"
+    shutil.copytree(caches["dev"], dev)
+    manifest = json.loads((dev / "manifest.json").read_text())
+    symbols = manifest["vocab"]["symbols"]
+    manifest["vocab"] = {**manifest["vocab"], "symbols": [symbols[0], *reversed(symbols[1:])]}
+    (dev / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="vocabulary differs"):
-        build_task(data={**caches, "dev": str(tmp_path / "dev.pt")}, model_args=TINY_DS2)
+        build_task(data={**caches, "dev": str(dev)}, model_args=TINY_DS2)
 
 
 def test_unknown_task_and_model_keys_are_refused(caches):
@@ -94,7 +99,7 @@ def test_dsd_schedule_trains_speech_models(caches, tmp_path, model, model_args, 
     config = load_config(
         None,
         [
-            "task=models.speech_task:build_task",
+            "task=models.speech.speech_task:build_task",
             "schedule=D1:1e-3",
             "train.progress=false",
             "train.tensorboard=false",

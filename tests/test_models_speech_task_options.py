@@ -5,17 +5,18 @@ RNN transducer through the real trainer."""
 import pytest
 import torch
 
-from data_prep.features import FeatureConfig, build_feature_cache, load_feature_cache
-from data_prep.subword_units import train_units
-from data_prep.synth_speech import SynthSpeechConfig, generate_corpus
-from data_prep.vocab import CharVocab
+from data_prep.corpora.synth_speech import SynthSpeechConfig, generate_corpus
+from data_prep.features.extraction import FeatureConfig, build_feature_store
+from data_prep.features.store import FeatureStore
+from data_prep.text.subword_units import train_units
+from data_prep.text.vocab import CharVocab
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.safe_io import CheckpointError
 from dsd_seq.training.config import load_config
 from dsd_seq.training.metrics_log import read_metrics
 from dsd_seq.training.trainer import Trainer
-from models.ctc_decoding import DecodingConfig, ctc_text_decoder
-from models.speech_task import SpeechDataError, build_task
+from models.speech.ctc_decoding import DecodingConfig, ctc_text_decoder
+from models.speech.speech_task import SpeechDataError, build_task
 from tests.test_models_speech_task import TINY_DS2
 
 TINY_TRANSDUCER = {"encoder": TINY_DS2, "embed_dim": 8, "predictor_hidden": 16, "joiner_dim": 16}
@@ -27,8 +28,8 @@ def caches(tmp_path_factory):
     cfg = SynthSpeechConfig(num_train=16, num_dev=4, num_test=4, seed=5, jobs=1)
     paths = {}
     for split, data_dir in generate_corpus(out, cfg, progress=False).items():
-        paths[split] = str(out / f"{split}.pt")
-        build_feature_cache(data_dir, paths[split], FeatureConfig(), CharVocab.default(), progress=False)
+        paths[split] = str(out / split)
+        build_feature_store(data_dir, paths[split], FeatureConfig(), CharVocab.default(), progress=False)
     return paths
 
 
@@ -36,7 +37,7 @@ def caches(tmp_path_factory):
 def units(caches, tmp_path_factory):
     """Two unit models of the same size learnt differently (BPE and unigram)."""
     out = tmp_path_factory.mktemp("lang")
-    texts = load_feature_cache(caches["train"])["texts"]
+    texts = FeatureStore(caches["train"]).texts
     return {
         kind: str(train_units(texts, out / f"{kind}.model", kind, 30).source) for kind in ("bpe", "unigram")
     }
@@ -44,7 +45,7 @@ def units(caches, tmp_path_factory):
 
 def _config(*extra):
     return load_config(
-        None, ["task=models.speech_task:build_task", "schedule=D1:1e-3", "train.progress=false",
+        None, ["task=models.speech.speech_task:build_task", "schedule=D1:1e-3", "train.progress=false",
                "train.tensorboard=false", "train.eval_splits=[dev]", *extra],
     )  # fmt: skip
 

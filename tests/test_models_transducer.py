@@ -7,8 +7,8 @@ import torch
 from dsd_seq.core.dsd import DSD
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.core.selection import select_prunable
-from models.transducer import Transducer, TransducerConfig
-from models.transducer_loss import TORCHAUDIO, WARP_RNNT, loss_backend, transducer_loss
+from models.speech.transducer import Transducer, TransducerConfig
+from models.speech.transducer_loss import TORCHAUDIO, WARP_RNNT, loss_backend, transducer_loss
 
 ENCODER = {
     "conv_channels": [4],

@@ -13,7 +13,7 @@ from dsd_seq.export import load_model, register_inference_entry
 from dsd_seq.export.manifest_schema import INFERENCE_ENTRIES
 from dsd_seq.export.package import MANIFEST, PackageError, sha256, write_package
 
-GOOD = "models.speech_recognizer:from_package"
+GOOD = "models.speech.speech_recognizer:from_package"
 
 
 def _package(tmp_path, inference=GOOD, weights=None, edit=None):
@@ -42,7 +42,8 @@ def imports(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "entry", ["os:system", "subprocess:getoutput", "builtins:exec", "models.speech_recognizer:build_model"]
+    "entry",
+    ["os:system", "subprocess:getoutput", "builtins:exec", "models.speech.speech_recognizer:build_model"],
 )
 def test_an_entry_outside_the_registry_is_refused_by_name_before_any_import(tmp_path, imports, entry):
     folder = _package(tmp_path, inference=entry)
@@ -136,7 +137,7 @@ def test_settings_that_do_not_fit_the_weights_are_a_package_error(tmp_path):
 def test_settings_claiming_a_larger_model_than_the_weights_are_refused_before_it_is_built(
     tmp_path, monkeypatch
 ):
-    from models import image_captioner
+    from models.captioning import image_captioner
 
     built = []
     real = image_captioner.NeuralTalk
@@ -151,7 +152,7 @@ def test_settings_claiming_a_larger_model_than_the_weights_are_refused_before_it
         "model_config": {"feature_dim": 8, "vocab_size": 4, "embed_dim": 100_000, "hidden": 100_000},
         "words": ["a"],
     }
-    folder = _package(tmp_path, inference="models.image_captioner:from_package",
+    folder = _package(tmp_path, inference="models.captioning.image_captioner:from_package",
                       edit=lambda d, f: d.update(settings=settings))  # fmt: skip
     with pytest.raises(PackageError, match=r"describe a model of [\d,]+ values, but the weights hold 2"):
         load_model(folder)

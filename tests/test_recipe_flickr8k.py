@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep import small_cnn_encoder as small_cnn
-from data_prep import synth_captions as synth
-from data_prep.archive import sha256_of
+from data_prep.corpora import synth_captions as synth
+from data_prep.corpora.archive import sha256_of
+from data_prep.images import small_cnn_encoder as small_cnn
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.training.config import load_config
 

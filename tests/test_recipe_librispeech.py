@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torchaudio.datasets.librispeech as torchaudio_librispeech
 
-from data_prep import librispeech
-from data_prep.archive import ArchiveError, download_with_checksum, sha256_of
-from data_prep.kaldi_dir import read_data_dir
+from data_prep.corpora import librispeech
+from data_prep.corpora.archive import ArchiveError, download_with_checksum, sha256_of
+from data_prep.corpora.kaldi_dir import read_data_dir
 from tests.corpus_fixtures import synth_utterances, write_librispeech_archive
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "librispeech"
@@ -112,7 +112,8 @@ def test_mini_recipe_runs_end_to_end_on_the_fixture_mirror(mirror, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for split in ("train", "dev", "test"):  # on-disk stores read on demand, not caches loaded whole
         assert (tmp_path / "data" / "feats" / split / "manifest.json").is_file(), split
-        assert not (tmp_path / "data" / "feats" / f"{split}.pt").exists(), split
+        manifest = json.loads((tmp_path / "data" / "feats" / split / "manifest.json").read_text())
+        assert manifest["format"] == "lhotse_lilcom_chunky", split  # the compact writer
     table = json.loads((tmp_path / "exp" / "results.json").read_text())
     for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
         assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000

@@ -28,6 +28,9 @@ def test_recipe_runs_every_stage_and_writes_the_results_table(tmp_path):
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for split in ("train", "dev", "test"):  # the one store, with the lossless writer
+        manifest = json.loads((tmp_path / "data" / "feats" / split / "manifest.json").read_text())
+        assert manifest["format"] == "lhotse_numpy_files", split
     table = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert [(r["run"], r["label"]) for r in table["rows"]] == [
         ("DSD", "Dense"), ("DSD", "Sparse"), ("DSD", "Re-dense"), ("LLR", "Dense (LLR)"), ("LLR", "Dense (LLR)"),

@@ -11,7 +11,7 @@ import pytest
 
 from dsd_seq.core.selection import select_prunable
 from dsd_seq.training.config import load_config
-from models.speech_task import build_model
+from models.speech.speech_task import build_model
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "synth_speech"
 

@@ -12,8 +12,8 @@ import torch
 
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.training.config import load_config
-from models.ctc import ctc_loss
-from models.speech_task import build_model
+from models.speech.ctc import ctc_loss
+from models.speech.speech_task import build_model
 from tests.corpus_fixtures import synth_utterances, write_wsj_discs
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "wsj"
@@ -93,7 +93,8 @@ def test_recipe_runs_end_to_end_on_the_ldc_disc_layout(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for split in ("train", "dev", "test"):  # on-disk stores read on demand, not caches loaded whole
         assert (tmp_path / "data" / "feats" / split / "manifest.json").is_file(), split
-        assert not (tmp_path / "data" / "feats" / f"{split}.pt").exists(), split
+        manifest = json.loads((tmp_path / "data" / "feats" / split / "manifest.json").read_text())
+        assert manifest["format"] == "lhotse_lilcom_chunky", split  # the compact writer
     table = json.loads((tmp_path / "exp" / "results.json").read_text())
     for figure in ("weight_distribution", "training_curves", "layer_sparsity"):  # the report stage's figures
         assert (tmp_path / "exp" / "figures" / f"{figure}.png").stat().st_size > 5000

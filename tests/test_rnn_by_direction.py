@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils import prune
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from models.rnn_by_direction import check_supported, reversal_index, rnn_by_direction, unsupported
+from models.speech.rnn_by_direction import check_supported, reversal_index, rnn_by_direction, unsupported
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -6,8 +6,8 @@ import pickle
 import pytest
 import torch
 
-from data_prep.feature_cache import FeatureCacheError
-from data_prep.features import load_feature_cache
+from data_prep.images.feature_cache import FeatureCacheError
+from data_prep.images.image_features import load_feature_cache
 from dsd_seq.safe_io import (
     CheckpointError,
     load_checkpoint_dict,
@@ -56,7 +56,7 @@ def test_a_pickle_payload_feature_cache_is_called_not_a_cache(tmp_path):
         with pytest.raises(FeatureCacheError) as caught:
             load_feature_cache(path)
         message = str(caught.value)
-        assert str(path) in message and "not a dsd-seq feature cache" in message, message
+        assert str(path) in message and "not a dsd-seq image feature cache" in message, message
         assert "weights_only" not in message, message
     assert not marker.exists()
 
@@ -67,7 +67,7 @@ def test_an_empty_file_says_it_is_empty(tmp_path):
     with pytest.raises(CheckpointError, match=r"step-000000010\.pt is empty \(0 bytes\)"):
         load_safely(empty)
     with pytest.raises(
-        FeatureCacheError, match=r"unreadable feature cache .* is empty \(0 bytes\).*rebuild it"
+        FeatureCacheError, match=r"unreadable image feature cache .* is empty \(0 bytes\).*rebuild it"
     ):
         load_feature_cache(empty)
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.espeak import EspeakSynthesizer
-from data_prep.kaldi_dir import read_data_dir
-from data_prep.synth_speech_open import (
+from data_prep.corpora.espeak import EspeakSynthesizer
+from data_prep.corpora.kaldi_dir import read_data_dir
+from data_prep.corpora.synth_speech_open import (
     CONDITIONS,
     CRASHING_VARIANTS,
     OpenSpeechConfig,
@@ -23,7 +23,7 @@ from data_prep.synth_speech_open import (
     voice_family,
     word_list,
 )
-from data_prep.vocab import CharVocab
+from data_prep.text.vocab import CharVocab
 
 TINY = OpenSpeechConfig(num_train=10, num_dev=4, num_test=6, seed=3, shard_size=4, jobs=2)
 RATE = 16000

@@ -9,7 +9,7 @@ The model family names its graphs (:class:`DeploymentGraph`: a module, an exampl
 a second input of another size to check the result on, names and dynamic axes); this module knows no
 model. Both formats start from ``torch.jit.trace``: loops that must not be unrolled for the traced
 length are written as ``torch.jit.script_if_tracing`` functions by the model (see
-``models.shared_input_birnn``). ONNX uses torch's TorchScript-based exporter (``dynamo=False``): the
+``models.speech.shared_input_birnn``). ONNX uses torch's TorchScript-based exporter (``dynamo=False``): the
 ``torch.export`` one refuses these models (data-dependent length checks, Python loops over frames).
 
 Every exported graph is run on the check input and compared with the eager model; a graph whose

@@ -2,7 +2,7 @@
 config and everything its inference needs, provenance and checksums).
 
 The model family says what its inference needs: the run config's task module (e.g.
-``models.speech_task``) names an ``INFERENCE`` module, whose ``describe(task_args, model_state)`` returns
+``models.speech.speech_task``) names an ``INFERENCE`` module, whose ``describe(task_args, model_state)`` returns
 the settings (feature config, vocabulary, decoding, image encoder) and asset files, and whose
 ``from_package(settings, weights, assets, device)`` builds the usable model. dsd_seq imports neither
 statically.

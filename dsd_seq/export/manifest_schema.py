@@ -25,6 +25,9 @@ from torch import nn
 
 #: The model families a package may name (``module:function`` building the model from the package).
 INFERENCE_ENTRIES: set[str] = {
+    "models.speech.speech_recognizer:from_package",
+    "models.captioning.image_captioner:from_package",
+    # packages exported before models/ had subpackages name the old modules (forwarded by models.renamed)
     "models.speech_recognizer:from_package",
     "models.image_captioner:from_package",
 }

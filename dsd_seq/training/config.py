@@ -64,7 +64,7 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    task: str = ""  # "module:factory" building the task, e.g. "models.speech_task:build_task"
+    task: str = ""  # "module:factory" building the task, e.g. "models.speech.speech_task:build_task"
     task_args: dict[str, Any] = field(default_factory=dict)
     schedule: Any = ""  # compact string or list of phases (see dsd_seq.core.schedule)
     selection: SelectionConfig = field(default_factory=SelectionConfig)  # which weights are prunable

@@ -62,31 +62,32 @@ same_data() {
 # in_stages N: true if stage N is between --stage and --stop-stage.
 in_stages() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
-# feature_path SPLIT: where speech_features puts SPLIT's features: the on-disk store $data/feats/SPLIT/ (read
-# on demand, memory per process independent of the corpus; recipes set feature_store=1) or the cache
-# $data/feats/SPLIT.pt (loaded whole: the small built-in corpus).
-feature_path() { if [ -n "${feature_store:-}" ]; then echo "$data/feats/$1"; else echo "$data/feats/$1.pt"; fi; }
+# feature_path SPLIT: where speech_features puts SPLIT's features: the store $data/feats/SPLIT/ (read on
+# demand, memory per process independent of the corpus).
+feature_path() { echo "$data/feats/$1"; }
 
 # speech_features STAGE SOURCE_MARKER TRAIN_DIR DEV_DIR TEST_DIR: fbank features of three Kaldi data dirs into
-# $(feature_path {train,dev,test}) ($num_bins bins, default 40; $speed_perturb copies of the training set),
-# redone only when the source (its .done marker) or these parameters change.
+# the stores $(feature_path {train,dev,test}) ($num_bins bins, default 40; $speed_perturb copies of the
+# training set; written by Lhotse's $feature_storage writer: numpy, lossless, by default; the large corpora
+# set lilcom), redone only when the source (its .done marker) or these parameters change.
 speech_features() {
-  local stage_no=$1 source=$2 bins=${num_bins:-40} perturb=${speed_perturb:-} store=${feature_store:-} params
-  local store_option=()
-  [ -z "$store" ] || store_option=(--store)
-  params="$(cat "$source" 2>/dev/null || true) features=fbank$bins${perturb:+ speed_perturb=$perturb}${store:+ store}"
+  local stage_no=$1 source=$2 bins=${num_bins:-40} perturb=${speed_perturb:-} storage=${feature_storage:-numpy}
+  local params store_option=(--storage "$storage")
+  # lilcom stores were the only stores before, marked "store": their markers stay valid
+  local marker=" storage=$storage"; [ "$storage" != lilcom ] || marker=" store"
+  params="$(cat "$source" 2>/dev/null || true) features=fbank$bins${perturb:+ speed_perturb=$perturb}$marker"
   if done_with "$data/feats/.done" "$params"; then
     log "$stage_no" "features done already ($data/feats/.done)"
     return 0
   fi
-  log "$stage_no" "fbank features ($bins bins) into $data/feats${store:+ (on-disk stores)}"
+  log "$stage_no" "fbank features ($bins bins) into $data/feats ($storage stores)"
   rm -rf "$data/feats"
   "$python" -m data_prep.features --data-dir "$3" --out "$(feature_path train)" --num-bins "$bins" \
-    --speed-perturb "$perturb" "${store_option[@]+"${store_option[@]}"}"
+    --speed-perturb "$perturb" "${store_option[@]}"
   "$python" -m data_prep.features --data-dir "$4" --out "$(feature_path dev)" --num-bins "$bins" \
-    "${store_option[@]+"${store_option[@]}"}"
+    "${store_option[@]}"
   "$python" -m data_prep.features --data-dir "$5" --out "$(feature_path test)" --num-bins "$bins" \
-    "${store_option[@]+"${store_option[@]}"}"
+    "${store_option[@]}"
   echo "$params" > "$data/feats/.done"
 }
 
@@ -152,7 +153,7 @@ subword_units() {
   else
     log "$1" "SentencePiece $units units ($vocab_size) from the training transcripts into $lang"
     rm -rf "$lang" && mkdir -p "$lang"
-    "$python" -m data_prep.subword_units --cache "$(feature_path train)" --type "$units" \
+    "$python" -m data_prep.features.learn_units --store "$(feature_path train)" --type "$units" \
       --vocab-size "$vocab_size" --out "$lang/units.model"
     cat "$feats/.done" > "$lang/.done"
   fi

@@ -41,8 +41,9 @@ done
 
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
-# The feature caches, set verbatim (--set-str): any character in $data is safe.
-for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$data/feats/$split.pt"); done
+# The feature stores (lossless numpy: the default storage), set verbatim (--set-str): any character in
+# $data is safe.
+for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$(feature_path "$split")"); done
 data_marker="$data/feats/.done"  # training runs resume only on these features
 lang="$data/lang_${units}${vocab_size}"
 units_args "$lang"

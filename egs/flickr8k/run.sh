@@ -84,13 +84,13 @@ fi
 if in_stages 1 && [ ! -f "$data/feats/$encoder.done" ]; then
   if [ "$encoder" = small_cnn ]; then
     [ -n "$encoder_checkpoint" ] && [ -f "$encoder_checkpoint" ] \
-      || die "--encoder small_cnn needs --encoder-checkpoint FILE (made by python -m data_prep.small_cnn_encoder); it was trained on synthetic shapes, so use it for smoke tests only"
+      || die "--encoder small_cnn needs --encoder-checkpoint FILE (made by python -m data_prep.images.small_cnn_encoder); it was trained on synthetic shapes, so use it for smoke tests only"
   else
     "$python" - "$encoder" "$encoder_checkpoint" <<'PY' || exit 1
 import importlib.util
 import sys
 
-from data_prep.torchvision_encoders import WEIGHT_FILES, _weights_path
+from data_prep.images.torchvision_encoders import WEIGHT_FILES, _weights_path
 
 name, weights = sys.argv[1], sys.argv[2] or None
 if importlib.util.find_spec("torchvision") is None:
@@ -113,7 +113,7 @@ if in_stages 0; then
     [ -n "$images_sha256" ] || echo "note: no --images-sha256 given; compare the sha256 printed below with the published one"
     [ -n "$captions_sha256" ] || echo "note: no --captions-sha256 given; $(basename "$captions") is not checked against a known checksum"
     rm -f "$marker"
-    "$python" -m data_prep.flickr --corpus flickr8k --images-archive "$images_archive" --captions "$captions" \
+    "$python" -m data_prep.corpora.flickr --corpus flickr8k --images-archive "$images_archive" --captions "$captions" \
       --out "$data/corpus" ${images_sha256:+--images-sha256 "$images_sha256"} \
       ${captions_sha256:+--captions-sha256 "$captions_sha256"}
     touch "$marker"
@@ -127,7 +127,7 @@ if in_stages 1; then
   else
     log 1 "$encoder features of every image in $dataset -> $features"
     rm -f "$marker"
-    "$python" -m data_prep.image_features --dataset "$dataset" --encoder "$encoder" \
+    "$python" -m data_prep.images.image_features --dataset "$dataset" --encoder "$encoder" \
       ${encoder_checkpoint:+--encoder-checkpoint "$encoder_checkpoint"} --out "$features" --threads "$threads"
     touch "$marker"
   fi

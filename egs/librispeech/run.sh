@@ -48,7 +48,7 @@ done
 
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
-feature_store=1  # features on disk, read on demand: memory per process independent of the corpus
+feature_storage=lilcom  # compact stores (~4.4x smaller than float32; lossy below the features' noise)
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$(feature_path "$split")"); done
 data_marker="$data/feats/.done"  # training runs resume only on these features
 lang="$data/lang_${units}${vocab_size}"
@@ -57,7 +57,7 @@ units_args "$lang"
 if in_stages 0; then
   log 0 "download $train_sets $dev_sets $test_sets from $mirror (checksums verified), extract into $data/corpus"
   # shellcheck disable=SC2086  # one argument per subset
-  "$python" -m data_prep.librispeech fetch --subsets $train_sets $dev_sets $test_sets --dest "$data/downloads" \
+  "$python" -m data_prep.corpora.librispeech fetch --subsets $train_sets $dev_sets $test_sets --dest "$data/downloads" \
     --corpus "$data/corpus" --mirror "$mirror" "${sha256s[@]+"${sha256s[@]}"}"
 fi
 
@@ -70,7 +70,7 @@ if in_stages 1; then
     rm -rf "$data/kaldi"
     join() { echo "$*" | tr ' ' ','; }
     # shellcheck disable=SC2086
-    "$python" -m data_prep.librispeech prepare --corpus "$data/corpus" --out "$data/kaldi" \
+    "$python" -m data_prep.corpora.librispeech prepare --corpus "$data/corpus" --out "$data/kaldi" \
       --split "train=$(join $train_sets)" --split "dev=$(join $dev_sets)" --split "test=$(join $test_sets)"
     echo "$data_params" > "$data/kaldi/.done"
   fi

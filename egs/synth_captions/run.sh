@@ -42,15 +42,15 @@ train_args+=(--set-str "task_args.dataset=$data/corpus/dataset_synth.json" --set
 
 if in_stages 0; then
   log 0 "synthesise the captioning set into $data/corpus"
-  "$python" -m data_prep.synth_captions --out "$data/corpus" --num-train "$num_train" \
+  "$python" -m data_prep.corpora.synth_captions --out "$data/corpus" --num-train "$num_train" \
     --num-val "$num_val" --num-test "$num_test" --seed "$seed"
 fi
 
 if in_stages 1; then
   log 1 "pretrain the small CNN on per-cell shape/colour/size labels, freeze it, cache features in $data/feats"
-  "$python" -m data_prep.small_cnn_encoder --out "$data/feats/encoder.pt" --num-images "$encoder_images" \
+  "$python" -m data_prep.images.small_cnn_encoder --out "$data/feats/encoder.pt" --num-images "$encoder_images" \
     --epochs "$encoder_epochs" --seed "$seed" --threads 2
-  "$python" -m data_prep.image_features --dataset "$data/corpus/dataset_synth.json" \
+  "$python" -m data_prep.images.image_features --dataset "$data/corpus/dataset_synth.json" \
     --encoder small_cnn --encoder-checkpoint "$data/feats/encoder.pt" --out "$data/feats/small_cnn.pt" --threads 2
 fi
 

@@ -15,7 +15,7 @@ config=conf/train.yaml
 num_train=2000
 num_dev=200
 num_test=300
-corpus_module=data_prep.synth_speech
+corpus_module=data_prep.corpora.synth_speech
 corpus_tag=
 vocabulary=  # this corpus has no --vocabulary
 . "$(dirname "$0")/../common/synth_speech_recipe.sh" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DSD on the open-vocabulary synthetic speech corpus (data_prep.synth_speech_open): about 2,000 English words,
+# DSD on the open-vocabulary synthetic speech corpus (data_prep.corpora.synth_speech_open): about 2,000 English words,
 # every espeak-ng English voice, noise, rooms and channels; dev and test voices, accents and conditions
 # (a large hall; test also a telephone band) never heard in training. Every phase ends at convergence.
 # Budget: about 30 min on 2 idle cores (docs/recipes.md says what was measured).
@@ -18,7 +18,7 @@ config=conf/train_sgd.yaml
 num_train=4000
 num_dev=300
 num_test=400
-corpus_module=data_prep.synth_speech_open
+corpus_module=data_prep.corpora.synth_speech_open
 corpus_tag=open
 vocabulary=2000  # distinct words (--vocabulary)
 . "$(dirname "$0")/../common/synth_speech_recipe.sh" "$@"

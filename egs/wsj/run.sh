@@ -45,7 +45,7 @@ cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 # the sets of the paper's WSJ setting, under the split names the configs use
 declare -A sets=([train]=train_si284 [dev]=test_dev93 [test]=test_eval92)
-feature_store=1  # features on disk, read on demand: memory per process independent of the corpus
+feature_storage=lilcom  # compact stores (~4.4x smaller than float32; lossy below the features' noise)
 for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$(feature_path "$split")"); done
 data_marker="$data/feats/.done"  # training runs resume only on these features
 
@@ -57,7 +57,7 @@ if in_stages 0; then
     [ -n "$wsj0" ] && [ -n "$wsj1" ] || { echo "run.sh: stage 0 needs --wsj0 DIR and --wsj1 DIR (your LDC93S6B and LDC94S13B copies)" >&2; exit 1; }
     log 0 "convert si284, dev93, eval92 audio to wav and write data dirs into $data/corpus"
     rm -f "$data/corpus/.done"  # converted files are kept: each was written atomically
-    "$python" -m data_prep.wsj --wsj0 "$wsj0" --wsj1 "$wsj1" --out "$data/corpus" --jobs "$jobs" \
+    "$python" -m data_prep.corpora.wsj --wsj0 "$wsj0" --wsj1 "$wsj1" --out "$data/corpus" --jobs "$jobs" \
       --sets "${sets[train]}" "${sets[dev]}" "${sets[test]}"
     echo "$params" > "$data/corpus/.done"
   fi
