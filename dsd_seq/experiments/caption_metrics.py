@@ -113,4 +113,5 @@ def caption_scores(
     bleu = corpus_bleu_1_to_4([list(map(list, r)) for r in references], [list(h) for h in hypotheses])
     texts = reference_texts or [[" ".join(r) for r in refs] for refs in references]
     coco = coco_caption_scores(texts, [" ".join(h) for h in hypotheses], meteor)
-    return {key: (bleu | coco)[key] for key in CAPTION_METRICS if key in bleu | coco}
+    scores = bleu | coco
+    return {key: scores[key] for key in CAPTION_METRICS if key in scores}

@@ -111,9 +111,9 @@ def _other_metrics(
     dense = by_kind["dsd"]
     if design == "shared-baseline":  # every seed's phase 1 is its baseline's one model
         dense = list({r.get("baseline_seed"): r for r in reversed(dense)}.values())
+    rows = {"Dense": dense, **{label: by_kind[kind] for kind, label in kinds.items()}}
     out: dict[str, Any] = {}
     for name in names:
-        rows = {"Dense": dense, **{label: by_kind[kind] for kind, label in kinds.items()}}
         cells = {}
         for label, records in rows.items():
             phase = 0 if label == "Dense" else last
