@@ -44,3 +44,10 @@ def test_recipe_runs_every_stage_with_a_phase_ended_at_convergence(tmp_path):
     assert {"test wer", "dev wer", "test_far wer"} <= set(table["columns"])
     assert (tmp_path / "exp" / "model" / "sparse" / "manifest.json").is_file()
     assert "Try the trained model" in done.stdout
+    # stage 5 also decodes test and test_far with a bigram LM of the training transcripts
+    assert (tmp_path / "data" / "lang_lm" / "bigram.arpa").is_file()
+    for run in ("dsd", "llr"):
+        for split in ("test", "test_far"):
+            assert (
+                (tmp_path / "exp" / run / "lm" / f"decode_{split}" / "wer.txt").read_text().startswith("%WER")
+            )
