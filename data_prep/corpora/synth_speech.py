@@ -4,8 +4,9 @@ Why: a speech corpus that anyone can make in seconds, offline, with no licence, 
 small CTC model to a meaningful WER, so every recipe and test has real audio. Test speakers are unseen:
 utterances are split BY VOICE VARIANT (the speaker: m3, f1, klatt...), so train, dev and test variants are
 three disjoint sets (dev has its own held-out variants, so model selection never sees test voices). Every
-split uses all English accents (en, en-us, en-gb-x-rp, en-029...), with random rate, pitch and additive
-white or pink noise at a random SNR.
+split uses all English accents (en, en-us, en-gb-x-rp, en-029...), with random rate, pitch and intonation,
+a quiet or small room or a low-pass channel (``acoustic_conditions``), and additive white or pink noise at a
+random SNR, so the model is not tied to one clean voice set.
 
 Reproducibility: everything random is drawn per utterance from ``numpy.random.default_rng([seed, split,
 index])``. espeak-ng keeps a pitch-flutter phase in a C static variable, so its samples depend on the
