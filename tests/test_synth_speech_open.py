@@ -99,9 +99,9 @@ def test_no_dev_or_test_speaker_is_ever_heard_in_training():
 def test_speakers_are_distinct_and_drawn_in_a_fixed_order():
     speakers = plan_speakers(OpenSpeechConfig())
     everyone = [spk for split in speakers.values() for spk in split]
-    assert len({spk.identity for spk in everyone}) == len(everyone) == 500 + 40 + 60
+    assert len({spk.identity for spk in everyone}) == len(everyone) == 1000 + 40 + 60
     # more training speakers keep the dev and test speakers (they are dealt first)
-    more = plan_speakers(replace(OpenSpeechConfig(), train_speakers=800))
+    more = plan_speakers(replace(OpenSpeechConfig(), train_speakers=1500))
     assert more["test"] == speakers["test"] and more["dev"] == speakers["dev"]
     with pytest.raises(ValueError, match="too many"):
         plan_speakers(replace(OpenSpeechConfig(), train_speakers=10**6))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DSD on the open-vocabulary synthetic speech corpus (data_prep.corpora.synth_speech_open): 1,000 content words
-# in sentence frames, spoken by 600 speakers (an espeak-ng English voice with its pitch, rate, intonation and
+# in sentence frames, spoken by 1,100 speakers (an espeak-ng English voice with its pitch, rate, intonation and
 # room or channel) under noise. dev and test speakers are never heard in training; test_far holds out whole
 # voice families, an accent, a large hall and a telephone band (like LibriSpeech's test-other).
 # Every phase ends at convergence. Budget: docs/recipes.md says what was measured.
@@ -17,11 +17,11 @@
 #        [--ngpu N] [--nnodes M --node-rank R --master-addr HOST [--master-port P]]  (training through torchrun)
 set -euo pipefail
 config=conf/train_sgd.yaml
-num_train=10000
+num_train=20000
 num_dev=400
 num_test=600
 num_test_far=600  # the far test split: unheard voice families, accent, hall and telephone (--num-test-far)
-speakers=500  # training speakers (--speakers); dev and test have 40 and 60 others
+speakers=1000  # training speakers (--speakers); dev and test have 40 and 60 others
 corpus_module=data_prep.corpora.synth_speech_open
 corpus_tag=open
 vocabulary=1000  # content words (--vocabulary)
