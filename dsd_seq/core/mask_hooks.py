@@ -27,7 +27,7 @@ class MaskHooks:
         self.dsd = dsd
         self._handles = [
             optimizer.register_step_pre_hook(lambda *_: dsd.mask_gradients()),
-            optimizer.register_step_post_hook(lambda *_: dsd.apply_masks()),
+            optimizer.register_step_post_hook(lambda *_: (dsd.apply_masks(), dsd.end_step())),
         ]
         if during_backward:
             for name, param in dsd.params.items():

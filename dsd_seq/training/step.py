@@ -96,6 +96,7 @@ class TrainStep:
             self.optimizer.zero_grad(set_to_none=True)
             _restore(buffers)
             return StepResult(None, stop=stop)
+        self.dsd.end_step()  # a gradual or RigL/SET phase may change its masks after this step
         return StepResult(loss_value, stop=stop)
 
 
