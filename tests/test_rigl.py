@@ -169,3 +169,19 @@ def test_yaml_rigl_and_set_match_the_compact_form():
         Schedule.from_config([{"kind": "set", "epochs": 4, "lr": 0.1, "sparsity": 0.9, "grow": "gradient"}])
     s = Schedule.parse("D1:0.1,R4@0.9:0.1/grow=random")
     assert (s.label(1), s[1].method) == ("SET", "set")
+
+
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        ("D1:0.1,R2@0.5:0.1/drop=2", "drop=2.0"),
+        ("D1:0.1,G2@0.5:0.1/shape=steep", "shape='steep'"),
+        ("D1:0.1,A4@0.5:0.1/period=0", "period=0"),
+        ("[{kind: rigl, epochs: 2, lr: 0.1, sparsity: 0.5, every: ten}]", "every must be an integer"),
+    ],
+)
+def test_method_settings_are_checked_where_the_config_is_read(schedule, message):
+    from dsd_seq.training.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["task=tests.toy_task:build_toy_task", f"schedule={schedule}"])
