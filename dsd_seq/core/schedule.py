@@ -434,15 +434,7 @@ def _method_phases(
     every message names the phase and the setting."""
     where = f"schedule phase {index + 1} ({item})"
     Phase(SPARSE, epochs, lr, sparsity, decay).validate(where)  # type: ignore[arg-type]
-    keys = _METHOD_KEYS[letter]
-    settings = {}
-    for key, raw in options.items():
-        if key not in keys:
-            raise ScheduleError(
-                f"{where}: {key!r} is not a setting of this element; accepted: {', '.join(keys)}"
-            )
-        field, kind = keys[key]
-        settings[field] = _typed(kind, raw, key, index)
+    settings = method_settings(letter, options, where, index)
     if letter == "G":
         return [Phase(SPARSE, epochs, lr, sparsity, decay, ramp=Ramp(**settings))]  # type: ignore[arg-type]
     if letter == "R":
@@ -453,6 +445,21 @@ def _method_phases(
     except AcDcError as err:
         raise ScheduleError(str(err)) from None
     return _acdc_phases(element)
+
+
+def method_settings(letter: str, options: Mapping[str, object], where: str, index: int = 0) -> dict:
+    """A method element's ``key=value`` settings (``letter``: G, R or A) as the fields of its settings
+    class, typed; an unknown key is refused naming the accepted ones."""
+    keys = _METHOD_KEYS[letter]
+    settings = {}
+    for key, raw in options.items():
+        if key not in keys:
+            raise ScheduleError(
+                f"{where}: {key!r} is not a setting of this element; accepted: {', '.join(keys)}"
+            )
+        field, kind = keys[key]
+        settings[field] = _typed(kind, raw, key, index)
+    return settings
 
 
 def _acdc_phases(element: AcDc) -> list[Phase]:
