@@ -185,3 +185,16 @@ def test_method_settings_are_checked_where_the_config_is_read(schedule, message)
 
     with pytest.raises(ConfigError, match=message):
         load_config(None, ["task=tests.toy_task:build_toy_task", f"schedule={schedule}"])
+
+
+def test_rigl_under_hooks_that_mask_gradients_during_backward_grows_by_the_unmasked_gradient():
+    from dsd_seq.core.mask_hooks import MaskHooks
+
+    model, opt, dsd = _redraw_setup()
+    MaskHooks(dsd, opt, during_backward=True)  # as the Hugging Face integration registers them
+    opt.zero_grad()
+    (model.weight * GRADIENT).sum().backward()  # the gradient is GRADIENT, masked as it accumulates
+    opt.step()
+    grown = torch.zeros(4, 4, dtype=torch.bool)
+    grown[0, 0] = grown[0, 3] = grown[1, 2] = True
+    assert torch.all(dsd.masks.masks["weight"][grown]) and dsd.last_redraw == {"weight": 3}

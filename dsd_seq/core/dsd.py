@@ -122,13 +122,19 @@ class DSD:
     def mask_gradients(self) -> None:
         if self.masks is not None:
             if self.updates is not None and self.updates.wants_gradient:
-                self._dense_grads = {
-                    n: p.grad.detach().abs().float()
-                    if p.grad is not None
-                    else torch.zeros_like(p, dtype=torch.float)
-                    for n, p in self.params.items()
-                }
+                for name, p in self.params.items():
+                    if name not in (self._dense_grads or {}):  # (a backward hook may have kept it already)
+                        self.keep_dense_gradient(name, p.grad)
             self.masks.mask_grads_()
+
+    def keep_dense_gradient(self, name: str, grad: torch.Tensor | None) -> None:
+        """RigL: keep |gradient| of ``name`` before it is masked, on a step that redraws (a hook that
+        masks gradients during backward calls this first; with accumulation the last call's counts)."""
+        if self.updates is None or not self.updates.wants_gradient:
+            return
+        p = self.params[name]
+        kept = grad.detach().abs().float() if grad is not None else torch.zeros_like(p, dtype=torch.float)
+        self._dense_grads = {**(self._dense_grads or {}), name: kept}
 
     def end_step(self) -> None:
         """Count a completed optimizer step of the phase; after the steps its rule names, raise the

@@ -37,6 +37,7 @@ class MaskHooks:
         def mask(param: torch.Tensor) -> None:
             masks = self.dsd.masks
             if masks is not None and param.grad is not None:
+                self.dsd.keep_dense_gradient(name, param.grad)  # RigL grows by the unmasked gradient
                 with torch.no_grad():
                     param.grad.mul_(masks.masks[name])
 
