@@ -139,3 +139,19 @@ def test_cudnn_runs_the_masked_weights_without_a_copy(cell):
         model_cpu = _Recurrent(cell)
         model_cpu.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
         assert torch.allclose(on_gpu.cpu(), model_cpu(x.cpu()), atol=1e-5)
+
+
+def test_skipped_steps_count_in_the_phase_so_the_ramp_still_ends_at_its_sparsity(tmp_path):
+    from tests.toy_task import ToyTask
+
+    task = ToyTask()
+    task.nan_batches = {0}  # one batch of 8 an epoch has a NaN loss: skipped, counted
+    schedule = Schedule.parse("D1:0.01,G2@0.8:0.01/every=3/end=1")  # its last update: the phase's last batch
+    trainer = toy_trainer(tmp_path / "exp", schedule, task=task)
+    trainer.run()
+    assert trainer.nonfinite_total == 3
+    for name, p in trainer.dsd.params.items():
+        assert int(torch.count_nonzero(p)) <= kept_count(p.numel(), 0.8), name
+    end = load_safely(tmp_path / "exp" / "checkpoints" / "phase2-end.pt")
+    assert end["dsd"]["updates"]["step"] == 16  # all the phase's batches, the skipped ones included
+    assert all(int(m.sum()) == kept_count(m.numel(), 0.8) for m in end["dsd"]["masks"].values())

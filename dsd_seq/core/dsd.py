@@ -66,6 +66,7 @@ class DSD:
         self.generator = torch.Generator().manual_seed(seed)  # SET's random growth (saved: exact resumes)
         self._dense_grads: dict[str, torch.Tensor] | None = None  # RigL: |gradient| before masking
         self.last_redraw: dict[str, int] = {}  # weights each layer dropped (and grew) at the last redraw
+        self.gradients_masked_in_backward = False  # MaskHooks(during_backward=True) keeps RigL's gradient
 
     @property
     def is_sparse(self) -> bool:
@@ -122,8 +123,9 @@ class DSD:
     def mask_gradients(self) -> None:
         if self.masks is not None:
             if self.updates is not None and self.updates.wants_gradient:
+                kept = self._dense_grads or {}
                 for name, p in self.params.items():
-                    if name not in (self._dense_grads or {}):  # (a backward hook may have kept it already)
+                    if not (self.gradients_masked_in_backward and name in kept):  # a hook kept it first
                         self.keep_dense_gradient(name, p.grad)
             self.masks.mask_grads_()
 
@@ -139,16 +141,25 @@ class DSD:
     def end_step(self) -> None:
         """Count a completed optimizer step of the phase; after the steps its rule names, raise the
         gradual phase's sparsity (new masks by the criterion) or redraw RigL/SET's masks."""
+        self._count_step(taken=True)
+
+    def skip_step(self) -> None:
+        """Count a step the loop skipped (a non-finite loss or gradient, an overflow): the phase's steps
+        are its batches, so its ramp still ends where it was planned. A gradual update due now happens
+        (the weights are as before the step); a redraw due now is left out (no usable gradient)."""
+        self._count_step(taken=False)
+
+    def _count_step(self, taken: bool) -> None:
         updates = self.updates
+        dense_grads, self._dense_grads = self._dense_grads, None
         if updates is None:
             return
         updates.step += 1
-        dense_grads, self._dense_grads = self._dense_grads, None
         if not updates.due(updates.step):
             return
         if isinstance(updates.rule, Ramp):
             self.prune(updates.target())
-        else:
+        elif taken:
             self._redraw(updates.drop_fraction(), dense_grads)
 
     @torch.no_grad()

@@ -30,6 +30,7 @@ class MaskHooks:
             optimizer.register_step_post_hook(lambda *_: (dsd.apply_masks(), dsd.end_step())),
         ]
         if during_backward:
+            dsd.gradients_masked_in_backward = True
             for name, param in dsd.params.items():
                 self._handles.append(param.register_post_accumulate_grad_hook(self._masker(name)))
 
