@@ -98,3 +98,25 @@ def test_compare_runs_the_methods_against_dsd_and_reports_them(tmp_path, monkeyp
     stages = report["stages"]
     assert [s["cumulative_epochs"] for s in stages] == [2, 4, 6]
     assert stages[1]["AC/DC"]["n"] == 2 and stages[2]["AC/DC"]["n"] == 2
+
+
+def test_compare_arms_on_a_tiny_captioner(tmp_path):
+    """The captions recipe's model (NeuralTalk's LSTM, its Linear layers) under every method, one seed."""
+    from data_prep.corpora.synth_captions import SynthCaptionsConfig
+    from tests.caption_fixtures import train_tiny_captioner
+
+    _, conf = train_tiny_captioner(
+        tmp_path, SynthCaptionsConfig(num_train=40, num_val=6, num_test=8, seed=2), pretrain_images=64,
+        model_args="{embed_dim: 16, hidden: 16}", batch_size=8, schedule="D1:1e-2,S2@0.8:1e-2,D1:1e-3",
+    )  # fmt: skip
+    out = tmp_path / "cmp"
+    arms = "dsd,llr,gmp/every=3,rigl/every=3,set/every=3,acdc"
+    assert main(["compare", "--config", str(conf), "--seeds", "1", "--arms", arms, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["schedules"]) == {"DSD", "LLR", "Gradual", "RigL", "SET", "AC/DC"}
+    for kind in ("gmp", "rigl", "set", "acdc"):
+        rows = json.loads((out / "seed0" / kind / "results.json").read_text())["phases"]
+        assert rows[-1]["kind"] == "sparse" and rows[-1]["cumulative_epochs"] == 4
+        for name, sparsity in rows[-1]["layer_sparsity"].items():  # every Linear and LSTM matrix
+            assert sparsity >= 0.8 - 1e-3, (kind, name)  # N - round(0.8 N) kept: within rounding
+    assert [m["n"] for m in report["methods"]["sparse"]["models"]] == [1] * 5
