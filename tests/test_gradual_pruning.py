@@ -131,3 +131,17 @@ def test_compact_and_yaml_forms_are_the_same_phase():
     assert Schedule.parse("G4@0.9:1e-3").compact() == "G4@0.9:0.001"  # defaults are not written
     with pytest.raises(ScheduleError, match="unknown key"):
         Schedule.from_config([{"kind": "gradual", "epochs": 4, "lr": 1e-3, "sparsity": 0.9, "speed": 2}])
+
+
+def test_a_schedule_counted_in_epochs_needs_the_steps_of_an_epoch():
+    model = nn.Linear(4, 4, bias=False)
+    opt = dsd_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1), "D1:0.1,G2@0.5:0.1/every=1")
+    opt.begin_epoch(0)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        opt.begin_epoch(1)
+    opt = dsd_optimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), "D1:0.1,G2@0.5:0.1/every=1", steps_per_epoch=3
+    )
+    opt.begin_epoch(0)
+    opt.begin_epoch(1)
+    assert opt.dsd.updates.steps == 6  # 2 epochs of 3 steps
