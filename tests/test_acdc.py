@@ -47,6 +47,15 @@ def test_learning_rate_decays_across_the_element_and_the_compact_form_round_trip
     )  # fmt: skip
     assert yaml == s
     assert s.llr().compact() == "D2:0.1,D2:0.1~0.5,D2:0.025~0.5,D2:0.00625~0.5"
+    alone = Schedule.parse("A8@0.9:0.05")  # the controls of a schedule that starts with the element
+    assert alone.final_lr_control().compact() == "D2:0.05,D1:0.05,D1:0.05,D1:0.05,D1:0.05,D2:0.05"
+    assert Schedule.parse(alone.llr().compact()) == alone.llr()
+    from dsd_seq.core.comparators import arm_schedule
+
+    assert (
+        arm_schedule("gmp", alone).compact()
+        == "D2:0.05,G1@0.9:0.05,S1@0.9:0.05,S1@0.9:0.05,S1@0.9:0.05,S2@0.9:0.05"
+    )
 
 
 @pytest.mark.parametrize(

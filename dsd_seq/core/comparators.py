@@ -43,7 +43,8 @@ def _after_dense(schedule: Schedule, name: str) -> tuple[Phase, list[Phase]]:
             f"the {name} arm continues a DSD schedule's dense phase; {schedule.compact()} does not start "
             "dense with a sparse phase after it"
         )
-    return first, [replace(p, until=None) for p in rest]
+    # the arm's phases stand alone: no convergence rule, no AC/DC element of DSD's schedule around them
+    return replace(first, acdc=None), [replace(p, until=None, acdc=None) for p in rest]
 
 
 def _sparse_arm(

@@ -307,7 +307,7 @@ class Schedule:
         first, *rest = self.phases
         final_lr = self.phases[-1].lr
         tail = (Phase(kind=DENSE, epochs=p.epochs, lr=final_lr, until=p.until) for p in rest)
-        return Schedule((first, *tail))
+        return Schedule((replace(first, acdc=None), *tail))  # an AC/DC element's first phase, on its own
 
     def to_list(self) -> list[dict]:
         return [p.to_dict() for p in self.phases]
