@@ -57,7 +57,8 @@ def _train(args: argparse.Namespace) -> int:
     if outcome.is_main and outcome.finished and args.store:
         started_from = checkpoint_run_folder(args.init_from)
         append_record(
-            args.store, run_record(outcome.exp_dir, args.baseline or "dsd", started_from=started_from)
+            args.store,
+            run_record(outcome.exp_dir, arm_name(args.baseline or "dsd"), started_from=started_from),
         )
     return outcome.exit_status  # 130/143: a signal stopped it before its end (a recipe must stop too)
 

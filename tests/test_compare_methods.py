@@ -120,3 +120,23 @@ def test_compare_arms_on_a_tiny_captioner(tmp_path):
         for name, sparsity in rows[-1]["layer_sparsity"].items():  # every Linear and LSTM matrix
             assert sparsity >= 0.8 - 1e-3, (kind, name)  # N - round(0.8 N) kept: within rounding
     assert [m["n"] for m in report["methods"]["sparse"]["models"]] == [1] * 5
+
+
+def test_train_runs_one_arm_by_hand_with_its_settings(tmp_path, monkeypatch, capsys):
+    config = toy_config_file(tmp_path, monkeypatch)
+    dense = tmp_path / "dsd"
+    assert main(["train", "--config", config, "--exp-dir", str(dense), "--until-phase", "1"]) == 0
+    start = str(dense / "checkpoints" / "phase1-end.pt")
+    store = tmp_path / "runs.jsonl"
+    argv = ["train", "--config", config, "--exp-dir", str(tmp_path / "rigl"), "--init-from", start]
+    assert main([*argv, "--baseline", "rigl/every=2/drop=0.5", "--store", str(store)]) == 0
+    (record,) = [json.loads(line) for line in store.read_text().splitlines()]
+    assert (
+        record["kind"] == "rigl" and record["schedule"] == "D2:0.01,R1@0.5:0.01/every=2/drop=0.5,S1@0.5:0.001"
+    )
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*argv, "--baseline", "prune"])
+    assert "invalid choice: 'prune'" in capsys.readouterr().err
+    assert main([*argv, "--baseline", "rigl/shape=cubic"]) == 2
+    assert "not a setting of the rigl arm" in capsys.readouterr().err
