@@ -198,3 +198,35 @@ def test_rigl_under_hooks_that_mask_gradients_during_backward_grows_by_the_unmas
     grown = torch.zeros(4, 4, dtype=torch.bool)
     grown[0, 0] = grown[0, 3] = grown[1, 2] = True
     assert torch.all(dsd.masks.masks["weight"][grown]) and dsd.last_redraw == {"weight": 3}
+
+
+@pytest.mark.parametrize("text", ["R8@0.6:0.05/every=2/grow=random/end=1", "R8@0.6:0.05/every=2/end=1"])
+def test_a_masked_optimizer_restored_mid_redraw_continues_bit_identical(text):
+    from dsd_seq.core.masked_optimizer import dsd_optimizer
+
+    def build():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 2))
+        return model, dsd_optimizer(model, torch.optim.Adam(model.parameters(), lr=0.05), text, unit="step")
+
+    x, y = torch.randn(8, 5), torch.randint(0, 2, (8,))
+
+    def train(model, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    model, opt = build()
+    train(model, opt, 8)
+    first, first_opt = build()
+    train(first, first_opt, 5)  # stopped after the redraw at step 4, before the one at 6
+    saved = {"model": first.state_dict(), "opt": first_opt.state_dict()}
+    resumed, resumed_opt = build()
+    resumed.load_state_dict(saved["model"])
+    resumed_opt.load_state_dict(saved["opt"])
+    train(resumed, resumed_opt, 3)
+    for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for name, mask in opt.dsd.masks.masks.items():
+        assert torch.equal(mask, resumed_opt.dsd.masks.masks[name]), name
