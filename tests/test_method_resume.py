@@ -155,3 +155,17 @@ def test_skipped_steps_count_in_the_phase_so_the_ramp_still_ends_at_its_sparsity
     end = load_safely(tmp_path / "exp" / "checkpoints" / "phase2-end.pt")
     assert end["dsd"]["updates"]["step"] == 16  # all the phase's batches, the skipped ones included
     assert all(int(m.sum()) == kept_count(m.numel(), 0.8) for m in end["dsd"]["masks"].values())
+
+
+def test_handing_over_a_dev_selected_epoch_hands_over_its_own_masks(tmp_path):
+    schedule = Schedule.parse("D1:0.01,G3@0.8:0.01/every=2/end=1,D1:0.001")
+    trainer = toy_trainer(tmp_path / "exp", schedule, ["train.handover=best", "train.select_on=dev_error"])
+    trainer.run(until_phase=2)
+    row = trainer.results[1]
+    best = load_safely(tmp_path / "exp" / "checkpoints" / "phase2-end.pt")
+    # the phase hands on the epoch it selected: weights and masks of that epoch, consistent with each other
+    for name, mask in best["dsd"]["masks"].items():
+        assert int(torch.count_nonzero(best["model"][name][~mask])) == 0, name
+        assert torch.equal(trainer.dsd.masks.masks[name], mask.to(trainer.dsd.masks.masks[name].device))
+    assert row["handover"] == "best" and row["best"]["epoch"] == 2 < row["epochs"]  # mid-ramp: epoch 2 of 3
+    assert all(s < 0.8 for s in row["layer_sparsity"].values())  # the ramp had not ended at that epoch
