@@ -13,6 +13,11 @@ With gradient clipping or a GradScaler, call ``dsd.mask_gradients()`` before cli
 ``selection`` (a :class:`SelectionConfig`); the masks keep the weights that ``criterion`` (a name in
 ``dsd_seq.core.criteria.CRITERIA``, default |w|) scores highest, per layer or with ``scope="global"``
 across layers, at the phase's sparsity or an ``overrides`` one (parameter-name glob -> sparsity).
+
+A gradual or RigL/SET phase (``Phase.ramp``, ``Phase.redraw``) changes its masks while it trains: give
+the controller its length in optimizer steps with ``dsd.plan_steps(n)`` once it is entered, and end
+each successful step with ``dsd.end_step()`` (``dsd.step()`` does); the masks change there, after the
+weights were updated and masked, so a grown weight is exactly 0 after it with zero optimizer state.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from dsd_seq.core.mask_updates import MaskUpdates
 from dsd_seq.core.masking_config import MaskingConfig
 from dsd_seq.core.masks import LayerSparsity, MaskSet, measured_sparsity
+from dsd_seq.core.ramp import Ramp
+from dsd_seq.core.redraw import redraw_mask
 from dsd_seq.core.schedule import SPARSE, Phase
 from dsd_seq.core.selection import SelectionConfig, select_prunable
 
@@ -43,6 +51,7 @@ class DSD:
         scope: str = "layer",
         overrides: Mapping[str, float] | None = None,
         criterion: str = "magnitude",
+        seed: int = 0,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -53,6 +62,11 @@ class DSD:
         self.masking.validate(self.params)  # now, not when the first sparse phase starts days later
         self.masks: MaskSet | None = None
         self._steps_since_park = 0
+        self.updates: MaskUpdates | None = None  # a gradual or RigL/SET phase's in-phase schedule
+        self.generator = torch.Generator().manual_seed(seed)  # SET's random growth (saved: exact resumes)
+        self._dense_grads: dict[str, torch.Tensor] | None = None  # RigL: |gradient| before masking
+        self.last_redraw: dict[str, int] = {}  # weights each layer dropped (and grew) at the last redraw
+        self.gradients_masked_in_backward = False  # MaskHooks(during_backward=True) keeps RigL's gradient
 
     @property
     def is_sparse(self) -> bool:
@@ -63,12 +77,23 @@ class DSD:
             group["lr"] = lr
 
     def enter(self, phase: Phase) -> None:
-        """Start ``phase``: set its learning rate, then prune (sparse) or lift the masks (re-dense)."""
+        """Start ``phase``: set its learning rate, then prune (sparse) or lift the masks (re-dense). A
+        gradual phase prunes to its starting sparsity, a RigL/SET phase to its sparsity."""
         self.set_lr(phase.lr)
+        self.updates = None
         if phase.kind == SPARSE:
-            self.prune(phase.sparsity)
+            self.prune(phase.ramp.start if phase.ramp is not None else phase.sparsity)
+            rule = phase.ramp if phase.ramp is not None else phase.redraw
+            if rule is not None:
+                self.updates = MaskUpdates(rule, phase.sparsity)
         elif self.is_sparse:
             self.redense()
+
+    def plan_steps(self, steps: int) -> None:
+        """The current phase's length in optimizer steps, which a gradual or RigL/SET phase counts in (no
+        effect for other phases; the first call of a phase holds)."""
+        if self.updates is not None:
+            self.updates.plan(steps)
 
     def prune(self, sparsity: float) -> MaskSet:
         """Compute masks from the current weights' scores (``masking.criterion``), zero the pruned weights
@@ -97,7 +122,72 @@ class DSD:
 
     def mask_gradients(self) -> None:
         if self.masks is not None:
+            if self.updates is not None and self.updates.wants_gradient:
+                kept = self._dense_grads or {}
+                for name, p in self.params.items():
+                    if not (self.gradients_masked_in_backward and name in kept):  # a hook kept it first
+                        self.keep_dense_gradient(name, p.grad)
             self.masks.mask_grads_()
+
+    def keep_dense_gradient(self, name: str, grad: torch.Tensor | None) -> None:
+        """RigL: keep |gradient| of ``name`` before it is masked, on a step that redraws (a hook that
+        masks gradients during backward calls this first; with accumulation the last call's counts)."""
+        if self.updates is None or not self.updates.wants_gradient:
+            return
+        p = self.params[name]
+        kept = grad.detach().abs().float() if grad is not None else torch.zeros_like(p, dtype=torch.float)
+        self._dense_grads = {**(self._dense_grads or {}), name: kept}
+
+    def end_step(self) -> None:
+        """Count a completed optimizer step of the phase; after the steps its rule names, raise the
+        gradual phase's sparsity (new masks by the criterion) or redraw RigL/SET's masks."""
+        self._count_step(taken=True)
+
+    def skip_step(self) -> None:
+        """Count a step the loop skipped (a non-finite loss or gradient, an overflow): the phase's steps
+        are its batches, so its ramp still ends where it was planned. A gradual update due now happens
+        (the weights are as before the step); a redraw due now is left out (no usable gradient)."""
+        self._count_step(taken=False)
+
+    def _count_step(self, taken: bool) -> None:
+        updates = self.updates
+        dense_grads, self._dense_grads = self._dense_grads, None
+        if updates is None:
+            return
+        updates.step += 1
+        if not updates.due(updates.step):
+            return
+        if isinstance(updates.rule, Ramp):
+            self.prune(updates.target())
+        elif taken:
+            self._redraw(updates.drop_fraction(), dense_grads)
+
+    @torch.no_grad()
+    def _redraw(self, fraction: float, dense_grads: dict[str, torch.Tensor] | None) -> None:
+        """Drop and grow in every layer (:func:`dsd_seq.core.redraw.redraw_mask`). The old masks first zero
+        the optimizer state outside them (parked second moments included), so grown weights start from
+        zero state; the new masks then zero the dropped weights and their state."""
+        assert self.masks is not None and self.updates is not None
+        random = self.updates.rule.grow == "random"  # type: ignore[union-attr]
+        if not random and dense_grads is None:
+            raise RuntimeError(
+                "RigL grows by the dense gradient, which mask_gradients() keeps before masking on a redraw "
+                "step; call dsd.mask_gradients() (or dsd.step()) before the optimizer step"
+            )
+        new, self.last_redraw = {}, {}
+        for name, p in self.params.items():
+            mask = self.masks.masks[name]
+            if random:
+                scores = torch.rand(p.shape, generator=self.generator).to(p.device)
+            else:
+                scores = dense_grads[name]  # type: ignore[index]
+            new[name], self.last_redraw[name] = redraw_mask(mask, p, scores, fraction)
+        self.masks.mask_optimizer_state_(self.optimizer)
+        self.masks = MaskSet(self.params, new)
+        self.masks.apply_()
+        self.masks.mask_optimizer_state_(self.optimizer)
+        self.masks.park_second_moments_(self.optimizer)
+        self._steps_since_park = 0
 
     def apply_masks(self) -> None:
         """Re-zero the pruned weights after an optimizer step, and park the second moments there on the
@@ -116,14 +206,25 @@ class DSD:
         self.mask_gradients()
         self.optimizer.step()
         self.apply_masks()
+        self.end_step()
 
     def sparsity(self) -> tuple[list[LayerSparsity], float]:
         """Per-layer and total sparsity measured on the prunable weights (exact zeros)."""
         return measured_sparsity(self.params)
 
     def state_dict(self) -> dict:
-        return {"masks": self.masks.state_dict() if self.masks is not None else None}
+        state: dict = {
+            "masks": self.masks.state_dict() if self.masks is not None else None,
+            "generator": self.generator.get_state(),  # SET's random growth continues where it was
+        }
+        if self.updates is not None:  # a gradual or RigL/SET phase: where it is in its steps
+            state["updates"] = self.updates.state_dict()
+        return state
 
     def load_state_dict(self, state: Mapping) -> None:
         masks = state.get("masks")
         self.masks = MaskSet(self.params, masks) if masks is not None else None
+        updates = state.get("updates")
+        self.updates = MaskUpdates.from_state(updates) if updates is not None else None
+        if state.get("generator") is not None:
+            self.generator.set_state(state["generator"])

@@ -86,6 +86,7 @@ class Trainer(TrainerCheckpoints):
             scope=config.masking.scope,
             overrides=config.masking.overrides,
             criterion=config.masking.criterion,
+            seed=config.train.seed,
         )
         self.evaluation = Evaluation(
             task, self.model, self.device, config.train.eval_splits, schedule, self.is_main,
@@ -205,6 +206,8 @@ class Trainer(TrainerCheckpoints):
         run_epoch = epochs_before(self.schedule, self.results, pos.phase) + pos.epoch
         batches = self.task.train_batches(generator, epoch=run_epoch)
         batches = distributed.shard(batches, self.rank, self.world_size)
+        # a gradual or RigL/SET phase counts its steps: its length is planned once (and checkpointed)
+        self.dsd.plan_steps(self.schedule[pos.phase].epochs * len(batches))
         self.train_step.runner.train()
         bar = tqdm(
             total=len(batches),
@@ -435,12 +438,14 @@ class Trainer(TrainerCheckpoints):
         state, on every rank; False when rank 0 could not use it, and every rank keeps the last epoch."""
         state = None
         if self.is_main and saved is not None:
-            state = {"model": saved["model"], "optimizer": saved["optimizer"]}
+            state = {"model": saved["model"], "optimizer": saved["optimizer"], "dsd": saved.get("dsd")}
         state = distributed.broadcast_object(state)
         if state is None:
             return False
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])  # the same phase: the weights hold its masks
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["dsd"] is not None:  # the epoch's own masks: a gradual or RigL/SET phase changes them
+            self.dsd.load_state_dict(state["dsd"])
         return True
 
     @property

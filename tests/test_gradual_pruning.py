@@ -1,0 +1,147 @@
+"""Gradual magnitude pruning (``G`` phases): the sparsity trajectory and the masks after every step of a
+tiny model, against values computed by hand from Zhu & Gupta's cubic (and the linear) ramp."""
+
+import pytest
+import torch
+from torch import nn
+
+from dsd_seq.core.masked_optimizer import dsd_optimizer
+from dsd_seq.core.masks import kept_count
+from dsd_seq.core.ramp import Ramp
+from dsd_seq.core.schedule import Schedule, ScheduleError
+
+# a 4x4 matrix whose magnitudes are 1..16, signs mixed: the k kept weights are those of magnitude > 16-k
+WEIGHT = torch.tensor(
+    [[3.0, -16.0, 7.0, 1.0], [-9.0, 12.0, -2.0, 14.0], [5.0, -11.0, 8.0, -4.0], [15.0, 6.0, -13.0, 10.0]]
+)
+
+
+def _kept_set(k: int) -> torch.Tensor:
+    return WEIGHT.abs() > 16 - k
+
+
+def _tiny(schedule: str):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(WEIGHT)
+    opt = dsd_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1), schedule, unit="step")
+    return model, opt
+
+
+def _zero_gradient_step(model, opt):
+    """A step whose gradient is 0: the weights move only by the masks."""
+    opt.zero_grad()
+    (model(torch.ones(1, 4)) * 0.0).sum().backward()
+    opt.step()
+
+
+def test_the_ramp_formulas_by_hand():
+    cubic = Ramp(start=0.0, every=2, end=1.0)
+    # s_k = 0.75 + (0 - 0.75) * (1 - k/8)**3
+    assert [cubic.sparsity_at(k, 8, 0.75) for k in (0, 2, 4, 6, 8)] == [
+        0.0,
+        0.43359375,
+        0.65625,
+        0.73828125,
+        0.75,
+    ]
+    linear = Ramp(start=0.25, shape="linear", end=0.5)
+    # ramp over ceil(0.5 * 8) = 4 steps: 0.25 + 0.5 * k/4, then held
+    assert [linear.sparsity_at(k, 8, 0.75) for k in (0, 1, 2, 4, 6)] == [0.25, 0.375, 0.5, 0.75, 0.75]
+    assert [k for k in range(1, 9) if Ramp(every=3, end=0.5).updates_at(k, 8)] == [3, 4]  # and the ramp's end
+
+
+def test_cubic_ramp_masks_after_every_step_on_a_4x4_matrix():
+    # one phase of 8 steps, masks every 2 steps over the whole phase (end=1)
+    model, opt = _tiny("G8@0.75:0.1/every=2/end=1")
+    # hand: pruned = round(16 * s): k=2: round(6.9375)=7, k=4: round(10.5)=10 (half to even), k=6,8: 12
+    kept_after = {1: 16, 2: 9, 3: 9, 4: 6, 5: 6, 6: 4, 7: 4, 8: 4}
+    for step in range(1, 9):
+        _zero_gradient_step(model, opt)
+        k = kept_after[step]
+        assert torch.equal(opt.dsd.masks.masks["weight"], _kept_set(k)), step
+        assert torch.equal(model.weight.detach(), WEIGHT * _kept_set(k)), step
+    assert int(torch.count_nonzero(model.weight)) == kept_count(16, 0.75) == 4
+
+
+def test_linear_ramp_from_a_starting_sparsity_then_held():
+    # from 0.25 (4 pruned at entry) to 0.75 over the first half (4 steps), masks every step
+    model, opt = _tiny("G8@0.75:0.1/from=0.25/every=1/shape=linear/end=0.5")
+    _zero_gradient_step(model, opt)  # the phase is entered at its first step: 12 kept, then k=1: s=0.375
+    assert torch.equal(opt.dsd.masks.masks["weight"], _kept_set(10))  # round(6) pruned
+    for step, kept in ((2, 8), (3, 6), (4, 4), (5, 4), (8, 4)):
+        while opt.dsd.updates.step < step:
+            _zero_gradient_step(model, opt)
+        assert torch.equal(opt.dsd.masks.masks["weight"], _kept_set(kept)), step
+
+
+def test_exact_zeros_and_optimizer_state_after_every_step_while_training():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    opt = dsd_optimizer(
+        model, torch.optim.Adam(model.parameters(), lr=1e-2), "D3:1e-2,G12@0.8:1e-2/every=3", unit="step"
+    )
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    seen = []
+    for _ in range(15):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        if opt.dsd.masks is None:
+            continue
+        for name, p in opt.dsd.params.items():
+            mask = opt.dsd.masks.masks[name]
+            assert torch.all(p[~mask] == 0)
+            assert torch.all(opt.state[p]["exp_avg"][~mask] == 0)
+        seen.append(opt.dsd.masks.mask_report()[0].sparsity)
+    assert seen == sorted(seen)  # the sparsity only rises
+    for name, p in opt.dsd.params.items():  # after the ramp's end (ceil(0.75 * 12) = 9 steps): 0.8 exactly
+        assert int(torch.count_nonzero(p)) == kept_count(p.numel(), 0.8), name
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("G4@0.5:0.1/from=0.6", "from=0.6"),
+        ("G4@0.5:0.1/every=0", "every=0"),
+        ("G4@0.5:0.1/shape=exponential", "shape='exponential'"),
+        ("G4@0.5:0.1/end=1.5", "end=1.5"),
+        ("G4@0.5:0.1/drop=0.3", "'drop' is not a setting"),
+        ("G..4@0.5:0.1", "fixed length"),
+    ],
+)
+def test_bad_gradual_settings_name_the_setting(text, message):
+    with pytest.raises(ScheduleError, match=message):
+        Schedule.parse(text)
+
+
+def test_compact_and_yaml_forms_are_the_same_phase():
+    compact = Schedule.parse("D2:1e-3,G4@0.9:1e-3/from=0.1/every=50/shape=linear/end=0.5")
+    yaml = Schedule.from_config(
+        [
+            {"kind": "dense", "epochs": 2, "lr": 1e-3},
+            {"kind": "gradual", "epochs": 4, "lr": 1e-3, "sparsity": 0.9, "from": 0.1, "every": 50,
+             "shape": "linear", "end": 0.5},
+        ]
+    )  # fmt: skip
+    assert compact == yaml
+    assert Schedule.parse(compact.compact()) == compact
+    assert compact.label(1) == "Gradual"
+    assert Schedule.parse("G4@0.9:1e-3").compact() == "G4@0.9:0.001"  # defaults are not written
+    with pytest.raises(ScheduleError, match="unknown key"):
+        Schedule.from_config([{"kind": "gradual", "epochs": 4, "lr": 1e-3, "sparsity": 0.9, "speed": 2}])
+
+
+def test_a_schedule_counted_in_epochs_needs_the_steps_of_an_epoch():
+    model = nn.Linear(4, 4, bias=False)
+    opt = dsd_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1), "D1:0.1,G2@0.5:0.1/every=1")
+    opt.begin_epoch(0)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        opt.begin_epoch(1)
+    opt = dsd_optimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), "D1:0.1,G2@0.5:0.1/every=1", steps_per_epoch=3
+    )
+    opt.begin_epoch(0)
+    opt.begin_epoch(1)
+    assert opt.dsd.updates.steps == 6  # 2 epochs of 3 steps
