@@ -22,6 +22,7 @@ weights were updated and masked, so a grown weight is exactly 0 after it with ze
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 
 import torch
@@ -65,8 +66,9 @@ class DSD:
         self.updates: MaskUpdates | None = None  # a gradual or RigL/SET phase's in-phase schedule
         self.generator = torch.Generator().manual_seed(seed)  # SET's random growth (saved: exact resumes)
         self._dense_grads: dict[str, torch.Tensor] | None = None  # RigL: |gradient| before masking
+        self._kept_from: dict[str, weakref.ref | None] = {}  # the gradient tensor each one was kept from
         self.last_redraw: dict[str, int] = {}  # weights each layer dropped (and grew) at the last redraw
-        self.gradients_masked_in_backward = False  # MaskHooks(during_backward=True) keeps RigL's gradient
+        self.gradients_masked_in_backward = False  # set by MaskHooks(during_backward=True) (informational)
 
     @property
     def is_sparse(self) -> bool:
@@ -121,13 +123,24 @@ class DSD:
         self.masks = None
 
     def mask_gradients(self) -> None:
+        """Zero the pruned weights' gradients. On a step that redraws by the gradient (RigL) the dense
+        gradient is kept first, once per step: a second call in the same step (``mask_gradients()``
+        before clipping, then ``step()``) or a backward hook that kept it already leaves it as it is."""
         if self.masks is not None:
             if self.updates is not None and self.updates.wants_gradient:
-                kept = self._dense_grads or {}
                 for name, p in self.params.items():
-                    if not (self.gradients_masked_in_backward and name in kept):  # a hook kept it first
+                    if not self._kept_this_step(name, p.grad):
                         self.keep_dense_gradient(name, p.grad)
             self.masks.mask_grads_()
+
+    def _kept_this_step(self, name: str, grad: torch.Tensor | None) -> bool:
+        """Whether ``name``'s dense gradient was kept from this very gradient tensor (a new backward after
+        ``zero_grad(set_to_none=True)`` makes a new one, so a step skipped without ``skip_step()`` leaves
+        nothing stale behind)."""
+        if self._dense_grads is None or name not in self._dense_grads:
+            return False
+        ref = self._kept_from.get(name)
+        return (ref() if ref is not None else None) is grad
 
     def keep_dense_gradient(self, name: str, grad: torch.Tensor | None) -> None:
         """RigL: keep |gradient| of ``name`` before it is masked, on a step that redraws (a hook that
@@ -137,6 +150,12 @@ class DSD:
         p = self.params[name]
         kept = grad.detach().abs().float() if grad is not None else torch.zeros_like(p, dtype=torch.float)
         self._dense_grads = {**(self._dense_grads or {}), name: kept}
+        self._kept_from[name] = weakref.ref(grad) if grad is not None else None
+
+    def discard_dense_gradients(self) -> None:
+        """Forget the dense gradient kept for RigL's next redraw: call it when a step is abandoned without
+        ``end_step()``/``skip_step()`` (``MaskedOptimizer.zero_grad`` does), so that it is never reused."""
+        self._dense_grads, self._kept_from = None, {}
 
     def end_step(self) -> None:
         """Count a completed optimizer step of the phase; after the steps its rule names, raise the
@@ -151,7 +170,8 @@ class DSD:
 
     def _count_step(self, taken: bool) -> None:
         updates = self.updates
-        dense_grads, self._dense_grads = self._dense_grads, None
+        dense_grads = self._dense_grads
+        self.discard_dense_gradients()
         if updates is None:
             return
         updates.step += 1
