@@ -140,3 +140,19 @@ def test_train_runs_one_arm_by_hand_with_its_settings(tmp_path, monkeypatch, cap
     assert "invalid choice: 'prune'" in capsys.readouterr().err
     assert main([*argv, "--baseline", "rigl/shape=cubic"]) == 2
     assert "not a setting of the rigl arm" in capsys.readouterr().err
+
+
+def test_compare_refuses_an_arm_whose_folder_ran_other_settings(tmp_path, monkeypatch, capsys):
+    # rigl/every=100 finished in OUT/seed0/rigl; rigl/every=50 into the same --out must not reuse it
+    config = toy_config_file(tmp_path, monkeypatch)
+    out = tmp_path / "cmp"
+    schedule = "D2:0.01,S2@0.5:0.01,D2:0.001"
+    old = arm_schedule("rigl/every=100", Schedule.parse(schedule)).compact()
+    (out / "seed0" / "rigl").mkdir(parents=True)
+    (out / "seed0" / "rigl" / "results.json").write_text(json.dumps({"schedule": old, "phases": []}))
+    argv = ["compare", "--config", config, "--seeds", "1", "--out", str(out), "--set", f"schedule={schedule}"]
+    assert main([*argv, "--arms", "dsd,rigl/every=50"]) == 2
+    err = capsys.readouterr().err
+    new = arm_schedule("rigl/every=50", Schedule.parse(schedule)).compact()
+    assert old in err and new in err and "another --out" in err
+    assert not (out / "seed0" / "dsd").exists()  # refused before anything trained
