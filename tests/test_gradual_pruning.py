@@ -145,3 +145,27 @@ def test_a_schedule_counted_in_epochs_needs_the_steps_of_an_epoch():
     opt.begin_epoch(0)
     opt.begin_epoch(1)
     assert opt.dsd.updates.steps == 6  # 2 epochs of 3 steps
+
+
+def test_overridden_layers_rise_along_the_ramp_to_their_override():
+    # masking.overrides {"0.weight": 0.8} in a gradual phase to 0.4 (linear from 0, every step, 4 steps):
+    # the overridden layer is pruned to 0.8 * s / 0.4 at each sparsity s of the ramp, not 0.8 at entry
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10, bias=False), nn.Linear(10, 10, bias=False))
+    opt = dsd_optimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), "G4@0.4:0.1/every=1/shape=linear/end=1",
+        unit="step", overrides={"0.weight": 0.8},
+    )  # fmt: skip
+
+    def pruned(name):
+        return int((~opt.dsd.masks.masks[name]).sum())
+
+    for step, (overridden, other) in enumerate([(20, 10), (40, 20), (60, 30), (80, 40)], start=1):
+        _zero_gradient_step_any(model, opt)
+        assert (pruned("0.weight"), pruned("1.weight")) == (overridden, other), step
+
+
+def _zero_gradient_step_any(model, opt):
+    opt.zero_grad()
+    (model(torch.ones(1, 10)) * 0.0).sum().backward()
+    opt.step()

@@ -22,6 +22,7 @@ weights were updated and masked, so a grown weight is exactly 0 after it with ze
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Mapping
 
@@ -84,10 +85,10 @@ class DSD:
         self.set_lr(phase.lr)
         self.updates = None
         if phase.kind == SPARSE:
-            self.prune(phase.ramp.start if phase.ramp is not None else phase.sparsity)
             rule = phase.ramp if phase.ramp is not None else phase.redraw
             if rule is not None:
                 self.updates = MaskUpdates(rule, phase.sparsity)
+            self.prune(phase.ramp.start if phase.ramp is not None else phase.sparsity)
         elif self.is_sparse:
             self.redense()
 
@@ -102,11 +103,22 @@ class DSD:
         and their optimizer state."""
         if self.masks is not None:  # sparse to sparse: unpark the old masks' second moments first, so that
             self.masks.mask_optimizer_state_(self.optimizer)  # weights revived by a lower sparsity start at 0
-        self.masks = MaskSet.from_criterion(self.params, sparsity, self.masking)
+        self.masks = MaskSet.from_criterion(self.params, sparsity, self._masking_at(sparsity))
         self.masks.apply_()
         self.masks.mask_optimizer_state_(self.optimizer)
         self.masks.park_second_moments_(self.optimizer)
         return self.masks
+
+    def _masking_at(self, sparsity: float) -> MaskingConfig:
+        """The masking settings for pruning to ``sparsity``. In a gradual phase the ``overrides`` rise
+        along the ramp with the other layers: an override ``o`` prunes its layers to ``o * s / s_f`` at
+        sparsity ``s`` of the phase's final ``s_f``, so that they reach ``o`` when the ramp ends."""
+        updates = self.updates
+        if not self.masking.overrides or updates is None or not isinstance(updates.rule, Ramp):
+            return self.masking
+        scale = sparsity / updates.sparsity if updates.sparsity > 0 else 1.0
+        scaled = {pattern: value * scale for pattern, value in self.masking.overrides.items()}
+        return dataclasses.replace(self.masking, overrides=scaled)
 
     def redense(self) -> None:
         """Lift the masks. Pruned weights restart at exactly zero (they are zero now) and their optimizer
