@@ -8,8 +8,16 @@
             loss_fn(model, batch).backward()
             dsd.step()          # masks gradients, optimizer.step(), re-applies the masks
 
-With gradient clipping or a GradScaler, call ``dsd.mask_gradients()`` before clipping and
-``dsd.apply_masks()`` after the optimizer step instead of ``dsd.step()``. Which weights are prunable is
+With gradient clipping or a GradScaler, do the step by hand instead of ``dsd.step()``:
+
+    dsd.mask_gradients()    # before clipping: pruned weights do not count in the norm
+    clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()        # or scaler.step(optimizer)
+    dsd.apply_masks()       # pruned weights are exactly 0 again
+    dsd.end_step()          # a gradual or RigL/SET phase counts the step (and may change its masks)
+
+and call ``dsd.skip_step()`` instead of ``dsd.end_step()`` for a step that was skipped (a GradScaler
+overflow, a NaN loss). Which weights are prunable is
 ``selection`` (a :class:`SelectionConfig`); the masks keep the weights that ``criterion`` (a name in
 ``dsd_seq.core.criteria.CRITERIA``, default |w|) scores highest, per layer or with ``scope="global"``
 across layers, at the phase's sparsity or an ``overrides`` one (parameter-name glob -> sparsity).
@@ -17,12 +25,15 @@ across layers, at the phase's sparsity or an ``overrides`` one (parameter-name g
 A gradual or RigL/SET phase (``Phase.ramp``, ``Phase.redraw``) changes its masks while it trains: give
 the controller its length in optimizer steps with ``dsd.plan_steps(n)`` once it is entered, and end
 each successful step with ``dsd.end_step()`` (``dsd.step()`` does); the masks change there, after the
-weights were updated and masked, so a grown weight is exactly 0 after it with zero optimizer state.
+weights were updated and masked, so a grown weight is exactly 0 after it with zero optimizer state. A
+phase whose steps were never counted warns when it ends (``dsd.finish_phase()``, which the next
+``enter()`` calls), as does a phase too short for its ``every`` when it is planned.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import weakref
 from collections.abc import Mapping
 
@@ -81,7 +92,9 @@ class DSD:
 
     def enter(self, phase: Phase) -> None:
         """Start ``phase``: set its learning rate, then prune (sparse) or lift the masks (re-dense). A
-        gradual phase prunes to its starting sparsity, a RigL/SET phase to its sparsity."""
+        gradual phase prunes to its starting sparsity, a RigL/SET phase to its sparsity. A gradual or
+        RigL/SET phase still current is finished first (:meth:`finish_phase`)."""
+        self.finish_phase()
         self.set_lr(phase.lr)
         self.updates = None
         if phase.kind == SPARSE:
@@ -92,11 +105,49 @@ class DSD:
         elif self.is_sparse:
             self.redense()
 
-    def plan_steps(self, steps: int) -> None:
+    def plan_steps(self, steps: int) -> str | None:
         """The current phase's length in optimizer steps, which a gradual or RigL/SET phase counts in (no
-        effect for other phases; the first call of a phase holds)."""
-        if self.updates is not None:
-            self.updates.plan(steps)
+        effect for other phases; the first call of a phase holds). When the phase is too short for its
+        ``every`` (a ramp of one update, a RigL/SET phase that never redraws) the first call warns
+        (``warnings.warn``) and returns the warning."""
+        if self.updates is None or not self.updates.plan(steps):
+            return None
+        message = self.updates.short_phase_warning()
+        if message is not None:
+            warnings.warn(message, stacklevel=2)
+        return message
+
+    def finish_phase(self) -> str | None:
+        """End a gradual or RigL/SET phase (the trainer and ``PhaseDriver`` call it when the phase ends).
+        A gradual phase that ended before its ramp did (its steps were planned from an epoch with more
+        batches than the others had) is pruned to its final sparsity now. Returns a warning (also issued
+        with ``warnings.warn``) when that happened, or when no step of the phase was counted (a loop that
+        never called ``end_step()``); None otherwise."""
+        updates = self.updates
+        if updates is None or updates.finished:
+            return None
+        updates.finished = True
+        what = "gradual" if isinstance(updates.rule, Ramp) else updates.rule.method  # type: ignore[union-attr]
+        message = None
+        if updates.step == 0:
+            message = (
+                f"the {what} phase (sparsity {updates.sparsity:g}) ended with no optimizer step counted, so "
+                "its masks never changed during it: call dsd.end_step() after every optimizer step "
+                "(dsd.step() and MaskedOptimizer.step() do) and dsd.skip_step() for a skipped one"
+            )
+        if isinstance(updates.rule, Ramp):
+            last = updates.rule.last_step(updates.steps) if updates.steps is not None else None
+            if last is None or updates.step < last:
+                reached = updates.target() if updates.steps is not None else updates.rule.start
+                message = (message + "; " if message else "") + (
+                    f"the gradual phase ended after {updates.step} of its ramp's "
+                    f"{last if last is not None else 'unplanned'} planned step(s), at "
+                    f"sparsity {reached:g}: pruned to its final sparsity {updates.sparsity:g} now"
+                )
+                self.prune(updates.sparsity)
+        if message is not None:
+            warnings.warn(message, stacklevel=2)
+        return message
 
     def prune(self, sparsity: float) -> MaskSet:
         """Compute masks from the current weights' scores (``masking.criterion``), zero the pruned weights
