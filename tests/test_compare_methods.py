@@ -44,6 +44,8 @@ def test_each_arm_trains_dsd_s_epochs_and_learning_rates_after_its_dense_phase()
         ("dsd,rigl/every=0", "every=0"),
         ("dsd,rigl/shape=cubic", "not a setting of the rigl arm"),
         ("dsd,llr/every=2", "llr takes no settings"),
+        ("dsd,rigl/every=50,rigl/every=100", "rigl named more than once"),
+        ("dsd,llr,dsd", "dsd named more than once"),
     ],
 )
 def test_bad_arms_are_refused_naming_what(text, message):

@@ -90,7 +90,15 @@ def parse_arms(text: str | None, design: str, schedule: Schedule | None = None) 
     a method's settings are checked on DSD's ``schedule`` (a short stand-in when None)."""
     if text is None:
         return DESIGNS[design]
-    arms = {arm_name(a): a.strip() for a in str(text).split(",") if a.strip()}
+    given = [a.strip() for a in str(text).split(",") if a.strip()]
+    names = [arm_name(a) for a in given]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(
+            f"--arms {text!r}: {', '.join(twice)} named more than once; each arm trains once per seed, in "
+            "its own folder (compare other settings of one method in another --out folder)"
+        )
+    arms = dict(zip(names, given, strict=True))
     unknown = [a for a in arms if a not in CONTINUATIONS]
     if unknown or "dsd" not in arms:
         raise ConfigError(
