@@ -289,3 +289,18 @@ def test_rigl_never_grows_by_the_gradient_of_a_step_that_was_skipped():
         assert sum(ref_opt.dsd.last_redraw.values()) > 0
         for name, mask in ref_opt.dsd.masks.masks.items():
             assert torch.equal(mask, opt.dsd.masks.masks[name]), (set_to_none, name)
+
+
+def test_the_trainer_logs_each_redraw_with_the_weights_each_layer_dropped(tmp_path):
+    import json
+
+    from tests.toy_task import toy_trainer
+
+    trainer = toy_trainer(tmp_path / "run", Schedule.parse("D1:0.01,R2@0.5:0.01/every=4/end=1"))
+    trainer.run()
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    redraws = [e for e in events if e["event"] == "mask_update"]
+    assert [e["phase_step"] for e in redraws] == [4, 8, 12]  # 16 steps: redraws while t < 16
+    for e in redraws:
+        assert e["method"] == "rigl" and e["phase"] == 1 and e["dropped"] == sum(e["layers"].values())
+    assert redraws[0]["dropped"] > 0

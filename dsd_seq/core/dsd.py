@@ -80,6 +80,7 @@ class DSD:
         self._dense_grads: dict[str, torch.Tensor] | None = None  # RigL: |gradient| before masking
         self._kept_from: dict[str, weakref.ref | None] = {}  # the gradient tensor each one was kept from
         self.last_redraw: dict[str, int] = {}  # weights each layer dropped (and grew) at the last redraw
+        self._mask_update: dict | None = None  # the last in-phase mask change, until take_mask_update()
         self.gradients_masked_in_backward = False  # set by MaskHooks(during_backward=True) (informational)
 
     @property
@@ -242,8 +243,27 @@ class DSD:
             return
         if isinstance(updates.rule, Ramp):
             self.prune(updates.target())
+            self._mask_update = {
+                "method": "gradual",
+                "phase_step": updates.step,
+                "sparsity": updates.target(),
+            }
         elif taken:
-            self._redraw(updates.drop_fraction(), dense_grads)
+            fraction = updates.drop_fraction()
+            self._redraw(fraction, dense_grads)
+            self._mask_update = {
+                "method": updates.rule.method,
+                "phase_step": updates.step,
+                "drop_fraction": fraction,
+                "dropped": sum(self.last_redraw.values()),
+                "layers": dict(self.last_redraw),
+            }
+
+    def take_mask_update(self) -> dict | None:
+        """What the last step changed in the masks of a gradual or RigL/SET phase (for the metrics log:
+        the ramp's new sparsity, or the weights each layer dropped and grew), once; None when nothing."""
+        update, self._mask_update = self._mask_update, None
+        return update
 
     @torch.no_grad()
     def _redraw(self, fraction: float, dense_grads: dict[str, torch.Tensor] | None) -> None:

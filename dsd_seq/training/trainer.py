@@ -227,6 +227,9 @@ class Trainer(TrainerCheckpoints):
             for index in range(pos.step, len(batches)):
                 result = self._step(batches[index], log, index)
                 self._record(result, log, index, bar)
+                update = self.dsd.take_mask_update()  # a gradual or RigL/SET phase changed its masks
+                if update is not None:
+                    log.log("mask_update", pos.global_step, phase=pos.phase, **update)
                 pos.step, pos.global_step = index + 1, pos.global_step + 1
                 steps_this_call += 1
                 bar.update(1)
