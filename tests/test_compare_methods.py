@@ -158,3 +158,33 @@ def test_compare_refuses_an_arm_whose_folder_ran_other_settings(tmp_path, monkey
     new = arm_schedule("rigl/every=50", Schedule.parse(schedule)).compact()
     assert old in err and new in err and "another --out" in err
     assert not (out / "seed0" / "dsd").exists()  # refused before anything trained
+
+
+def test_an_arm_that_trained_dsd_s_realized_epochs_is_compared_by_its_settings(tmp_path):
+    # DSD's sparse phase ends at convergence: the arm's folder holds the epochs DSD realized, which is
+    # the same arm; other method settings are still refused
+    from pathlib import Path
+
+    from dsd_seq.experiments.compare import PlannedRun, check_arm_settings
+    from dsd_seq.training.run import TrainRequest
+
+    converging = Schedule.from_config(
+        [
+            {"kind": "dense", "epochs": 4, "lr": 0.01},
+            {"kind": "sparse", "epochs": 4, "lr": 0.01, "sparsity": 0.5, "until": {"patience": 1}},
+            {"kind": "dense", "epochs": 2, "lr": 0.001},
+        ]
+    )
+    realized = converging.realized([2, 3])
+    folder = tmp_path / "rigl"
+    folder.mkdir()
+    request = TrainRequest(config=Path("c.yaml"), exp_dir=folder, baseline="rigl/every=50")
+    runs = [PlannedRun(0, "rigl", request, None)]
+    ran = arm_schedule("rigl/every=50", realized).compact()
+    (folder / "results.json").write_text(json.dumps({"schedule": ran, "phases": []}))
+    check_arm_settings(runs, converging)  # accepted
+    (folder / "results.json").write_text(
+        json.dumps({"schedule": arm_schedule("rigl/every=20", realized).compact(), "phases": []})
+    )
+    with pytest.raises(ConfigError, match="R3@0.5:0.01/every=20.*another --out"):
+        check_arm_settings(runs, converging)
