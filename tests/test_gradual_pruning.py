@@ -229,3 +229,13 @@ def test_a_gradual_phase_that_counted_no_step_says_to_call_end_step():
         dsd.apply_masks()
     with pytest.warns(UserWarning, match=r"no optimizer step counted.*dsd.end_step\(\)"):
         dsd.enter(dense)
+
+
+def test_planning_a_phase_with_no_step_names_the_phase_and_the_cause():
+    from dsd_seq.core.mask_updates import MaskUpdates
+    from dsd_seq.core.redraw import Redraw
+
+    with pytest.raises(ValueError, match=r"a gradual phase \(to sparsity 0.5\).*planned with 0 \(an epoch"):
+        MaskUpdates(Ramp(), 0.5).plan(0)
+    with pytest.raises(ValueError, match=r"a set phase \(to sparsity 0.8\)"):
+        MaskUpdates(Redraw(grow="random"), 0.8).plan(0)
