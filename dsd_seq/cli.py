@@ -20,6 +20,7 @@ from dsd_seq.experiments.compare import (
     DESIGNS,
     KINDS,
     CompareError,
+    check_arm_settings,
     check_design,
     execute,
     expected_hash,
@@ -221,6 +222,7 @@ def _compare(args: argparse.Namespace) -> int:
     arms = parse_arms(args.arms, args.design, schedule)
     runs = plan_runs(args.config, schedule, seeds, out, overrides, literal, args.design, baselines, arms)
     check_design(out, args.design, baselines)
+    check_arm_settings(runs, schedule)
     for arm in arms:
         label, to_schedule = BASELINES[CONTINUATIONS[arm_name(arm)]]
         s = arm_schedule(arm, schedule) if arm_name(arm) in ARMS else to_schedule(schedule)

@@ -44,6 +44,8 @@ def test_each_arm_trains_dsd_s_epochs_and_learning_rates_after_its_dense_phase()
         ("dsd,rigl/every=0", "every=0"),
         ("dsd,rigl/shape=cubic", "not a setting of the rigl arm"),
         ("dsd,llr/every=2", "llr takes no settings"),
+        ("dsd,rigl/every=50,rigl/every=100", "rigl named more than once"),
+        ("dsd,llr,dsd", "dsd named more than once"),
     ],
 )
 def test_bad_arms_are_refused_naming_what(text, message):
@@ -140,3 +142,49 @@ def test_train_runs_one_arm_by_hand_with_its_settings(tmp_path, monkeypatch, cap
     assert "invalid choice: 'prune'" in capsys.readouterr().err
     assert main([*argv, "--baseline", "rigl/shape=cubic"]) == 2
     assert "not a setting of the rigl arm" in capsys.readouterr().err
+
+
+def test_compare_refuses_an_arm_whose_folder_ran_other_settings(tmp_path, monkeypatch, capsys):
+    # rigl/every=100 finished in OUT/seed0/rigl; rigl/every=50 into the same --out must not reuse it
+    config = toy_config_file(tmp_path, monkeypatch)
+    out = tmp_path / "cmp"
+    schedule = "D2:0.01,S2@0.5:0.01,D2:0.001"
+    old = arm_schedule("rigl/every=100", Schedule.parse(schedule)).compact()
+    (out / "seed0" / "rigl").mkdir(parents=True)
+    (out / "seed0" / "rigl" / "results.json").write_text(json.dumps({"schedule": old, "phases": []}))
+    argv = ["compare", "--config", config, "--seeds", "1", "--out", str(out), "--set", f"schedule={schedule}"]
+    assert main([*argv, "--arms", "dsd,rigl/every=50"]) == 2
+    err = capsys.readouterr().err
+    new = arm_schedule("rigl/every=50", Schedule.parse(schedule)).compact()
+    assert old in err and new in err and "another --out" in err
+    assert not (out / "seed0" / "dsd").exists()  # refused before anything trained
+
+
+def test_an_arm_that_trained_dsd_s_realized_epochs_is_compared_by_its_settings(tmp_path):
+    # DSD's sparse phase ends at convergence: the arm's folder holds the epochs DSD realized, which is
+    # the same arm; other method settings are still refused
+    from pathlib import Path
+
+    from dsd_seq.experiments.compare import PlannedRun, check_arm_settings
+    from dsd_seq.training.run import TrainRequest
+
+    converging = Schedule.from_config(
+        [
+            {"kind": "dense", "epochs": 4, "lr": 0.01},
+            {"kind": "sparse", "epochs": 4, "lr": 0.01, "sparsity": 0.5, "until": {"patience": 1}},
+            {"kind": "dense", "epochs": 2, "lr": 0.001},
+        ]
+    )
+    realized = converging.realized([2, 3])
+    folder = tmp_path / "rigl"
+    folder.mkdir()
+    request = TrainRequest(config=Path("c.yaml"), exp_dir=folder, baseline="rigl/every=50")
+    runs = [PlannedRun(0, "rigl", request, None)]
+    ran = arm_schedule("rigl/every=50", realized).compact()
+    (folder / "results.json").write_text(json.dumps({"schedule": ran, "phases": []}))
+    check_arm_settings(runs, converging)  # accepted
+    (folder / "results.json").write_text(
+        json.dumps({"schedule": arm_schedule("rigl/every=20", realized).compact(), "phases": []})
+    )
+    with pytest.raises(ConfigError, match="R3@0.5:0.01/every=20.*another --out"):
+        check_arm_settings(runs, converging)

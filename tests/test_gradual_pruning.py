@@ -145,3 +145,97 @@ def test_a_schedule_counted_in_epochs_needs_the_steps_of_an_epoch():
     opt.begin_epoch(0)
     opt.begin_epoch(1)
     assert opt.dsd.updates.steps == 6  # 2 epochs of 3 steps
+
+
+def test_overridden_layers_rise_along_the_ramp_to_their_override():
+    # masking.overrides {"0.weight": 0.8} in a gradual phase to 0.4 (linear from 0, every step, 4 steps):
+    # the overridden layer is pruned to 0.8 * s / 0.4 at each sparsity s of the ramp, not 0.8 at entry
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 10, bias=False), nn.Linear(10, 10, bias=False))
+    opt = dsd_optimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), "G4@0.4:0.1/every=1/shape=linear/end=1",
+        unit="step", overrides={"0.weight": 0.8},
+    )  # fmt: skip
+
+    def pruned(name):
+        return int((~opt.dsd.masks.masks[name]).sum())
+
+    for step, (overridden, other) in enumerate([(20, 10), (40, 20), (60, 30), (80, 40)], start=1):
+        _zero_gradient_step_any(model, opt)
+        assert (pruned("0.weight"), pruned("1.weight")) == (overridden, other), step
+
+
+def _zero_gradient_step_any(model, opt):
+    opt.zero_grad()
+    (model(torch.ones(1, 10)) * 0.0).sum().backward()
+    opt.step()
+
+
+def test_a_gradual_phase_whose_later_epochs_have_fewer_batches_still_ends_at_its_sparsity(tmp_path):
+    # frame-budget batching repacks every epoch: here the phase's first epoch has 8 batches and the
+    # others 4, so the 3 x 8 = 24 steps planned are never taken (16 are); the phase end prunes to the
+    # final sparsity, says so and logs it
+    import json
+
+    from tests.toy_task import ToyTask, toy_trainer
+
+    class ShrinkingEpochs(ToyTask):
+        def train_batches(self, generator, epoch=0):
+            batches = super().train_batches(generator, epoch)
+            return batches if epoch <= 1 else batches[:4]
+
+    schedule = Schedule.parse("D1:0.01,G3@0.6:0.01/every=2/end=1")
+    trainer = toy_trainer(tmp_path / "run", schedule, task=ShrinkingEpochs())
+    with pytest.warns(UserWarning, match="pruned to its final sparsity 0.6"):
+        rows = trainer.run()
+    _, total = trainer.dsd.sparsity()
+    assert total == pytest.approx(0.6, abs=0.01)
+    assert rows[1]["measured_sparsity"] == pytest.approx(0.6, abs=0.01)
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    warned = [e for e in events if e["event"] == "warning"]
+    assert len(warned) == 1 and "after 16 of its ramp's 24 planned step(s)" in warned[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "schedule, words",
+    [
+        ("G4@0.5:0.1/every=4", "updated only once, at step 3: this is one-shot pruning"),
+        ("R4@0.5:0.1/every=3", "never redrawn: this is fixed-mask sparse training, not rigl"),
+        ("R4@0.5:0.1/every=3/grow=random", "not set; set every below 3"),
+    ],
+)
+def test_a_phase_too_short_for_its_every_warns_when_planned_naming_every_and_end(schedule, words):
+    model, opt = _tiny(schedule)
+    with pytest.warns(UserWarning, match="every=") as caught:
+        _zero_gradient_step(model, opt)
+    (message,) = [str(w.message) for w in caught]
+    assert words in message and "end=0.75 x 4 steps" in message
+    _zero_gradient_step(model, opt)  # planned once: said once
+
+
+def test_a_gradual_phase_that_counted_no_step_says_to_call_end_step():
+    from dsd_seq.core.dsd import DSD
+
+    model = nn.Linear(4, 4, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    dsd = DSD(model, opt)
+    gradual, dense = Schedule.parse("G2@0.5:0.1/every=1,D1:0.1")
+    dsd.enter(gradual)
+    dsd.plan_steps(2)
+    for _ in range(2):  # the manual pattern without end_step()
+        model(torch.ones(1, 4)).sum().backward()
+        dsd.mask_gradients()
+        opt.step()
+        dsd.apply_masks()
+    with pytest.warns(UserWarning, match=r"no optimizer step counted.*dsd.end_step\(\)"):
+        dsd.enter(dense)
+
+
+def test_planning_a_phase_with_no_step_names_the_phase_and_the_cause():
+    from dsd_seq.core.mask_updates import MaskUpdates
+    from dsd_seq.core.redraw import Redraw
+
+    with pytest.raises(ValueError, match=r"a gradual phase \(to sparsity 0.5\).*planned with 0 \(an epoch"):
+        MaskUpdates(Ramp(), 0.5).plan(0)
+    with pytest.raises(ValueError, match=r"a set phase \(to sparsity 0.8\)"):
+        MaskUpdates(Redraw(grow="random"), 0.8).plan(0)

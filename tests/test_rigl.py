@@ -230,3 +230,77 @@ def test_a_masked_optimizer_restored_mid_redraw_continues_bit_identical(text):
         assert torch.equal(a, b), name
     for name, mask in opt.dsd.masks.masks.items():
         assert torch.equal(mask, resumed_opt.dsd.masks.masks[name]), name
+
+
+def _masked_rigl(text="R8@0.6:0.05/every=2/end=1"):
+    from dsd_seq.core.masked_optimizer import dsd_optimizer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 2))
+    return model, dsd_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.05), text, unit="step")
+
+
+def test_rigl_with_mask_gradients_before_clipping_redraws_as_a_plain_step():
+    # the documented clipping pattern calls mask_gradients() twice in a step (here, then in step()): the
+    # second call must not replace the kept dense gradient by the masked one (growth would re-pick the
+    # weights just dropped, and RigL would silently keep its masks)
+    x, y = torch.randn(8, 5), torch.randint(0, 2, (8,))
+    runs = []
+    for clip in (False, True):
+        model, opt = _masked_rigl()
+        start = {n: m.clone() for n, m in opt.dsd.masks.masks.items()} if opt.dsd.masks else None
+        for _ in range(2):  # the redraw is after step 2
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            if clip:
+                opt.mask_gradients()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1e6)  # changes nothing but is there
+            opt.step()
+        runs.append(
+            (start, {n: m.clone() for n, m in opt.dsd.masks.masks.items()}, dict(opt.dsd.last_redraw))
+        )
+    (_, plain, plain_counts), (_, clipped, clipped_counts) = runs
+    assert sum(plain_counts.values()) > 0 and plain_counts == clipped_counts
+    for name, mask in plain.items():
+        assert torch.equal(mask, clipped[name]), name
+
+
+def test_rigl_never_grows_by_the_gradient_of_a_step_that_was_skipped():
+    # a GradScaler skips opt.step() after mask_gradients() kept the dense gradient: the next step's
+    # redraw grows by its own gradient, whether zero_grad sets the gradients to None or zeroes them
+    def step(m, o, gradient):
+        o.zero_grad()
+        m[0].weight.grad, m[2].weight.grad = gradient[0].clone(), gradient[1].clone()
+        o.step()
+
+    torch.manual_seed(1)
+    first, second, stale = ([torch.rand(6, 5), torch.rand(2, 6)] for _ in range(3))
+    for set_to_none in (True, False):
+        model, opt = _masked_rigl("R4@0.5:0.05/every=2/drop=0.5/end=1")
+        reference, ref_opt = _masked_rigl("R4@0.5:0.05/every=2/drop=0.5/end=1")
+        step(model, opt, first)
+        step(reference, ref_opt, first)
+        opt.zero_grad(set_to_none=set_to_none)
+        model[0].weight.grad, model[2].weight.grad = stale[0].clone(), stale[1].clone()
+        opt.mask_gradients()  # kept for the redraw after step 2; then the step is skipped
+        opt.zero_grad(set_to_none=set_to_none)
+        step(model, opt, second)
+        step(reference, ref_opt, second)
+        assert sum(ref_opt.dsd.last_redraw.values()) > 0
+        for name, mask in ref_opt.dsd.masks.masks.items():
+            assert torch.equal(mask, opt.dsd.masks.masks[name]), (set_to_none, name)
+
+
+def test_the_trainer_logs_each_redraw_with_the_weights_each_layer_dropped(tmp_path):
+    import json
+
+    from tests.toy_task import toy_trainer
+
+    trainer = toy_trainer(tmp_path / "run", Schedule.parse("D1:0.01,R2@0.5:0.01/every=4/end=1"))
+    trainer.run()
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    redraws = [e for e in events if e["event"] == "mask_update"]
+    assert [e["phase_step"] for e in redraws] == [4, 8, 12]  # 16 steps: redraws while t < 16
+    for e in redraws:
+        assert e["method"] == "rigl" and e["phase"] == 1 and e["dropped"] == sum(e["layers"].values())
+    assert redraws[0]["dropped"] > 0

@@ -20,16 +20,57 @@ class MaskUpdates:
     """The in-phase mask schedule of one phase: ``rule`` (a :class:`Ramp` or :class:`Redraw`) towards
     the phase's ``sparsity``."""
 
-    def __init__(self, rule: Ramp | Redraw, sparsity: float, step: int = 0, steps: int | None = None):
+    def __init__(
+        self,
+        rule: Ramp | Redraw,
+        sparsity: float,
+        step: int = 0,
+        steps: int | None = None,
+        finished: bool = False,
+    ):
         self.rule, self.sparsity = rule, sparsity
         self.step = step  # optimizer steps taken in the phase
         self.steps = steps  # the phase's length in optimizer steps; None until planned
+        self.finished = finished  # the phase has ended (DSD.finish_phase): nothing more to complete
 
-    def plan(self, steps: int) -> None:
+    def plan(self, steps: int) -> bool:
+        """Set the phase's length (the first plan holds); returns whether this call set it."""
         if steps < 1:
-            raise ValueError(f"a phase whose masks change needs at least one step, got {steps}")
-        if self.steps is None:
-            self.steps = int(steps)
+            rule = "gradual" if isinstance(self.rule, Ramp) else self.rule.method
+            raise ValueError(
+                f"a {rule} phase (to sparsity {self.sparsity:g}) changes its masks with its optimizer steps, "
+                f"so it needs at least one step; it was planned with {steps} (an epoch without batches?)"
+            )
+        if self.steps is not None:
+            return False
+        self.steps = int(steps)
+        return True
+
+    def short_phase_warning(self) -> str | None:
+        """Why the planned phase is too short for its rule to do what it is named for, or None: a gradual
+        ramp of ``K <= every`` steps prunes once (one-shot pruning at step K), a RigL/SET phase with
+        ``end * T <= every`` never redraws (fixed-mask sparse training)."""
+        steps = self._length()
+        rule = self.rule
+        if isinstance(rule, Ramp):
+            last = rule.last_step(steps)
+            if rule.every < last:
+                return None
+            return (
+                f"gradual phase to sparsity {self.sparsity:g}: its ramp lasts end={rule.end:g} x {steps} "
+                f"steps = {last} step(s) and every={rule.every}, so the masks are updated only once, at step "
+                f"{last}: this is one-shot pruning, not a gradual ramp; set every below {last} (or lengthen "
+                "the phase, or raise end)"
+            )
+        window = rule.end * steps
+        if rule.every < window:
+            return None
+        return (
+            f"{rule.method} phase at sparsity {self.sparsity:g}: it redraws during end={rule.end:g} x {steps} "
+            f"steps = {window:g} step(s) and every={rule.every}, so its masks are never redrawn: this is "
+            f"fixed-mask sparse training, not {rule.method}; set every below {window:g} (or lengthen the "
+            "phase, or raise end)"
+        )
 
     def _length(self) -> int:
         if self.steps is None:
@@ -60,9 +101,12 @@ class MaskUpdates:
 
     def state_dict(self) -> dict:
         kind = "ramp" if isinstance(self.rule, Ramp) else "redraw"
-        return {kind: asdict(self.rule), "sparsity": self.sparsity, "step": self.step, "steps": self.steps}
+        state = {kind: asdict(self.rule), "sparsity": self.sparsity, "step": self.step, "steps": self.steps}
+        return {**state, "finished": True} if self.finished else state
 
     @classmethod
     def from_state(cls, state: Mapping) -> MaskUpdates:
         rule = Ramp(**state["ramp"]) if "ramp" in state else Redraw(**state["redraw"])
-        return cls(rule, float(state["sparsity"]), int(state["step"]), state["steps"])
+        return cls(
+            rule, float(state["sparsity"]), int(state["step"]), state["steps"], bool(state.get("finished"))
+        )

@@ -90,7 +90,10 @@ class MaskedOptimizer:
 
     # the loop's calls ------------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """The inner optimizer's; also forgets a dense gradient RigL kept in a step that was never taken
+        (a GradScaler skipped it), so the next redraw grows by the next step's gradient."""
         self.optimizer.zero_grad(set_to_none=set_to_none)
+        self.dsd.discard_dense_gradients()
 
     def mask_gradients(self) -> None:
         """Zero the pruned weights' gradients now, e.g. before clipping so they do not count in the norm."""

@@ -90,7 +90,15 @@ def parse_arms(text: str | None, design: str, schedule: Schedule | None = None) 
     a method's settings are checked on DSD's ``schedule`` (a short stand-in when None)."""
     if text is None:
         return DESIGNS[design]
-    arms = {arm_name(a): a.strip() for a in str(text).split(",") if a.strip()}
+    given = [a.strip() for a in str(text).split(",") if a.strip()]
+    names = [arm_name(a) for a in given]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(
+            f"--arms {text!r}: {', '.join(twice)} named more than once; each arm trains once per seed, in "
+            "its own folder (compare other settings of one method in another --out folder)"
+        )
+    arms = dict(zip(names, given, strict=True))
     unknown = [a for a in arms if a not in CONTINUATIONS]
     if unknown or "dsd" not in arms:
         raise ConfigError(
@@ -270,6 +278,40 @@ def plan_runs(
             )  # fmt: skip
             runs.extend(c if single else dataclasses.replace(c, baseline_seed=tag) for c in continuations)
     return runs  # a run's `after` may be its copy before replace: `done` reads the disk either way
+
+
+def _method_settings(schedule: Schedule) -> set:
+    """What an arm's settings decide in ``schedule``, whatever epochs its phases realized: each phase's
+    kind and sparsity with its gradual, RigL/SET or AC/DC settings."""
+    return {
+        (p.kind, p.sparsity, p.ramp, p.redraw, p.acdc.element if p.acdc is not None else None)
+        for p in schedule.phases
+    }
+
+
+def check_arm_settings(runs: list[PlannedRun], schedule: Schedule) -> None:
+    """Refuse a method arm whose folder already holds a run with other settings (``rigl/every=50`` after
+    ``rigl/every=100``): it would be counted done, or continued, as if it were the arm asked for."""
+    for run in runs:
+        arm = run.request.baseline
+        if arm is None or arm_name(arm) not in ARMS:
+            continue
+        try:
+            recorded = json.loads((run.exp_dir / "results.json").read_text())["schedule"]
+            ran = Schedule.parse(recorded)
+        except (OSError, ValueError, KeyError, TypeError, ScheduleError):
+            continue  # nothing finished there yet
+        wanted = arm_schedule(arm, schedule)
+        if schedule.ends_at_convergence:  # the arm trains the epochs DSD realized: compare its settings
+            same = _method_settings(ran) == _method_settings(wanted)
+        else:
+            same = ran.compact() == wanted.compact()
+        if not same:
+            raise ConfigError(
+                f"--arms {arm}: {run.exp_dir} holds a run of schedule {ran.compact()}, but this arm's schedule "
+                f"is {wanted.compact()}; compare arms with other settings in another --out folder (or run "
+                f"the {arm_name(arm)} arm with the settings that folder was trained with)"
+            )
 
 
 def check_design(out: Path, design: str, baselines: list[int] | tuple[int, ...] = (0,)) -> None:
