@@ -13,14 +13,18 @@ import os
 import sys
 from pathlib import Path
 
+from dsd_seq.core.comparators import ARMS, arm_name, arm_schedule
 from dsd_seq.core.schedule import Schedule
 from dsd_seq.experiments.compare import (
+    CONTINUATIONS,
     DESIGNS,
     KINDS,
     CompareError,
+    check_arm_settings,
     check_design,
     execute,
     expected_hash,
+    parse_arms,
     parse_baselines,
     parse_seeds,
     plan_runs,
@@ -38,7 +42,7 @@ from dsd_seq.experiments.run_store import (
 from dsd_seq.experiments.score import MODES, score_files
 from dsd_seq.training import launch
 from dsd_seq.training.config import ConfigError, load_config
-from dsd_seq.training.run import RENAMED_BASELINES, RUN_ERRORS, RunOutcome, TrainRequest
+from dsd_seq.training.run import BASELINES, RENAMED_BASELINES, RUN_ERRORS, RunOutcome, TrainRequest
 
 # Errors meant for people: printed as one message (set DSD_SEQ_DEBUG=1 for the traceback): a run's errors
 # (config, schedule, data, checkpoints), and the report, figure and comparison ones.
@@ -54,7 +58,8 @@ def _train(args: argparse.Namespace) -> int:
     if outcome.is_main and outcome.finished and args.store:
         started_from = checkpoint_run_folder(args.init_from)
         append_record(
-            args.store, run_record(outcome.exp_dir, args.baseline or "dsd", started_from=started_from)
+            args.store,
+            run_record(outcome.exp_dir, arm_name(args.baseline or "dsd"), started_from=started_from),
         )
     return outcome.exit_status  # 130/143: a signal stopped it before its end (a recipe must stop too)
 
@@ -85,7 +90,16 @@ def _plan_run(args: argparse.Namespace) -> int:
             f"--init-from {init_from} does not exist: give the phase1-end.pt of a dense run of this config "
             "(e.g. an earlier run's exp/dsd/checkpoints/phase1-end.pt)"
         )
-    runs = plan_seed(args.config, schedule, args.exp, config.train.seed, overrides, literal, init_from)
+    runs = plan_seed(
+        args.config,
+        schedule,
+        args.exp,
+        config.train.seed,
+        overrides,
+        literal,
+        init_from,
+        tuple(CONTINUATIONS),
+    )
     if args.kind == "dense" and init_from is not None:
         print(f"dense phase: given by --init-from {init_from}; nothing to train")
         return 0
@@ -205,21 +219,25 @@ def _compare(args: argparse.Namespace) -> int:
         raise ConfigError("dsd-seq compare: --jobs must be at least 1")
     seeds, baselines = parse_seeds(args.seeds), parse_baselines(args.baselines)
     schedule = Schedule.from_config(config.schedule)
-    runs = plan_runs(args.config, schedule, seeds, out, overrides, literal, args.design, baselines)
+    arms = parse_arms(args.arms, args.design, schedule)
+    runs = plan_runs(args.config, schedule, seeds, out, overrides, literal, args.design, baselines, arms)
     check_design(out, args.design, baselines)
-    for label, s in (("DSD", schedule), ("LLR", schedule.llr()), ("Final-LR", schedule.final_lr_control())):
-        if args.design == "per-seed" or label != "Final-LR":
-            realized = label != "DSD" and schedule.ends_at_convergence
-            epochs = "the epochs each seed's DSD run realizes" if realized else f"{s.total_epochs} epochs"
-            print(f"{label:9s} {s.compact()} ({epochs})")
+    check_arm_settings(runs, schedule)
+    for arm in arms:
+        label, to_schedule = BASELINES[CONTINUATIONS[arm_name(arm)]]
+        s = arm_schedule(arm, schedule) if arm_name(arm) in ARMS else to_schedule(schedule)
+        realized = arm != "dsd" and schedule.ends_at_convergence
+        epochs = "the epochs each seed's DSD run realizes" if realized else f"{s.total_epochs} epochs"
+        print(f"{label:9s} {s.compact()} ({epochs})")
     named = f"seeds {args.seeds}" if not str(args.seeds).isdigit() else f"{len(seeds)} seeds"
     if args.design == "per-seed":
-        plan = f"{named} x (1 dense phase + 3 continuations)"
+        plan = f"{named} x (1 dense phase + {len(arms)} continuations)"
     else:  # the paper's Appendix A, with one or several dense baselines
         dense = f"1 dense baseline (seed {baselines[0]})" if len(baselines) == 1 else (
             f"{len(baselines)} dense baselines (seeds {', '.join(map(str, baselines))})"
         )  # fmt: skip
-        plan = f"{dense}, then {named} x (DSD + fine-tuning, the LLR schedule) from each"
+        what = "DSD + fine-tuning, the LLR schedule" if arms == ("dsd", "llr") else " + ".join(arms)
+        plan = f"{dense}, then {named} x ({what}) from each"
     print(f"design {args.design}: {plan} -> {out}; store {out / STORE_NAME}")
     problems = execute(runs, args.jobs, out / STORE_NAME)
     record_finished(runs, out / STORE_NAME)
@@ -248,11 +266,14 @@ def _schedule(args: argparse.Namespace) -> int:
     if args.count:
         print(len(schedule))
         return 0
-    for label, s in (
+    explained = [
         ("DSD", schedule),
         ("LLR baseline", schedule.llr()),
         ("Final-LR control", schedule.final_lr_control()),
-    ):
+    ]
+    if schedule[0].kind == "dense" and schedule.has_sparse_phase:  # compare --arms: the methods' arms
+        explained += [(f"{label} arm ({arm})", to_arm(schedule)) for arm, (label, to_arm) in ARMS.items()]
+    for label, s in explained:
         most = " at most" if s.ends_at_convergence else ""
         print(f"{label}: {s.compact()} ({s.total_epochs} epochs{most})")
         for i, phase in enumerate(s):
@@ -261,8 +282,12 @@ def _schedule(args: argparse.Namespace) -> int:
             )
             if phase.until is not None:
                 print(f"     ends {phase.until.describe(phase.epochs)}; hands on its last model")
+            described = s.describe(i)
+            if described is not None:
+                print(f"     {described}")
     print(
-        "(the LLR baseline continued from a shared dense baseline is the paper's fine-tuning control, Appendix A)"
+        "(the LLR baseline continued from a shared dense baseline is the paper's fine-tuning control, Appendix A;"
+        " the arms are what `compare --arms` trains for each method, docs/methods/)"
     )
     if schedule.ends_at_convergence:
         print(
@@ -284,6 +309,16 @@ def _average(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline_option(text: str) -> str:
+    """``--baseline``: a baseline's name, or a method's arm with its settings (``rigl/every=50``)."""
+    if text in ("llr", "final_lr", "llr-converge", *RENAMED_BASELINES) or arm_name(text) in ARMS:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from llr, final_lr, llr-converge, {', '.join(ARMS)}; an arm may "
+        "take settings: rigl/every=50)"
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsd-seq", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,11 +331,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--baseline",
-        choices=["llr", "final_lr", "llr-converge", *RENAMED_BASELINES],
+        type=_baseline_option,
+        metavar="{llr,final_lr,llr-converge,gmp,rigl,set,acdc}",
         help="run a baseline of the schedule instead: llr (same epochs and learning rates, no pruning; from "
         "a dense phase-1 checkpoint, the paper's fine-tuning control) or final_lr (dense phase, then dense "
         "training at the final learning rate for the same epochs); for phases that end at convergence, "
-        "llr-converge drops the learning rate upon convergence instead. finetune was renamed final_lr",
+        "llr-converge drops the learning rate upon convergence instead. finetune was renamed final_lr. "
+        "gmp, rigl, set, acdc: the methods DSD is weighed against, at its epochs and learning rates, "
+        "settings after a slash (rigl/every=50/drop=0.5; docs/methods/)",
     )
     train.add_argument(
         "--epochs-from",
@@ -427,6 +465,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="shared-baseline: K dense baselines from seeds 0 .. K-1 (default 1: seed 0, the paper's), or "
         "their seeds as a range or list (100-102); every seed continues each, and DSD against fine-tuning "
         "is tested paired by baseline",
+    )
+    compare.add_argument(
+        "--arms",
+        help="the continuations each seed trains, comma-separated with dsd among them: dsd, llr, final_lr "
+        "and the methods gmp, rigl, set, acdc (docs/methods/); default dsd,llr,final_lr (per-seed) or "
+        "dsd,llr (shared-baseline)",
     )
     compare.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process (default 1)")
     compare.add_argument(

@@ -122,3 +122,25 @@ def test_a_damaged_epoch_checkpoint_costs_the_average_not_the_run(tmp_path, caps
     rows = resumed.run(resume=True)
     assert rows[0]["average"]["metrics"] is None and rows[0]["average"]["epochs"] == [2, 3, 4]
     assert "no averaged model" in capsys.readouterr().out
+
+
+def test_the_average_command_masks_with_the_last_chosen_epochs_masks_in_a_rigl_phase(tmp_path):
+    # a RigL phase redraws its masks every step: the average keeps the last chosen epoch's masks (those
+    # the phase ended with when it is the last), not the oldest epoch's
+    torch.manual_seed(0)
+    task = ScriptedDevLossTask(SCRIPT)
+    schedule = Schedule.parse("D4:0.01,R3@0.5:0.01/every=1/drop=0.5/end=1")
+    trainer = toy_trainer(tmp_path / "rigl", schedule, ["train.average=last:3"], task)
+    trainer.run()
+    run, checkpoints = tmp_path / "rigl", tmp_path / "rigl" / "checkpoints"
+    assert main(["average", str(run), "--phase", "2", "--last", "3"]) == 0
+    averaged = load_safely(checkpoints / "phase2-avg-last3.pt")
+    first = load_safely(checkpoints / "phase2-epoch1.pt")["dsd"]["masks"]
+    last = load_safely(checkpoints / "phase2-end.pt")["dsd"]["masks"]
+    assert any(not torch.equal(first[n], last[n]) for n in last)  # the masks did change in the phase
+    grown_nonzero = False
+    for name, mask in averaged["dsd"]["masks"].items():
+        assert torch.equal(mask, last[name]), name
+        assert torch.all(averaged["model"][name][~mask] == 0), name
+        grown_nonzero |= bool(torch.any(averaged["model"][name][mask & ~first[name]] != 0))
+    assert grown_nonzero  # weights grown during the phase keep their averaged values

@@ -206,3 +206,12 @@ if __name__ == "__main__":  # the DDP run: Lightning starts rank 1 by running th
     dsd = DSDCallback("D1:0.05,S1@0.5:0.05")
     trainer = _trainer(2, [dsd, _SaveMasks(dsd, sys.argv[1])], devices=2, strategy="ddp")
     trainer.fit(SpeechModule(), _speech_loader())
+
+
+@pytest.mark.parametrize("schedule", ["D1:1e-3,G2@0.5:1e-3", "D1:1e-3,R2@0.5:1e-3/grow=random"])
+def test_gradual_and_rigl_phases_are_refused_saying_the_callback_counts_epochs(schedule):
+    with pytest.raises(
+        ValueError, match="counts epochs; gradual and RigL/SET phases need step counts"
+    ) as err:
+        DSDCallback(schedule)
+    assert "phase 2" in str(err.value) and "dsd-seq train" in str(err.value)

@@ -27,9 +27,10 @@ class MaskHooks:
         self.dsd = dsd
         self._handles = [
             optimizer.register_step_pre_hook(lambda *_: dsd.mask_gradients()),
-            optimizer.register_step_post_hook(lambda *_: dsd.apply_masks()),
+            optimizer.register_step_post_hook(lambda *_: (dsd.apply_masks(), dsd.end_step())),
         ]
         if during_backward:
+            dsd.gradients_masked_in_backward = True
             for name, param in dsd.params.items():
                 self._handles.append(param.register_post_accumulate_grad_hook(self._masker(name)))
 
@@ -37,6 +38,7 @@ class MaskHooks:
         def mask(param: torch.Tensor) -> None:
             masks = self.dsd.masks
             if masks is not None and param.grad is not None:
+                self.dsd.keep_dense_gradient(name, param.grad)  # RigL grows by the unmasked gradient
                 with torch.no_grad():
                     param.grad.mul_(masks.masks[name])
 

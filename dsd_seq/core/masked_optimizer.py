@@ -44,12 +44,15 @@ class MaskedOptimizer:
         schedule: Schedule | str | None = None,
         unit: str = "epoch",
         schedulers: Sequence = (),
+        steps_per_epoch: int | None = None,
     ):
         if dsd.optimizer is not optimizer:
             raise ValueError("MaskedOptimizer: dsd was built for a different optimizer than the one wrapped")
         self.optimizer = optimizer
         self.dsd = dsd
-        self.phases = PhaseDriver(dsd, schedule, unit, schedulers) if schedule is not None else None
+        self.phases = (
+            PhaseDriver(dsd, schedule, unit, schedulers, steps_per_epoch) if schedule is not None else None
+        )
         self.steps = 0  # optimizer steps taken (a step the GradScaler skipped is not one)
 
     # the inner optimizer's view, for GradScaler, clipping code and LR schedulers --------------------------
@@ -87,7 +90,10 @@ class MaskedOptimizer:
 
     # the loop's calls ------------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """The inner optimizer's; also forgets a dense gradient RigL kept in a step that was never taken
+        (a GradScaler skipped it), so the next redraw grows by the next step's gradient."""
         self.optimizer.zero_grad(set_to_none=set_to_none)
+        self.dsd.discard_dense_gradients()
 
     def mask_gradients(self) -> None:
         """Zero the pruned weights' gradients now, e.g. before clipping so they do not count in the norm."""
@@ -110,6 +116,7 @@ class MaskedOptimizer:
         self.dsd.mask_gradients()
         self.optimizer.step()
         self.dsd.apply_masks()
+        self.dsd.end_step()
         self.steps += 1
         return loss
 
@@ -157,6 +164,7 @@ def dsd_optimizer(
     *,
     unit: str = "epoch",
     schedulers: Sequence = (),
+    steps_per_epoch: int | None = None,
     selection: SelectionConfig | None = None,
     scope: str = "layer",
     overrides: Mapping[str, float] | None = None,
@@ -165,6 +173,7 @@ def dsd_optimizer(
 
     With ``schedule`` the phases are entered by ``begin_epoch(epoch)`` (``unit="epoch"``) or by the step
     count (``unit="step"``: each phase's ``epochs`` then counts optimizer steps). Without one, drive the
-    phases yourself through ``opt.dsd.enter(phase)``."""
+    phases yourself through ``opt.dsd.enter(phase)``. A gradual or RigL/SET phase counted in epochs needs
+    ``steps_per_epoch``."""
     dsd = DSD(model, optimizer, selection=selection, scope=scope, overrides=overrides)
-    return MaskedOptimizer(optimizer, dsd, schedule, unit, schedulers)
+    return MaskedOptimizer(optimizer, dsd, schedule, unit, schedulers, steps_per_epoch)

@@ -28,13 +28,21 @@ class PhaseDriver:
     ``step()``); without this, a closed-form scheduler such as ``LambdaLR`` would overwrite the phase LR.
     """
 
-    def __init__(self, dsd: DSD, schedule: Schedule | str, unit: str = "epoch", schedulers: Sequence = ()):
+    def __init__(
+        self,
+        dsd: DSD,
+        schedule: Schedule | str,
+        unit: str = "epoch",
+        schedulers: Sequence = (),
+        steps_per_epoch: int | None = None,
+    ):
         if unit not in UNITS:
             raise ValueError(f"PhaseDriver: unit must be one of {UNITS}, got {unit!r}")
         self.dsd = dsd
         self.schedule = Schedule.parse(schedule) if isinstance(schedule, str) else schedule
         self.unit = unit
         self.schedulers = list(schedulers)
+        self.steps_per_epoch = steps_per_epoch  # a gradual or RigL/SET phase counted in epochs needs it
         self.phase_index: int | None = None
         self.position: int | None = None
         self._starts = [sum(p.epochs for p in self.schedule.phases[:i]) for i in range(len(self.schedule))]
@@ -73,12 +81,24 @@ class PhaseDriver:
                     f"{self.unit}, or load_state_dict() from the checkpoint you resume from first."
                 )
             self.dsd.enter(phase)
+            if phase.masks_change:
+                self.dsd.plan_steps(self._phase_steps(phase))
             self.phase_index = index
             entered = phase
         if entered is not None or (phase.lr_decay != 1.0 and position != self.position):
             self.set_lr(phase.lr_at(offset))
         self.position = position
         return entered
+
+    def _phase_steps(self, phase: Phase) -> int:
+        if self.unit == "step":
+            return phase.epochs
+        if not self.steps_per_epoch:
+            raise ValueError(
+                f"PhaseDriver: phase {phase.compact()} changes its masks with its steps; counted in epochs "
+                "it needs steps_per_epoch (optimizer steps per epoch), or count the schedule in steps"
+            )
+        return phase.epochs * self.steps_per_epoch
 
     def set_lr(self, lr: float) -> None:
         self.dsd.set_lr(lr)

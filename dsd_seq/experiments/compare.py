@@ -29,7 +29,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from dsd_seq.core.schedule import DENSE, Schedule
+from dsd_seq.core.comparators import ARMS, arm_name, arm_schedule
+from dsd_seq.core.schedule import DENSE, Schedule, ScheduleError
 from dsd_seq.experiments.run_store import (
     append_record,
     checkpoint_run_folder,
@@ -41,13 +42,15 @@ from dsd_seq.safe_io import open_no_follow
 from dsd_seq.training.config import ConfigError, RunConfig, fingerprint
 from dsd_seq.training.run import RUN_ERRORS, TrainRequest
 
-#: The continuations of the shared dense phase, and the baseline each trains (None: DSD itself).
-CONTINUATIONS = {"dsd": None, "llr": "llr", "final_lr": "final_lr"}
+#: The continuations of the shared dense phase, and the baseline each trains (None: DSD itself); after
+#: DSD's own baselines, the methods DSD is weighed against (``--arms``, :mod:`dsd_seq.core.comparators`).
+CONTINUATIONS = {"dsd": None, "llr": "llr", "final_lr": "final_lr", **{arm: arm for arm in ARMS}}
 #: Every kind of run of one seed's plan, in the order they train.
 KINDS = ("dense", *CONTINUATIONS)
-#: The comparison designs (see the module docstring) and the continuations each trains per seed: the
-#: paper's design compares DSD with its fine-tuning control only (the LLR schedule from the baseline).
-DESIGNS = {"per-seed": tuple(CONTINUATIONS), "shared-baseline": ("dsd", "llr")}
+#: The comparison designs (see the module docstring) and the continuations each trains per seed unless
+#: ``--arms`` names others: the paper's design compares DSD with its fine-tuning control only (the LLR
+#: schedule from the baseline).
+DESIGNS = {"per-seed": ("dsd", "llr", "final_lr"), "shared-baseline": ("dsd", "llr")}
 #: Where the shared-baseline design trains its one dense baseline (seed 0), under OUT.
 BASELINE_FOLDER = "baseline"
 #: The largest seed list ``parse_seeds`` accepts: a typo such as 100-100000 fails at once.
@@ -82,6 +85,38 @@ def parse_seeds(text: str | int, option: str = "--seeds") -> list[int]:
     return seeds
 
 
+def parse_arms(text: str | None, design: str, schedule: Schedule | None = None) -> tuple[str, ...]:
+    """``--arms``: the continuations to train, comma-separated, DSD among them (default: the design's);
+    a method's settings are checked on DSD's ``schedule`` (a short stand-in when None)."""
+    if text is None:
+        return DESIGNS[design]
+    given = [a.strip() for a in str(text).split(",") if a.strip()]
+    names = [arm_name(a) for a in given]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(
+            f"--arms {text!r}: {', '.join(twice)} named more than once; each arm trains once per seed, in "
+            "its own folder (compare other settings of one method in another --out folder)"
+        )
+    arms = dict(zip(names, given, strict=True))
+    unknown = [a for a in arms if a not in CONTINUATIONS]
+    if unknown or "dsd" not in arms:
+        raise ConfigError(
+            f"--arms {text!r}: {'unknown ' + ', '.join(unknown) if unknown else 'dsd is missing'}; accepted: "
+            f"{', '.join(CONTINUATIONS)}, dsd always among them (e.g. dsd,llr,gmp,rigl,set,acdc; a method "
+            "takes its settings after a slash: rigl/every=50)"
+        )
+    for name, arm in arms.items():
+        if arm != name and name not in ARMS:
+            raise ConfigError(f"--arms {text!r}: {name} takes no settings ({arm!r})")
+        if name in ARMS:
+            try:
+                arm_schedule(arm, schedule or Schedule.parse("D1:1,S40@0.5:1"))  # names and values
+            except ScheduleError as err:
+                raise ConfigError(f"--arms: {err}") from None
+    return tuple(arms[a] for a in CONTINUATIONS if a in arms)  # in the order they train
+
+
 def parse_baselines(text: str | int) -> list[int]:
     """``--baselines``: a count K (dense baselines from seeds 0..K-1) or explicit seeds, as ``--seeds``."""
     return parse_seeds(text, "--baselines")
@@ -102,7 +137,7 @@ class PlannedRun:
     seed: int
     kind: str
     request: TrainRequest
-    phases: int
+    phases: int | None  # None: every phase of the schedule the run records (an arm's may have more)
     after: PlannedRun | None = None  # the run that must finish first (a dense phase, or DSD); None: none
     design: str = "per-seed"
     baseline_seed: int | None = None  # shared-baseline: the seed of the dense baseline it continues
@@ -112,15 +147,22 @@ class PlannedRun:
         return self.request.exp_dir
 
     def finished_phases(self) -> int:
+        return self._results()[0]
+
+    def _results(self) -> tuple[int, int | None]:
+        """(phases finished, phases of the schedule the run records) from its results.json."""
         path = self.exp_dir / "results.json"
         try:
-            return len(json.loads(path.read_text())["phases"])
-        except (OSError, ValueError, KeyError):
-            return 0
+            results = json.loads(path.read_text())
+            return len(results["phases"]), len(Schedule.parse(results["schedule"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0, None
 
     @property
     def done(self) -> bool:
-        return self.finished_phases() >= self.phases
+        finished, planned = self._results()
+        wanted = self.phases if self.phases is not None else planned
+        return wanted is not None and finished >= wanted
 
     @property
     def name(self) -> str:
@@ -140,7 +182,7 @@ def plan_seed(
     overrides: list[str],
     literal_overrides: list[str],
     init_from: Path | None = None,
-    kinds: tuple[str, ...] = tuple(CONTINUATIONS),
+    kinds: tuple[str, ...] = DESIGNS["per-seed"],
     design: str = "per-seed",
     after: PlannedRun | None = None,
 ) -> list[PlannedRun]:
@@ -169,14 +211,16 @@ def plan_seed(
     # phases that end at convergence: the baselines train the epochs DSD realized, so they follow it
     realized = schedule.ends_at_convergence and "dsd" in kinds
     dsd_run = None
-    for kind in kinds:
-        baseline = CONTINUATIONS[kind]
+    for arm in kinds:  # a method's arm may carry its settings: rigl/every=50 trains in folder rigl
+        kind = arm_name(arm)
+        baseline = CONTINUATIONS[kind] if arm == kind else arm
         init = None if baseline is None and init_from is None else start  # DSD resumes its dense folder
         epochs_from = folder / "dsd" / "results.json" if realized and baseline is not None else None
         request = TrainRequest(
             exp_dir=folder / kind, baseline=baseline, init_from=init, epochs_from=epochs_from, **shared
         )
-        run = PlannedRun(seed, kind, request, len(schedule), dsd_run if epochs_from else after, design)
+        phases = None if kind in ARMS else len(schedule)  # AC/DC's alternation has phases of its own
+        run = PlannedRun(seed, kind, request, phases, dsd_run if epochs_from else after, design)
         dsd_run = run if kind == "dsd" else dsd_run
         runs.append(run)
     return runs
@@ -191,8 +235,10 @@ def plan_runs(
     literal_overrides: list[str],
     design: str = "per-seed",
     baselines: list[int] | tuple[int, ...] = (0,),
+    arms: tuple[str, ...] | None = None,
 ) -> list[PlannedRun]:
-    """Every run of the comparison, each dense phase before the continuations that need it."""
+    """Every run of the comparison, each dense phase before the continuations that need it; ``arms``:
+    the continuations each seed trains (default: the design's, ``DESIGNS``)."""
     if design not in DESIGNS:
         raise ConfigError(f"compare design {design!r}; accepted: {', '.join(DESIGNS)}")
     if design == "per-seed" and list(baselines) != [0]:
@@ -200,12 +246,13 @@ def plan_runs(
             "compare --baselines is for --design shared-baseline; per-seed already trains one dense model "
             "per seed"
         )
+    arms = DESIGNS[design] if arms is None else arms
     if design == "per-seed":
         return [
             run
             for seed in seeds
             for run in plan_seed(
-                config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides
+                config_path, schedule, seed_dir(out, seed), seed, overrides, literal_overrides, kinds=arms
             )
         ]
     # the paper's design: one dense baseline (seed 0), every seed continues it; with several baselines
@@ -227,10 +274,44 @@ def plan_runs(
         for seed in seeds:
             continuations = plan_seed(
                 config_path, schedule, seed_dir(home, seed), seed, overrides, literal_overrides,
-                init_from=start, kinds=DESIGNS[design], design=design, after=baseline,
+                init_from=start, kinds=arms, design=design, after=baseline,
             )  # fmt: skip
             runs.extend(c if single else dataclasses.replace(c, baseline_seed=tag) for c in continuations)
     return runs  # a run's `after` may be its copy before replace: `done` reads the disk either way
+
+
+def _method_settings(schedule: Schedule) -> set:
+    """What an arm's settings decide in ``schedule``, whatever epochs its phases realized: each phase's
+    kind and sparsity with its gradual, RigL/SET or AC/DC settings."""
+    return {
+        (p.kind, p.sparsity, p.ramp, p.redraw, p.acdc.element if p.acdc is not None else None)
+        for p in schedule.phases
+    }
+
+
+def check_arm_settings(runs: list[PlannedRun], schedule: Schedule) -> None:
+    """Refuse a method arm whose folder already holds a run with other settings (``rigl/every=50`` after
+    ``rigl/every=100``): it would be counted done, or continued, as if it were the arm asked for."""
+    for run in runs:
+        arm = run.request.baseline
+        if arm is None or arm_name(arm) not in ARMS:
+            continue
+        try:
+            recorded = json.loads((run.exp_dir / "results.json").read_text())["schedule"]
+            ran = Schedule.parse(recorded)
+        except (OSError, ValueError, KeyError, TypeError, ScheduleError):
+            continue  # nothing finished there yet
+        wanted = arm_schedule(arm, schedule)
+        if schedule.ends_at_convergence:  # the arm trains the epochs DSD realized: compare its settings
+            same = _method_settings(ran) == _method_settings(wanted)
+        else:
+            same = ran.compact() == wanted.compact()
+        if not same:
+            raise ConfigError(
+                f"--arms {arm}: {run.exp_dir} holds a run of schedule {ran.compact()}, but this arm's schedule "
+                f"is {wanted.compact()}; compare arms with other settings in another --out folder (or run "
+                f"the {arm_name(arm)} arm with the settings that folder was trained with)"
+            )
 
 
 def check_design(out: Path, design: str, baselines: list[int] | tuple[int, ...] = (0,)) -> None:

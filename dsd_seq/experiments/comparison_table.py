@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dsd_seq.core.comparators import ARMS
 from dsd_seq.core.schedule import SPARSE
+from dsd_seq.experiments.method_rows import build_method_rows, method_rows_markdown
 from dsd_seq.experiments.practitioner_baselines import build_practitioner_rows, practitioner_markdown
 from dsd_seq.experiments.significance import Comparison, Sample, compare
 from dsd_seq.experiments.units import (
@@ -27,8 +29,13 @@ from dsd_seq.experiments.units import (
     several_baselines,
 )
 
-#: Run kinds in the store and how tables name them.
-KIND_LABELS = {"dsd": "DSD", "llr": "LLR", "final_lr": "Final-LR"}
+#: Run kinds in the store and how tables name them (after DSD's baselines, the methods of ``--arms``).
+KIND_LABELS = {
+    "dsd": "DSD",
+    "llr": "LLR",
+    "final_lr": "Final-LR",
+    **{k: label for k, (label, _) in ARMS.items()},
+}
 #: How a report says which design ran (records without one were written by the per-seed design).
 DESIGN_TEXT = {
     "per-seed": "per-seed: each seed trains its own dense phase and continues it as DSD and each baseline, "
@@ -70,9 +77,10 @@ def _main_split(record: dict[str, Any]) -> str:
     return "test" if "test" in splits else splits[-1]
 
 
-def _value(record: dict[str, Any], phase: int, split: str, metric: str) -> float | None:
+def _value(record: dict[str, Any], phase: int | None, split: str, metric: str) -> float | None:
+    """The score at phase ``phase`` (-1: the run's final phase; None or past the end: none)."""
     phases = record["phases"]
-    if phase >= len(phases):
+    if phase is None or phase >= len(phases):
         return None
     return phases[phase]["metrics"].get(split, {}).get(metric)
 
@@ -149,10 +157,13 @@ def build_comparison(records: list[dict[str, Any]], metric: str | None = None) -
     split = _main_split(reference)
     metric, higher = _report_metric(reference, split, metric)
     phases = reference["phases"]
+    last = len(phases) - 1
     sparse_phases = [i for i, row in enumerate(phases) if row["kind"] == SPARSE]
 
     def values(kind: str, phase: int) -> list[float]:
-        found = (_value(r, phase, split, metric) for r in by_kind.get(kind, []))
+        """Each run's score at DSD's phase ``phase``: its final model at DSD's last; a run of another
+        number of phases (AC/DC's alternation) at the phase ending at the same cumulative epochs."""
+        found = (_value(r, _aligned(r, phase, phases, last), split, metric) for r in by_kind.get(kind, []))
         return [v for v in found if v is not None]
 
     stages = []
@@ -165,13 +176,16 @@ def build_comparison(records: list[dict[str, Any]], metric: str | None = None) -
         epochs = realized[0] if len(realized) == 1 else realized  # a range: phases ended at convergence
         stages.append({"label": row["label"], "cumulative_epochs": epochs, **cells})
 
-    last = len(phases) - 1
     final, dense = values("dsd", last), values("dsd", 0)
     design = designs[0]
     several = several_baselines(records, design)
 
     def units(kind: str, phase: int) -> dict:
-        return by_unit(by_kind.get(kind, []), design, lambda r: _value(r, phase, split, metric))
+        return by_unit(
+            by_kind.get(kind, []),
+            design,
+            lambda r: _value(r, _aligned(r, phase, phases, last), split, metric),
+        )
 
     if several:  # one dense model per baseline, each paired with its own continuations
         dense_by_unit = {u: vs[0] for u, vs in units("dsd", 0).items()}
@@ -202,7 +216,7 @@ def build_comparison(records: list[dict[str, Any]], metric: str | None = None) -
         name: {
             "Dense": _value(_run(by_kind, "dsd", name), 0, split, metric),
             **({"Sparse": _value(_run(by_kind, "dsd", name), sparse_phases[-1], split, metric)} if sparse_phases else {}),
-            **{label: _value(_run(by_kind, kind, name), last, split, metric) for kind, label in kinds.items()},
+            **{label: _value(_run(by_kind, kind, name), -1, split, metric) for kind, label in kinds.items()},
         }
         for *_, name in names
     }  # fmt: skip
@@ -210,7 +224,7 @@ def build_comparison(records: list[dict[str, Any]], metric: str | None = None) -
     fit = {}
     if any("train_loss" in r for r in records):  # recorded since the store kept the fit
         fit = {
-            "fit": _fit(by_kind, kinds, len(phases)),
+            "fit": _fit(by_kind, kinds, phases),
             "epochs": {
                 label: {run_name(r): [p["epochs"] for p in r["phases"]] for r in by_kind[kind]}
                 for kind, label in kinds.items()
@@ -236,7 +250,8 @@ def build_comparison(records: list[dict[str, Any]], metric: str | None = None) -
         "unit": describe_unit(records, design),
         "runs": runs,
         **_practitioner(by_kind, kinds, design, split, metric, higher),
-        **_other_metrics(by_kind, kinds, last, split, metric, design),
+        **_other_metrics(by_kind, kinds, -1, split, metric, design),
+        **_methods(by_kind, kinds, split, metric, higher),
         **fit,
         "environment": _environment(reference, records),
     }
@@ -275,17 +290,39 @@ def _dirty_note(env: dict[str, Any]) -> str:
     return f" (with uncommitted changes in the checkout when {' and '.join(when)})"
 
 
-def _fit(by_kind: dict[str, list[dict]], kinds: dict[str, str], stages: int) -> list[dict[str, Any]]:
-    """Per stage and kind: the mean over seeds of the last epoch's training loss and of the dev loss."""
+def _fit(by_kind: dict[str, list[dict]], kinds: dict[str, str], stages: list[dict]) -> list[dict[str, Any]]:
+    """Per stage (DSD's phase rows ``stages``) and kind: the mean over seeds of the last epoch's training
+    loss and of the dev loss (a run of another number of phases: at the same cumulative epochs)."""
     rows = []
-    for i in range(stages):
+    last = len(stages) - 1
+    for i in range(len(stages)):
         row = {}
         for kind, label in kinds.items():
-            train = [r["train_loss"][str(i)] for r in by_kind[kind] if str(i) in r.get("train_loss", {})]
-            dev = [v for r in by_kind[kind] if (v := _value(r, i, "dev", "loss")) is not None]
+            at = [(r, _aligned(r, i, stages, last)) for r in by_kind[kind]]
+            at = [(r, len(r["phases"]) - 1 if j == -1 else j) for r, j in at]
+            train = [r["train_loss"][str(j)] for r, j in at if str(j) in r.get("train_loss", {})]
+            dev = [v for r, j in at if (v := _value(r, j, "dev", "loss")) is not None]
             row[label] = {"train_loss": Sample(tuple(train)).mean, "dev_loss": Sample(tuple(dev)).mean}
         rows.append(row)
     return rows
+
+
+def _methods(by_kind, kinds, split, metric, higher) -> dict[str, Any]:
+    section = build_method_rows(by_kind, {**KIND_LABELS, **kinds}, split, metric, higher)
+    return {} if section is None else {"methods": section}
+
+
+def _aligned(record: dict[str, Any], phase: int, reference: list[dict], last: int) -> int | None:
+    """The index in ``record`` of DSD's phase ``phase`` (``reference``: DSD's rows): -1 (its own final
+    phase) for DSD's last, the same index when the run has DSD's number of phases, else its phase that
+    ends at the same cumulative epochs (None: none does)."""
+    if phase == last:
+        return -1
+    rows = record["phases"]
+    if len(rows) == len(reference):
+        return phase
+    epochs = reference[phase]["cumulative_epochs"]
+    return next((i for i, row in enumerate(rows) if row["cumulative_epochs"] == epochs), None)
 
 
 def _practitioner(by_kind, kinds, design, split, metric, higher) -> dict[str, Any]:
@@ -454,6 +491,10 @@ def comparison_markdown(table: dict[str, Any], regenerate: str | None = None) ->
         lines.append(f"| {seed} | " + " | ".join(_number(row[c], ".2f") for c in columns) + " |")
     lines += practitioner_markdown(
         table.get("practitioner"), name, f"{direction} for {table['metric']}",
+        {"mean_std": _mean_std, "number": _number},
+    )  # fmt: skip
+    lines += method_rows_markdown(
+        table.get("methods"), name, f"{direction} for {table['metric']}",
         {"mean_std": _mean_std, "number": _number},
     )  # fmt: skip
     lines += _other_metrics_markdown(table, labels)

@@ -54,7 +54,7 @@ def build_practitioner_rows(
     dsd = by_kind["dsd"]
     if not any(_best(r, 0, split, metric) is not None for r in dsd):
         return None
-    last = len(dsd[0]["phases"]) - 1
+    last = -1  # each run's own final phase (a method's arm may have more phases than DSD)
     records = [r for kind in kinds for r in by_kind.get(kind, [])]
     early = {u: vs[0] for u, vs in by_unit(dsd, design, lambda r: _best(r, 0, split, metric)).items()}
     dense_last = {

@@ -42,6 +42,15 @@ class DSDCallback(pl.Callback):
         overrides: Mapping[str, float] | None = None,
     ):
         self.schedule = Schedule.parse(schedule) if isinstance(schedule, str) else schedule
+        changing = [(i, p) for i, p in enumerate(self.schedule.phases) if p.masks_change]
+        if changing:
+            i, phase = changing[0]
+            raise ValueError(
+                f"DSDCallback: phase {i + 1} ({phase.compact()}) is a {self.schedule.label(i)} phase. The "
+                "Lightning callback counts epochs; gradual and RigL/SET phases need step counts: use "
+                "`dsd-seq train`, or in your own loop dsd_optimizer(model, optimizer, schedule, unit='step') "
+                "(or steps_per_epoch=...); the callback runs dense, sparse (S) and AC/DC phases"
+            )
         self.selection, self.scope, self.overrides = selection, scope, overrides
         self.dsd: DSD | None = None
         self.phases: PhaseDriver | None = None

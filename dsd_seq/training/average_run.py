@@ -58,7 +58,10 @@ def average_run(
             "averaged; train with train.average=last:N or best:N, which keeps each epoch's checkpoint"
         )
     states = [load_checkpoint_dict(p, "epoch checkpoint") for p in paths]
-    masks = (states[0].get("dsd") or {}).get("masks") or {}  # a sparse phase's, the same for all its epochs
+    # the last chosen epoch's masks: a gradual or RigL/SET phase changes them while it trains (as the
+    # in-training train.average does, which masks with the live, last epoch's masks)
+    newest = states[epochs.index(max(epochs))]
+    masks = (newest.get("dsd") or {}).get("masks") or {}
     averaged = apply_state_masks(average_states([s["model"] for s in states]), masks)
     end = states[epochs.index(last)] if last in epochs else load_checkpoint_dict(folder.phase_end_path(phase))
     target = Path(out) if out is not None else folder.folder / f"phase{phase}-avg-{how}{count}.pt"

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from dsd_seq.core.masking_config import MaskingConfig, MaskingError
+from dsd_seq.core.schedule import Schedule, ScheduleError
 from dsd_seq.core.selection import SelectionConfig
 from dsd_seq.training.checkpoint_average import AverageError, parse_rule
 from dsd_seq.training.dev_selection import HANDOVERS, check_select_on
@@ -286,6 +287,10 @@ def _validate(config: RunConfig, source: str) -> None:
             f"{source}: train.eval_splits is empty; name the held-out splits to score, e.g. [dev, test]"
         )
     _finite_everywhere(dataclasses.asdict(config), "")  # after the checks above, which name the range
+    try:  # every phase's settings (a method's too: docs/methods/) are checked when the config is read
+        Schedule.from_config(config.schedule)
+    except ScheduleError as err:
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def to_yaml(config: RunConfig) -> str:

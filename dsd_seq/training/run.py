@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from dsd_seq.core.comparators import ARMS, arm_name, arm_schedule
 from dsd_seq.core.schedule import Schedule, ScheduleError
 from dsd_seq.core.selection import SelectionError
 from dsd_seq.safe_io import CheckpointError
@@ -37,6 +38,8 @@ BASELINES = {
     "llr": ("LLR", Schedule.llr),
     "final_lr": ("Final-LR", Schedule.final_lr_control),
     "llr-converge": ("LLR (to convergence)", Schedule.llr),
+    # the methods DSD is weighed against (gmp, rigl, set, acdc; ``rigl/every=50``: with settings)
+    **{name: (label, lambda s, name=name: arm_schedule(name, s)) for name, (label, _) in ARMS.items()},
 }
 #: Former baseline names, refused with what to use now (the name claimed the paper's control, which it
 #: is not: the paper fine-tunes with DSD's own learning rates, i.e. ``llr`` from a shared baseline).
@@ -47,7 +50,7 @@ RENAMED_BASELINES = {
     "`dsd-seq compare --design shared-baseline`",
 }
 #: the baselines that must train the DSD run's realized epochs when its phases end at convergence
-EQUAL_EPOCHS = ("llr", "final_lr")
+EQUAL_EPOCHS = ("llr", "final_lr", *ARMS)
 #: Errors a run reports to people (bad config, schedule, data or checkpoint): shown as one message.
 #: Tasks raise ValueError/OSError subclasses for bad data, so those are included.
 RUN_ERRORS = (
@@ -121,12 +124,17 @@ def train_run(
     baselines of such a schedule require."""
     if baseline in RENAMED_BASELINES:
         raise ConfigError(f"baseline {baseline!r}: {RENAMED_BASELINES[baseline]}")
+    arm = baseline if baseline is not None and arm_name(baseline) in ARMS else None
+    if arm is not None:  # a method's arm, maybe with settings: rigl/every=50
+        baseline = arm_name(arm)
     if baseline not in BASELINES:
         raise ConfigError(
             f"baseline {baseline!r}; accepted: {', '.join(b for b in BASELINES if b)} (or none for DSD itself)"
         )
     schedule = _with_realized_epochs(schedule, baseline, epochs_from)
     default_label, to_baseline = BASELINES[baseline]
+    if arm is not None:
+        to_baseline = lambda s: arm_schedule(arm, s)  # noqa: E731
     if baseline is None and not schedule.has_sparse_phase and not dense_only:
         raise ConfigError(
             f"schedule {schedule.compact()} has no sparse phase, so it is not DSD; add one "

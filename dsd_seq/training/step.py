@@ -75,6 +75,7 @@ class TrainStep:
             loss_value = float(total[0]) / self.world_size if finite else None
         if not finite:
             _restore(buffers)
+            self.dsd.skip_step()  # the phase's steps are its batches, taken or not
             return StepResult(None, stop=stop)
         self.precision.backward(loss)
         self.dsd.mask_gradients()
@@ -83,11 +84,13 @@ class TrainStep:
         if self.precision.scaler is None and not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             _restore(buffers)
+            self.dsd.skip_step()  # the phase's steps are its batches, taken or not
             return StepResult(None, stop=stop)
         self.pre_step.take()
         if not self.precision.step(self.optimizer):  # fp16: the scaler found inf/NaN and skipped the step
             self.optimizer.zero_grad(set_to_none=True)
             _restore(buffers)
+            self.dsd.skip_step()  # the phase's steps are its batches, taken or not
             return StepResult(None, overflow=True, stop=stop)
         self.dsd.apply_masks()
         # the weights are the same on every rank (DDP), so every rank takes the same branch
@@ -95,7 +98,9 @@ class TrainStep:
             self.pre_step.restore()
             self.optimizer.zero_grad(set_to_none=True)
             _restore(buffers)
+            self.dsd.skip_step()  # the phase's steps are its batches, taken or not
             return StepResult(None, stop=stop)
+        self.dsd.end_step()  # a gradual or RigL/SET phase may change its masks after this step
         return StepResult(loss_value, stop=stop)
 
 

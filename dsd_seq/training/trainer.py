@@ -86,6 +86,7 @@ class Trainer(TrainerCheckpoints):
             scope=config.masking.scope,
             overrides=config.masking.overrides,
             criterion=config.masking.criterion,
+            seed=config.train.seed,
         )
         self.evaluation = Evaluation(
             task, self.model, self.device, config.train.eval_splits, schedule, self.is_main,
@@ -205,6 +206,11 @@ class Trainer(TrainerCheckpoints):
         run_epoch = epochs_before(self.schedule, self.results, pos.phase) + pos.epoch
         batches = self.task.train_batches(generator, epoch=run_epoch)
         batches = distributed.shard(batches, self.rank, self.world_size)
+        # a gradual or RigL/SET phase counts its steps: its length is planned once (and checkpointed);
+        # too short a phase for its `every` is said once (warnings.warn) and logged
+        short = self.dsd.plan_steps(self.schedule[pos.phase].epochs * len(batches))
+        if short is not None:
+            log.log("warning", pos.global_step, phase=pos.phase, message=short)
         self.train_step.runner.train()
         bar = tqdm(
             total=len(batches),
@@ -221,6 +227,9 @@ class Trainer(TrainerCheckpoints):
             for index in range(pos.step, len(batches)):
                 result = self._step(batches[index], log, index)
                 self._record(result, log, index, bar)
+                update = self.dsd.take_mask_update()  # a gradual or RigL/SET phase changed its masks
+                if update is not None:
+                    log.log("mask_update", pos.global_step, phase=pos.phase, **update)
                 pos.step, pos.global_step = index + 1, pos.global_step + 1
                 steps_this_call += 1
                 bar.update(1)
@@ -289,6 +298,10 @@ class Trainer(TrainerCheckpoints):
         holds the phase's dev-selected epoch and its scores; with ``train.handover: best`` that epoch's
         weights and optimizer state are what the phase hands on (and what ``phase<N>-end.pt`` holds)."""
         pos = self.position
+        # a gradual phase whose epochs had fewer batches than planned ends at its final sparsity anyway
+        unfinished = self.dsd.finish_phase()
+        if unfinished is not None:
+            log.log("warning", pos.global_step, phase=pos.phase, message=unfinished)
         distributed.check_identical(
             dict(self.model.named_parameters()), f"weights after phase {pos.phase + 1}"
         )
@@ -435,12 +448,16 @@ class Trainer(TrainerCheckpoints):
         state, on every rank; False when rank 0 could not use it, and every rank keeps the last epoch."""
         state = None
         if self.is_main and saved is not None:
-            state = {"model": saved["model"], "optimizer": saved["optimizer"]}
+            state = {"model": saved["model"], "optimizer": saved["optimizer"], "dsd": saved.get("dsd")}
         state = distributed.broadcast_object(state)
         if state is None:
             return False
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])  # the same phase: the weights hold its masks
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["dsd"] is not None:  # the epoch's own masks: a gradual or RigL/SET phase changes them
+            self.dsd.load_state_dict(state["dsd"])
+            if self.dsd.updates is not None:  # the phase has ended: its ramp is not completed from there
+                self.dsd.updates.finished = True
         return True
 
     @property
