@@ -96,3 +96,17 @@ def test_test_and_dev_voice_variants_are_never_heard_in_training(corpora):
     }
     for split in variants:
         assert variants[split] <= set(planned[split])
+
+
+def test_every_split_hears_rooms_channels_and_varied_intonation():
+    """The demo's speakers are not all in one quiet booth: rooms, low-pass channels, lively and flat voices."""
+    cfg = SynthSpeechConfig(num_train=300, num_dev=60, num_test=90)
+    plans = plan_corpus(cfg)
+    for split in ("train", "dev", "test"):
+        mine = [p for p in plans if p.split == split]
+        assert {p.condition for p in mine} == {"clean", "room", "lowpass"}
+        assert min(p.pitch_range for p in mine) < 40 and max(p.pitch_range for p in mine) > 70
+    for p in plans:
+        assert (p.rt60_s > 0) == (p.condition == "room") and (p.cutoff_hz > 0) == (p.condition == "lowpass")
+    with pytest.raises(ValueError, match="accepted: some of"):
+        SynthSpeechConfig(conditions=("clean", "cathedral"))

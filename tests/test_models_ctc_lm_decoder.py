@@ -76,3 +76,19 @@ def test_the_language_model_decodes_sentencepiece_units(tmp_path):
 def test_a_missing_language_model_is_refused_naming_the_file(tmp_path):
     with pytest.raises(LanguageModelDecoderError, match="nope.arpa does not exist"):
         LMDecoder(CharVocab.default(), ["push"], tmp_path / "nope.arpa")
+
+
+def test_the_lm_command_reads_a_kaldi_text_file_and_names_a_bad_one(tmp_path, capsys):
+    from data_prep.text.ngram_lm import main
+
+    text = tmp_path / "text"
+    text.write_text("utt1 push the red box\nutt2 push the blue box\n", encoding="utf-8")
+    assert main(["--text", str(text), "--out", str(tmp_path / "lm.arpa")]) == 0
+    arpa = (tmp_path / "lm.arpa").read_text()
+    assert "\tpush the" in arpa and "utt1" not in arpa  # the utterance ids are not words
+    assert main(["--text", str(tmp_path / "missing"), "--out", str(tmp_path / "x.arpa")]) == 1
+    assert "missing: cannot read the transcripts" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.write_text("utt1\n", encoding="utf-8")
+    assert main(["--text", str(empty), "--out", str(tmp_path / "y.arpa")]) == 1
+    assert "no non-empty transcript" in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""The open-vocabulary corpus: text, held-out voices and conditions, and augmentations on real espeak audio."""
+"""The open-vocabulary corpus: text, unseen speakers, the far test split, and augmentations on real audio."""
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -7,25 +8,27 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from data_prep.corpora.acoustic_conditions import apply_condition, band_limit, reverberate
 from data_prep.corpora.espeak import EspeakSynthesizer
 from data_prep.corpora.kaldi_dir import read_data_dir
 from data_prep.corpora.synth_speech_open import (
     CONDITIONS,
     CRASHING_VARIANTS,
     OpenSpeechConfig,
-    apply_condition,
-    band_limit,
     generate_corpus,
     normalize_word,
     plan_corpus,
-    reverberate,
+    plan_speakers,
     split_voices,
     voice_family,
     word_list,
 )
 from data_prep.text.vocab import CharVocab
 
-TINY = OpenSpeechConfig(num_train=10, num_dev=4, num_test=6, seed=3, shard_size=4, jobs=2)
+TINY = OpenSpeechConfig(
+    num_train=10, num_dev=4, num_test=6, num_test_far=4, seed=3, shard_size=4, jobs=2,
+    train_speakers=5, dev_speakers=2, test_speakers=3,
+)  # fmt: skip
 RATE = 16000
 
 
@@ -63,27 +66,73 @@ def test_normalize_word_folds_accents_and_keeps_apostrophes():
     assert normalize_word("'tis-2") == "tis"
 
 
-def test_dev_and_test_voices_are_never_heard_in_training():
+def identities(plans, split):
+    """The (accent, variant, pitch, rate) of every utterance of ``split``: who a listener hears."""
+    return {(*p.voice.split("+"), p.pitch, p.rate_wpm) for p in plans if p.split == split}
+
+
+def test_no_dev_or_test_speaker_is_ever_heard_in_training():
+    cfg = replace(TINY, num_train=4000, num_dev=400, num_test=600, num_test_far=0,
+                  train_speakers=300, dev_speakers=30, test_speakers=40)  # fmt: skip
+    plans = plan_corpus(cfg)
+    train = identities(plans, "train")
+    for split in ("dev", "test"):
+        assert identities(plans, split) and not identities(plans, split) & train
+    assert not identities(plans, "dev") & identities(plans, "test")
+    # ... yet they are speakers of the trained kind: voice families and accents heard in training
+    families = {
+        s: {voice_family(p.voice.split("+")[1]) for p in plans if p.split == s} for s in ("train", "test")
+    }
+    assert families["test"] <= families["train"]
+    # a speaker keeps their voice, pitch, rate, intonation and room; the Kaldi speaker is theirs
+    by_speaker = {}
+    for p in plans:
+        if p.split != "test_far":
+            by_speaker.setdefault(p.speaker, set()).add(
+                (p.voice, p.pitch, p.rate_wpm, p.pitch_range, p.condition, p.rt60_s)
+            )
+            assert p.utt_id.startswith(p.speaker + "-") and p.speaker.startswith(p.split)
+    assert all(len(v) == 1 for v in by_speaker.values())
+    assert len([s for s in by_speaker if s.startswith("train")]) == 300  # every speaker talks
+
+
+def test_speakers_are_distinct_and_drawn_in_a_fixed_order():
+    speakers = plan_speakers(OpenSpeechConfig())
+    everyone = [spk for split in speakers.values() for spk in split]
+    assert len({spk.identity for spk in everyone}) == len(everyone) == 1000 + 40 + 60
+    # more training speakers keep the dev and test speakers (they are dealt first)
+    more = plan_speakers(replace(OpenSpeechConfig(), train_speakers=1500))
+    assert more["test"] == speakers["test"] and more["dev"] == speakers["dev"]
+    with pytest.raises(ValueError, match="too many"):
+        plan_speakers(replace(OpenSpeechConfig(), train_speakers=10**6))
+
+
+def test_test_far_voices_accent_and_conditions_are_never_heard_elsewhere():
     voices = split_voices(OpenSpeechConfig())
     families = {s: {voice_family(v) for v in voices[s]["variants"]} for s in voices}
-    assert not families["train"] & families["dev"]
-    assert not families["train"] & families["test"]
-    assert not families["dev"] & families["test"]
+    assert not families["train"] & families["test_far"]
     assert not set(CRASHING_VARIANTS) & {v for s in voices for v in voices[s]["variants"]}
-    own_dev = set(voices["dev"]["accents"]) - set(voices["train"]["accents"])
-    own_test = set(voices["test"]["accents"]) - set(voices["train"]["accents"])
-    assert len(own_dev) == len(own_test) == 1 and own_dev != own_test
+    own = set(voices["test_far"]["accents"]) - set(voices["train"]["accents"])
+    assert len(own) == 1 and set(voices["train"]["accents"]) < set(voices["test_far"]["accents"])
     assert len(voices["train"]["variants"]) > 50  # most voices train
+    cfg = replace(TINY, num_train=300, num_dev=100, num_test=100, num_test_far=200)
+    plans, voices = plan_corpus(cfg), split_voices(cfg)
+    near_accents = {p.voice.split("+")[0] for p in plans if p.split != "test_far"}
+    assert near_accents <= set(voices["train"]["accents"])
+    for p in plans:
+        if p.split == "test_far":
+            assert p.voice.split("+")[1] in voices["test_far"]["variants"]
 
 
 def test_plans_are_deterministic_and_keep_held_out_conditions_out_of_training():
-    cfg = replace(TINY, num_train=300, num_dev=100, num_test=200)
+    cfg = replace(TINY, num_train=300, num_dev=100, num_test=100, num_test_far=200, train_speakers=60)
     plans = plan_corpus(cfg)
     assert plans == plan_corpus(cfg)
     assert [p.text for p in plan_corpus(replace(cfg, seed=4))] != [p.text for p in plans]
-    heard = {s: {p.condition for p in plans if p.split == s} for s in ("train", "dev", "test")}
+    heard = {s: {p.condition for p in plans if p.split == s} for s in ("train", "test_far")}
     assert heard == {s: {c for c, splits in CONDITIONS.items() if s in splits} for s in heard}
-    assert "hall" not in heard["train"] and "telephone" not in heard["train"] | heard["dev"]
+    near = {p.condition for p in plans if p.split != "test_far"}
+    assert not near & {"hall", "telephone"}
     for p in plans:
         assert (p.rt60_s > 0) == (p.condition in ("room", "hall"))
         assert (p.cutoff_hz > 0) == (p.condition == "lowpass")
@@ -104,7 +153,7 @@ def test_band_limits_remove_what_they_say(speech):
     low = band_limit(speech, RATE, 0.0, 4000.0)
     assert band_energy(low, 4400, 8000) < 1e-4 * band_energy(speech, 4400, 8000)
     assert band_energy(low, 100, 3600) > 0.95 * band_energy(speech, 100, 3600)
-    plan = next(p for p in plan_corpus(replace(TINY, num_test=200)) if p.condition == "telephone")
+    plan = next(p for p in plan_corpus(replace(TINY, num_test_far=200)) if p.condition == "telephone")
     plan = replace(plan, snr_db=200.0)  # no audible noise: the channel alone
     phone = apply_condition(plan, speech, RATE)
     kept = band_energy(phone, 500, 3200) / band_energy(speech, 500, 3200)
@@ -134,10 +183,24 @@ def corpora(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_same_seed_gives_identical_audio_whatever_the_jobs(corpora):
     a, b = corpora
-    for split, count in (("train", 10), ("dev", 4), ("test", 6)):
+    for split, count in (("train", 10), ("dev", 4), ("test", 6), ("test_far", 4)):
         utts = read_data_dir(a / "data" / split)
         assert len(utts) == count
         for u in utts:
             assert sf.info(str(u.wav_path)).samplerate == RATE
             assert u.wav_path.read_bytes() == (b / "wav" / split / u.wav_path.name).read_bytes()
         assert (a / "data" / split / "text").read_text() == (b / "data" / split / "text").read_text()
+
+
+def test_the_written_corpus_keeps_test_speakers_out_of_training(corpora):
+    a, _ = corpora
+    speakers = {s: {u.speaker for u in read_data_dir(a / "data" / s)} for s in ("train", "dev", "test")}
+    assert not speakers["test"] & speakers["train"] and not speakers["dev"] & speakers["train"]
+    info = json.loads((a / "corpus.json").read_text())
+    who = {
+        s: {(x["accent"], x["variant"], x["pitch"], x["rate_wpm"]) for x in info["speakers"][s]}
+        for s in speakers
+    }
+    assert not who["test"] & who["train"] and len(who["train"]) == TINY.train_speakers
+    assert {"hall", "telephone"} & set(info["conditions_heard"]["test_far"])
+    assert not {"hall", "telephone"} & set(info["conditions_heard"]["train"])

@@ -4,7 +4,8 @@
 
 Speech
     ``synth_speech``         the built-in corpus: command phrases and digit strings spoken by espeak-ng voices
-    ``synth_speech_open``    a harder one: open-vocabulary sentences, held-out voices, rooms and channels
+    ``synth_speech_open``    open-vocabulary sentences by unseen speakers; test_far: unheard voices and rooms
+    ``acoustic_conditions``  the synthetic corpora's noise, rooms and channels
     ``espeak``               a ctypes driver for libespeak-ng, the synthesiser behind ``synth_speech``
     ``librispeech``          LibriSpeech and Mini LibriSpeech: download, verify, extract, data dirs
     ``wsj``                  WSJ0 and WSJ1 from your own LDC copy: si284, dev93, eval92 data dirs

@@ -4,8 +4,9 @@ Why: a speech corpus that anyone can make in seconds, offline, with no licence, 
 small CTC model to a meaningful WER, so every recipe and test has real audio. Test speakers are unseen:
 utterances are split BY VOICE VARIANT (the speaker: m3, f1, klatt...), so train, dev and test variants are
 three disjoint sets (dev has its own held-out variants, so model selection never sees test voices). Every
-split uses all English accents (en, en-us, en-gb-x-rp, en-029...), with random rate, pitch and additive
-white or pink noise at a random SNR.
+split uses all English accents (en, en-us, en-gb-x-rp, en-029...), with random rate, pitch and intonation,
+a quiet or small room or a low-pass channel (``acoustic_conditions``), and additive white or pink noise at a
+random SNR, so the model is not tied to one clean voice set.
 
 Reproducibility: everything random is drawn per utterance from ``numpy.random.default_rng([seed, split,
 index])``. espeak-ng keeps a pitch-flutter phase in a C static variable, so its samples depend on the
@@ -36,6 +37,7 @@ import torchaudio
 from tqdm import tqdm
 
 from data_prep.audio.audio_io import write_audio
+from data_prep.corpora.acoustic_conditions import CONDITION_NAMES, apply_condition, draw_condition_parameters
 from data_prep.corpora.espeak import EspeakSynthesizer, list_english_accents, list_variants
 from data_prep.corpora.kaldi_dir import Utterance, write_data_dir
 
@@ -66,8 +68,10 @@ class SynthSpeechConfig:
     seed: int = 0
     sample_rate: int = 16000  # espeak speaks at 22,050 Hz; resampled to this
     noise_snr_db: tuple[float, float] = (15.0, 35.0)  # uniform range of the signal-to-noise ratio
-    rate_wpm: tuple[int, int] = (140, 220)  # uniform range of the speaking rate, words per minute
-    pitch: tuple[int, int] = (30, 70)  # uniform range of espeak's base pitch (0-100)
+    rate_wpm: tuple[int, int] = (130, 230)  # uniform range of the speaking rate, words per minute
+    pitch: tuple[int, int] = (25, 75)  # uniform range of espeak's base pitch (0-100)
+    pitch_range: tuple[int, int] = (30, 80)  # uniform range of espeak's intonation (0 monotone, 50 normal)
+    conditions: tuple[str, ...] = ("clean", "room", "lowpass")  # acoustic_conditions, one drawn per utterance
     digit_fraction: float = 0.3  # share of digit strings; the rest are command phrases
     digits_per_string: tuple[int, int] = (3, 7)
     accents: tuple[str, ...] | None = None  # None: every English accent shipped (list_english_accents)
@@ -81,7 +85,7 @@ class SynthSpeechConfig:
         for name in ("num_train", "num_dev", "num_test"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SynthSpeechConfig.{name}: must be >= 0, got {getattr(self, name)}")
-        for name in ("noise_snr_db", "rate_wpm", "pitch", "digits_per_string"):
+        for name in ("noise_snr_db", "rate_wpm", "pitch", "pitch_range", "digits_per_string"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"SynthSpeechConfig.{name}: ({lo}, {hi}) is not a (low, high) range")
@@ -98,6 +102,11 @@ class SynthSpeechConfig:
             )
         if self.shard_size < 1 or self.jobs < 1:
             raise ValueError("SynthSpeechConfig.shard_size and .jobs must be >= 1")
+        unknown = [c for c in self.conditions if c not in CONDITION_NAMES]
+        if not self.conditions or unknown:
+            raise ValueError(
+                f"SynthSpeechConfig.conditions: {list(self.conditions)}; accepted: some of {list(CONDITION_NAMES)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,10 @@ class UtterancePlan:
     snr_db: float
     noise_kind: str
     seed: int
+    pitch_range: int  # espeak's intonation, 0 monotone .. 100 lively
+    condition: str  # acoustic_conditions.CONDITION_NAMES: clean, room, lowpass (hall, telephone)
+    rt60_s: float  # reverberation time of "room" and "hall"; 0 otherwise
+    cutoff_hz: float  # the low-pass cut-off of "lowpass"; 0 otherwise
 
 
 def split_variants(cfg: SynthSpeechConfig) -> dict[str, list[str]]:
@@ -169,46 +182,36 @@ def plan_corpus(cfg: SynthSpeechConfig) -> list[UtterancePlan]:
             text = random_sentence(rng, cfg.digit_fraction, cfg.digits_per_string)
             accent = accents[int(rng.integers(len(accents)))]
             variant = variants[split][int(rng.integers(len(variants[split])))]
+            rate_wpm = int(rng.integers(cfg.rate_wpm[0], cfg.rate_wpm[1] + 1))
+            pitch = int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1))
+            snr_db = float(rng.uniform(*cfg.noise_snr_db))
+            noise_kind = ("white", "pink")[int(rng.integers(2))]
+            seed = int(rng.integers(2**31 - 1))
+            pitch_range = int(rng.integers(cfg.pitch_range[0], cfg.pitch_range[1] + 1))
+            condition = cfg.conditions[int(rng.integers(len(cfg.conditions)))]
+            rt60_s, cutoff_hz = draw_condition_parameters(condition, rng)
             plans.append(
                 UtterancePlan(
                     utt_id=f"synth-{split}-{index:06d}",
                     split=split,
                     text=text,
                     voice=f"{accent}+{variant}",
-                    rate_wpm=int(rng.integers(cfg.rate_wpm[0], cfg.rate_wpm[1] + 1)),
-                    pitch=int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1)),
-                    snr_db=float(rng.uniform(*cfg.noise_snr_db)),
-                    noise_kind=("white", "pink")[int(rng.integers(2))],
-                    seed=int(rng.integers(2**31 - 1)),
+                    rate_wpm=rate_wpm,
+                    pitch=pitch,
+                    snr_db=snr_db,
+                    noise_kind=noise_kind,
+                    seed=seed,
+                    pitch_range=pitch_range,
+                    condition=condition,
+                    rt60_s=rt60_s,
+                    cutoff_hz=cutoff_hz,
                 )
             )
     return plans
 
 
-def make_noise(kind: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-variance white noise, or pink noise (power falling as 1/f) shaped in the frequency domain."""
-    if kind == "white":
-        return rng.standard_normal(num_samples)
-    fft_size = 1 << max(num_samples - 1, 1).bit_length()  # a power of two: odd sizes make the FFT slow
-    spectrum = np.fft.rfft(rng.standard_normal(fft_size))
-    freqs = np.arange(spectrum.size, dtype=np.float64)
-    freqs[0] = 1.0
-    pink = np.fft.irfft(spectrum / np.sqrt(freqs), n=fft_size)[:num_samples]
-    return pink / (pink.std() + 1e-12)
-
-
-def add_noise(wave: np.ndarray, snr_db: float, kind: str, rng: np.random.Generator) -> np.ndarray:
-    signal_power = float(np.mean(wave.astype(np.float64) ** 2))
-    noise = make_noise(kind, wave.size, rng) * np.sqrt(signal_power / 10 ** (snr_db / 10))
-    noisy = wave + noise
-    peak = float(np.abs(noisy).max())
-    if peak > 0.99:
-        noisy *= 0.99 / peak
-    return noisy.astype(np.float32)
-
-
-def _synthesise_shard(args: tuple[list[UtterancePlan], str, int]) -> list[tuple[str, int]]:
-    """Worker: speak, resample, add noise and write each planned utterance; returns (utt_id, samples)."""
+def synthesise_shard(args: tuple[list[UtterancePlan], str, int]) -> list[tuple[str, int]]:
+    """Worker: speak, resample, apply the room or channel and the noise, write; returns (utt_id, samples)."""
     plans, wav_root, sample_rate = args
     torch.set_num_threads(1)
     synth = EspeakSynthesizer()
@@ -217,16 +220,21 @@ def _synthesise_shard(args: tuple[list[UtterancePlan], str, int]) -> list[tuple[
     done = []
     for plan in plans:
         wave, rate = synth.synthesize(
-            plan.text, voice=plan.voice, rate_wpm=plan.rate_wpm, pitch=plan.pitch, seed=plan.seed
+            plan.text,
+            voice=plan.voice,
+            rate_wpm=plan.rate_wpm,
+            pitch=plan.pitch,
+            seed=plan.seed,
+            pitch_range=plan.pitch_range,
         )
         if wave.size == 0:
             raise RuntimeError(f"espeak produced no audio for {plan.utt_id} ({plan.voice}: {plan.text!r})")
         if rate != sample_rate:
             with torch.no_grad():
                 wave = resample(torch.from_numpy(wave)).numpy()
-        noisy = add_noise(wave, plan.snr_db, plan.noise_kind, np.random.default_rng([plan.seed, 1]))
-        write_audio(Path(wav_root) / plan.split / f"{plan.utt_id}.wav", noisy, sample_rate)
-        done.append((plan.utt_id, int(noisy.size)))
+        audio = apply_condition(plan, wave, sample_rate)
+        write_audio(Path(wav_root) / plan.split / f"{plan.utt_id}.wav", audio, sample_rate)
+        done.append((plan.utt_id, int(audio.size)))
     return done
 
 
@@ -245,12 +253,14 @@ def write_corpus(
     info: dict,
     name: str,
     progress: bool = True,
+    splits: tuple[str, ...] = SPLITS,
 ) -> dict[str, Path]:
     """Synthesise ``plans`` in fixed shards and write the wavs, the Kaldi data dirs and ``corpus.json``.
 
     ``synthesise_shard`` is a module-level worker taking ``(plans, wav_root, sample_rate)``; its module is
     preloaded in the fork server. ``cfg`` is a dataclass with ``shard_size``, ``jobs`` and ``sample_rate``,
-    saved in ``corpus.json`` with ``info`` and the hours per split. Shared by the synthetic corpora.
+    saved in ``corpus.json`` with ``info`` and the hours per split. A plan's Kaldi speaker is its
+    ``speaker`` where it has one, else its voice. Shared by the synthetic corpora.
     """
     out = Path(out_dir).absolute()
     wav_root = out / "wav"
@@ -278,22 +288,22 @@ def write_corpus(
     seconds = time.perf_counter() - start
 
     data_dirs = {}
-    for split in SPLITS:
+    for split in splits:
         utts = [
-            Utterance(p.utt_id, wav_root / split / f"{p.utt_id}.wav", p.text, p.voice)
+            Utterance(p.utt_id, wav_root / split / f"{p.utt_id}.wav", p.text, getattr(p, "speaker", p.voice))
             for p in plans
             if p.split == split
         ]
         data_dirs[split] = write_data_dir(out / "data" / split, utts)
     hours = {
         split: sum(num_samples[p.utt_id] for p in plans if p.split == split) / cfg.sample_rate / 3600
-        for split in SPLITS
+        for split in splits
     }
     info = {
         "config": dataclasses.asdict(cfg),
         **info,
         "hours": hours,
-        "num_utterances": {split: sum(p.split == split for p in plans) for split in SPLITS},
+        "num_utterances": {split: sum(p.split == split for p in plans) for split in splits},
     }
     (out / "corpus.json").write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
     if progress:
@@ -316,7 +326,7 @@ def generate_corpus(
     ``if __name__ == "__main__":`` guard.
     """
     info = {"variants": split_variants(cfg)}
-    return write_corpus(out_dir, plan_corpus(cfg), _synthesise_shard, cfg, info, "synth speech", progress)
+    return write_corpus(out_dir, plan_corpus(cfg), synthesise_shard, cfg, info, "synth speech", progress)
 
 
 def main(argv: list[str] | None = None) -> int:

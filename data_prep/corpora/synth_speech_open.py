@@ -1,25 +1,29 @@
-"""A harder synthetic speech corpus: open-vocabulary English sentences in many voices, rooms and channels.
+"""Open-vocabulary English sentences in many voices, rooms and channels, with unseen speakers to test on.
 
-Why: the built-in corpus (``synth_speech``: a 40-word command grammar) is fitted to a training loss near
-zero and a test WER of a few percent, so it cannot show what DSD does to a converged model that overfits
-(Han et al. 2017, Sec. 4 and 6). This one is sized to make a small DeepSpeech 2 overfit on a 2-core CPU:
+Why: the built-in corpus (``synth_speech``: a 40-word command grammar) is fitted to a few percent test WER,
+so it cannot show what DSD does to a converged model on open text. This one is sized so that a small
+DeepSpeech 2 converges on a 2-core CPU in the regime where speech recognisers are judged (test WER well under
+30% on speakers never heard in training), and keeps a harder, far held-out test beside it, as LibriSpeech
+has test-clean and test-other:
 
 - Text: sentences from a small grammar of function-word frames whose content slots are filled from the
-  most frequent English words that the PyPI package ``wordfreq`` ships (2,000 by default: about as many
-  distinct words in training; 1,000 or 3,000 changed a small model's dev WER by under 5 points),
-  normalised to DeepSpeech's characters (a-z, space, apostrophe). Offline, no licence question.
-- Voices: every English accent espeak-ng ships, combined with every voice variant, at a range of speaking
-  rates, pitches and intonations (pitch range) wider than ``synth_speech``'s. Dev and test hold out voice
-  FAMILIES (``klatt``..``klatt6``, ``m1``..``m8`` are one family each) and one accent each, so their
-  speakers are never heard in training.
-- Conditions: additive white or pink noise at a random SNR; a small room (synthetic exponentially
-  decaying impulse response, RT60 0.15-0.45 s) or a low-pass channel in training; a large hall (RT60
-  0.6-0.9 s) that only dev and test hear, and a telephone band (300-3,400 Hz at 8 kHz) that only test
-  hears.
+  most frequent English words that the PyPI package ``wordfreq`` ships (``vocabulary`` of them), normalised
+  to DeepSpeech's characters (a-z, space, apostrophe). Offline, no licence question.
+- Speakers: a speaker is an English accent of espeak-ng with a voice variant, a base pitch, a speaking rate,
+  an intonation (pitch range) and a room or channel, fixed for all their utterances. ``train``, ``dev`` and
+  ``test`` draw from disjoint sets of speakers: no dev or test speaker's (accent, variant, pitch, rate) is
+  ever heard in training, though their voice families and accents are (a new speaker of a known kind).
+- Conditions: additive white or pink noise at a random SNR per utterance; a speaker's room is quiet, a small
+  room (synthetic exponentially decaying impulse response, RT60 0.15-0.45 s) or a low-pass channel.
+- ``test_far``: whole voice FAMILIES (``klatt``..``klatt6``, ``m1``..``m8`` are one family each) and one
+  accent that no other split hears, each utterance with its own pitch, rate and intonation from wider
+  ranges, in a large hall (RT60 0.6-0.9 s) or a telephone band (300-3,400 Hz at 8 kHz) that no other split
+  hears, besides the quiet and small rooms: speech of a kind never heard in training.
 
 Reproducibility: as in ``synth_speech`` (whose sharding this reuses), every random choice is drawn per
-utterance from ``numpy.random.default_rng([seed, split, index])`` and shards are synthesised in fresh
-processes, so the audio is identical for a given seed and shard size whatever the number of jobs.
+utterance from ``numpy.random.default_rng([seed, split, index])`` (the speakers from their own generator)
+and shards are synthesised in fresh processes, so the audio is identical for a given seed and shard size
+whatever the number of jobs.
 """
 
 from __future__ import annotations
@@ -28,33 +32,28 @@ import argparse
 import re
 import sys
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
-import torchaudio
 
-from data_prep.audio.audio_io import write_audio
-from data_prep.corpora.espeak import EspeakSynthesizer, list_english_accents, list_variants
-from data_prep.corpora.synth_speech import SPLITS, UtterancePlan, add_noise, write_corpus
+from data_prep.corpora.acoustic_conditions import draw_condition_parameters
+from data_prep.corpora.espeak import list_english_accents, list_variants
+from data_prep.corpora.synth_speech import UtterancePlan, synthesise_shard, write_corpus
 
-# Condition -> splits that hear it. "hall" and "telephone" are never heard in training.
+SPLITS = ("train", "dev", "test", "test_far")
+NEAR_SPLITS = ("train", "dev", "test")  # speakers of the trained voice families and accents
+# Condition -> splits that hear it. "hall" and "telephone" are heard only in test_far.
 CONDITIONS = {
-    "clean": ("train", "dev", "test"),  # noise only
-    "room": ("train", "dev", "test"),  # small-room reverberation
-    "lowpass": ("train",),  # a low-pass channel (cut-off 3.5-6 kHz)
-    "hall": ("dev", "test"),  # large-hall reverberation, longer than any training room
-    "telephone": ("test",),  # telephone band, 300-3,400 Hz, through 8 kHz sampling
+    "clean": SPLITS,  # noise only
+    "room": SPLITS,  # small-room reverberation
+    "lowpass": NEAR_SPLITS,  # a low-pass channel (cut-off 3.5-6 kHz)
+    "hall": ("test_far",),  # large-hall reverberation, longer than any training room
+    "telephone": ("test_far",),  # telephone band, 300-3,400 Hz, through 8 kHz sampling
 }
 # libespeak-ng (espeakng-loader 0.2.4) crashes (SIGSEGV) on these variants at a low base pitch with a wide
 # pitch range, which this corpus draws; measured over pitch 5-95, range 5-100, 110-290 wpm.
 CRASHING_VARIANTS = ("Demonic", "rob")
-ROOM_RT60_S = (0.15, 0.45)
-HALL_RT60_S = (0.6, 0.9)
-LOWPASS_HZ = (3500.0, 6000.0)
-TELEPHONE_BAND_HZ = (300.0, 3400.0)
-TELEPHONE_RATE = 8000
 
 # Sentence frames: "_" is a content slot filled from the frequency list; other words are kept as they are.
 FRAMES = (
@@ -87,43 +86,65 @@ FRAMES = (
 
 @dataclass(frozen=True)
 class OpenSpeechConfig:
-    """Size, text, voices and conditions of the open-vocabulary corpus."""
+    """Size, text, speakers and conditions of the open-vocabulary corpus."""
 
-    num_train: int = 4000  # 1.9 h: a 1.3M-weight DeepSpeech 2 overfits it (see docs/recipes.md)
-    num_dev: int = 300
-    num_test: int = 400
+    num_train: int = 20000  # 9.1 h; the default sizes are what docs/recipes.md measured
+    num_dev: int = 400
+    num_test: int = 600
+    num_test_far: int = 600
     seed: int = 0
     sample_rate: int = 16000
-    vocabulary: int = 2000  # content words: the most frequent English words after the function words
+    vocabulary: int = 1000  # content words: the most frequent English words after the function words
     function_words: int = 100  # the most frequent words, left out of the content slots
     word_weight_power: float = 1.0  # a slot word's probability ~ frequency**power (0: uniform)
     noise_snr_db: tuple[float, float] = (12.0, 35.0)
-    rate_wpm: tuple[int, int] = (130, 230)
-    pitch: tuple[int, int] = (25, 75)
-    pitch_range: tuple[int, int] = (30, 80)  # espeak's intonation: 0 monotone, 50 normal
-    dev_family_fraction: float = 0.1  # share of voice variants (whole families) held out for dev
-    test_family_fraction: float = 0.15  # ... and for test
-    held_out_accents: int = 1  # accents heard only in dev, and other ones only in test
+    # A near speaker's pitch, rate and intonation: a value on each grid (low, high, step)
+    speaker_pitch: tuple[int, int, int] = (30, 70, 5)
+    speaker_rate_wpm: tuple[int, int, int] = (140, 220, 10)
+    speaker_pitch_range: tuple[int, int, int] = (30, 70, 10)
+    train_speakers: int = 1000
+    dev_speakers: int = 40
+    test_speakers: int = 60
+    # test_far: every utterance its own pitch, rate and intonation, from these (wider) ranges
+    far_rate_wpm: tuple[int, int] = (130, 230)
+    far_pitch: tuple[int, int] = (25, 75)
+    far_pitch_range: tuple[int, int] = (30, 80)
+    far_family_fraction: float = 0.15  # share of voice variants (whole families) heard only in test_far
+    far_accents: int = 1  # accents heard only in test_far
     shard_size: int = 50
     jobs: int = 2
     conditions: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(CONDITIONS))
 
     def __post_init__(self) -> None:
-        for name in ("num_train", "num_dev", "num_test"):
+        for name in ("num_train", "num_dev", "num_test", "num_test_far"):
             if getattr(self, name) < 0:
                 raise ValueError(f"OpenSpeechConfig.{name}: must be >= 0, got {getattr(self, name)}")
-        for name in ("noise_snr_db", "rate_wpm", "pitch", "pitch_range"):
+        for name in ("noise_snr_db", "far_rate_wpm", "far_pitch", "far_pitch_range"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"OpenSpeechConfig.{name}: ({lo}, {hi}) is not a (low, high) range")
+        for name in ("speaker_pitch", "speaker_rate_wpm", "speaker_pitch_range"):
+            lo, hi, step = getattr(self, name)
+            if lo > hi or step < 1:
+                raise ValueError(
+                    f"OpenSpeechConfig.{name}: ({lo}, {hi}, {step}) is not a (low, high, step>0) grid"
+                )
+        for name, count in (
+            ("train_speakers", self.num_train),
+            ("dev_speakers", self.num_dev),
+            ("test_speakers", self.num_test),
+        ):
+            if getattr(self, name) < 1 and count > 0:
+                raise ValueError(f"OpenSpeechConfig.{name}: at least 1 speaker, got {getattr(self, name)}")
         if self.vocabulary < 100:
             raise ValueError(f"OpenSpeechConfig.vocabulary: at least 100 words, got {self.vocabulary}")
-        if self.dev_family_fraction <= 0 or self.test_family_fraction <= 0:
-            raise ValueError("OpenSpeechConfig.dev_family_fraction/test_family_fraction must be > 0")
-        if self.dev_family_fraction + self.test_family_fraction >= 0.8:
+        if not 0 < self.far_family_fraction <= 0.5:
             raise ValueError(
-                "OpenSpeechConfig: dev + test family fractions must leave training 20% of voices"
+                f"OpenSpeechConfig.far_family_fraction: in (0, 0.5] (training keeps the rest), "
+                f"got {self.far_family_fraction}"
             )
+        if self.far_accents < 1:
+            raise ValueError(f"OpenSpeechConfig.far_accents: at least 1, got {self.far_accents}")
         if self.shard_size < 1 or self.jobs < 1:
             raise ValueError("OpenSpeechConfig.shard_size and .jobs must be >= 1")
         for split in SPLITS:
@@ -132,13 +153,34 @@ class OpenSpeechConfig:
 
 
 @dataclass(frozen=True)
-class OpenUtterancePlan(UtterancePlan):
-    """An utterance of the open corpus: the base plan plus intonation and the acoustic condition."""
+class Speaker:
+    """A speaker of the near splits: one voice with its pitch, rate, intonation and room, kept throughout."""
 
+    speaker_id: str
+    accent: str
+    variant: str
+    pitch: int
+    rate_wpm: int
     pitch_range: int
     condition: str
-    rt60_s: float  # reverberation time of "room" and "hall"; 0 otherwise
-    cutoff_hz: float  # the low-pass cut-off of "lowpass"; 0 otherwise
+    rt60_s: float
+    cutoff_hz: float
+
+    @property
+    def voice(self) -> str:
+        return f"{self.accent}+{self.variant}"
+
+    @property
+    def identity(self) -> tuple[str, str, int, int]:
+        """What makes two speakers the same person to a listener: voice, variant, pitch and rate."""
+        return (self.accent, self.variant, self.pitch, self.rate_wpm)
+
+
+@dataclass(frozen=True)
+class OpenUtterancePlan(UtterancePlan):
+    """An utterance of the open corpus: the base plan plus its Kaldi speaker."""
+
+    speaker: str  # a near speaker's id, or test_far's voice (every test_far utterance is its own speaker)
 
 
 def normalize_word(word: str) -> str:
@@ -185,151 +227,148 @@ def voice_family(variant: str) -> str:
 
 
 def split_voices(cfg: OpenSpeechConfig) -> dict[str, dict[str, list[str]]]:
-    """Per split, disjoint accents and voice variants; variants are held out by whole family.
+    """The voices of the near splits (``train``: dev and test speakers use them too) and of ``test_far``.
 
-    Families are shuffled with the seed and given to test, then dev, until each has its share of the
-    variants; the rest train. One (``held_out_accents``) accent is dev's only, another test's only.
+    Families are shuffled with the seed and given to test_far until it has its share of the variants;
+    the rest are the near splits'. ``far_accents`` accents are test_far's alone; test_far also speaks
+    the near accents, always through its own variants.
     """
     variants = sorted(v for v in list_variants() if " " not in v and v not in CRASHING_VARIANTS)
     families = sorted({voice_family(v) for v in variants})
     rng = np.random.default_rng([cfg.seed, 7919])
     order = [families[i] for i in rng.permutation(len(families))]
-    chosen: dict[str, list[str]] = {"test": [], "dev": [], "train": []}
-    want = {"test": cfg.test_family_fraction * len(variants), "dev": cfg.dev_family_fraction * len(variants)}
-    split = "test"
+    far: list[str] = []
+    near: list[str] = []
+    want = cfg.far_family_fraction * len(variants)
     for family in order:
         members = [v for v in variants if voice_family(v) == family]
-        if split != "train" and len(chosen[split]) + len(members) > want[split] + 2:
-            chosen["train"] += members  # too big a family for the held-out share: it trains
-            continue
-        chosen[split] += members
-        if split != "train" and len(chosen[split]) >= want[split]:
-            split = "dev" if split == "test" else "train"
+        if len(far) >= want or len(far) + len(members) > want + 2:
+            near += members  # the share is full, or too big a family for it: it trains
+        else:
+            far += members
     accents = list_english_accents()
     shuffled = [accents[i] for i in rng.permutation(len(accents))]
-    n = cfg.held_out_accents
-    own = {"test": shuffled[:n], "dev": shuffled[n : 2 * n], "train": shuffled[2 * n :]}
-    # dev and test speak their own accent and the training ones, always through their own variants
+    own_far, near_accents = shuffled[: cfg.far_accents], shuffled[cfg.far_accents :]
     return {
-        "train": {"variants": sorted(chosen["train"]), "accents": sorted(own["train"])},
-        "dev": {"variants": sorted(chosen["dev"]), "accents": sorted(own["dev"] + own["train"])},
-        "test": {"variants": sorted(chosen["test"]), "accents": sorted(own["test"] + own["train"])},
+        "train": {"variants": sorted(near), "accents": sorted(near_accents)},
+        "test_far": {"variants": sorted(far), "accents": sorted(own_far + near_accents)},
     }
+
+
+def _grid(low_high_step: tuple[int, int, int]) -> list[int]:
+    low, high, step = low_high_step
+    return list(range(low, high + 1, step))
+
+
+def plan_speakers(cfg: OpenSpeechConfig) -> dict[str, list[Speaker]]:
+    """Disjoint speakers for train, dev and test: no two share an (accent, variant, pitch, rate).
+
+    Drawn from the near voices and the grids until there are enough distinct identities, then dealt to
+    test, dev and train in the order drawn (so a larger ``train_speakers`` keeps the test speakers).
+    """
+    voices = split_voices(cfg)["train"]
+    accents, variants = voices["accents"], voices["variants"]
+    pitches, rates, ranges = (
+        _grid(cfg.speaker_pitch),
+        _grid(cfg.speaker_rate_wpm),
+        _grid(cfg.speaker_pitch_range),
+    )
+    wanted = {"test": cfg.test_speakers, "dev": cfg.dev_speakers, "train": cfg.train_speakers}
+    total = sum(wanted.values())
+    if total > len(accents) * len(variants) * len(pitches) * len(rates) // 2:
+        raise ValueError(
+            f"OpenSpeechConfig: {total} speakers is too many for the voices and grids "
+            f"({len(accents)} accents x {len(variants)} variants x {len(pitches)} pitches x {len(rates)} rates); "
+            "ask for fewer speakers or finer grids"
+        )
+    conditions = [c for c, splits in cfg.conditions.items() if all(s in splits for s in NEAR_SPLITS)]
+    rng = np.random.default_rng([cfg.seed, 104729])
+    seen: set[tuple[str, str, int, int]] = set()
+    drawn: list[Speaker] = []
+    while len(drawn) < total:
+        accent = accents[int(rng.integers(len(accents)))]
+        variant = variants[int(rng.integers(len(variants)))]
+        pitch = pitches[int(rng.integers(len(pitches)))]
+        rate = rates[int(rng.integers(len(rates)))]
+        pitch_range = ranges[int(rng.integers(len(ranges)))]
+        condition = conditions[int(rng.integers(len(conditions)))]
+        rt60, cutoff = draw_condition_parameters(condition, rng)
+        if (accent, variant, pitch, rate) in seen:
+            continue
+        seen.add((accent, variant, pitch, rate))
+        drawn.append(Speaker("", accent, variant, pitch, rate, pitch_range, condition, rt60, cutoff))
+    out: dict[str, list[Speaker]] = {}
+    start = 0
+    for split in ("test", "dev", "train"):
+        chosen = drawn[start : start + wanted[split]]
+        start += wanted[split]
+        out[split] = [replace(spk, speaker_id=f"{split}{i:04d}") for i, spk in enumerate(chosen)]
+    return {split: out[split] for split in NEAR_SPLITS}
 
 
 def plan_corpus(cfg: OpenSpeechConfig) -> list[OpenUtterancePlan]:
     """Every utterance of every split, deterministic given ``cfg``."""
     words, probs = word_list(cfg)
-    voices = split_voices(cfg)
-    counts = {"train": cfg.num_train, "dev": cfg.num_dev, "test": cfg.num_test}
+    speakers = plan_speakers(cfg)
+    far = split_voices(cfg)["test_far"]
+    counts = {"train": cfg.num_train, "dev": cfg.num_dev, "test": cfg.num_test, "test_far": cfg.num_test_far}
+    far_conditions = [c for c, splits in cfg.conditions.items() if "test_far" in splits]
     plans = []
     for split_code, split in enumerate(SPLITS):
-        conditions = [c for c, splits in cfg.conditions.items() if split in splits]
-        accents, variants = voices[split]["accents"], voices[split]["variants"]
         for index in range(counts[split]):
             rng = np.random.default_rng([cfg.seed, split_code, index])
             text = random_sentence(rng, words, probs)
-            accent = accents[int(rng.integers(len(accents)))]
-            variant = variants[int(rng.integers(len(variants)))]
-            condition = conditions[int(rng.integers(len(conditions)))]
-            rt60 = {"room": ROOM_RT60_S, "hall": HALL_RT60_S}.get(condition)
+            snr_db = float(rng.uniform(*cfg.noise_snr_db))
+            noise_kind = ("white", "pink")[int(rng.integers(2))]
+            seed = int(rng.integers(2**31 - 1))
+            utt_id = f"open-{split}-{index:06d}"
+            if split != "test_far":
+                spk = speakers[split][int(rng.integers(len(speakers[split])))]
+                plans.append(
+                    OpenUtterancePlan(
+                        utt_id=f"{spk.speaker_id}-{utt_id}",  # Kaldi sorts a speaker's utterances together
+                        split=split,
+                        text=text,
+                        voice=spk.voice,
+                        rate_wpm=spk.rate_wpm,
+                        pitch=spk.pitch,
+                        snr_db=snr_db,
+                        noise_kind=noise_kind,
+                        seed=seed,
+                        pitch_range=spk.pitch_range,
+                        condition=spk.condition,
+                        rt60_s=spk.rt60_s,
+                        cutoff_hz=spk.cutoff_hz,
+                        speaker=spk.speaker_id,
+                    )
+                )
+                continue
+            accent = far["accents"][int(rng.integers(len(far["accents"])))]
+            variant = far["variants"][int(rng.integers(len(far["variants"])))]
+            condition = far_conditions[int(rng.integers(len(far_conditions)))]
+            rate = int(rng.integers(cfg.far_rate_wpm[0], cfg.far_rate_wpm[1] + 1))
+            pitch = int(rng.integers(cfg.far_pitch[0], cfg.far_pitch[1] + 1))
+            pitch_range = int(rng.integers(cfg.far_pitch_range[0], cfg.far_pitch_range[1] + 1))
+            rt60, cutoff = draw_condition_parameters(condition, rng)
             plans.append(
                 OpenUtterancePlan(
-                    utt_id=f"open-{split}-{index:06d}",
+                    utt_id=utt_id,
                     split=split,
                     text=text,
                     voice=f"{accent}+{variant}",
-                    rate_wpm=int(rng.integers(cfg.rate_wpm[0], cfg.rate_wpm[1] + 1)),
-                    pitch=int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1)),
-                    snr_db=float(rng.uniform(*cfg.noise_snr_db)),
-                    noise_kind=("white", "pink")[int(rng.integers(2))],
-                    seed=int(rng.integers(2**31 - 1)),
-                    pitch_range=int(rng.integers(cfg.pitch_range[0], cfg.pitch_range[1] + 1)),
+                    rate_wpm=rate,
+                    pitch=pitch,
+                    snr_db=snr_db,
+                    noise_kind=noise_kind,
+                    seed=seed,
+                    pitch_range=pitch_range,
                     condition=condition,
-                    rt60_s=float(rng.uniform(*rt60)) if rt60 else 0.0,
-                    cutoff_hz=float(rng.uniform(*LOWPASS_HZ)) if condition == "lowpass" else 0.0,
+                    rt60_s=rt60,
+                    cutoff_hz=cutoff,
+                    speaker=f"{accent}+{variant}",
                 )
             )
     return plans
-
-
-def room_impulse_response(rt60_s: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A synthetic room: a direct path, then Gaussian reflections decaying by 60 dB over ``rt60_s``."""
-    n = max(2, int(rt60_s * sample_rate))
-    t = np.arange(n) / sample_rate
-    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60_s)  # ln(1000): -60 dB at t = rt60
-    tail[: int(0.002 * sample_rate)] = 0.0  # the first reflections arrive after the direct sound
-    tail *= 0.5 / np.sqrt(np.sum(tail**2))  # the reverberant energy a quarter of the direct sound's
-    tail[0] = 1.0
-    return tail
-
-
-def reverberate(wave: np.ndarray, rt60_s: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """``wave`` in a synthetic room (FFT convolution), cut to its length, at its RMS level."""
-    ir = room_impulse_response(rt60_s, sample_rate, rng)
-    size = 1 << (wave.size + ir.size - 2).bit_length()
-    wet = np.fft.irfft(np.fft.rfft(wave, size) * np.fft.rfft(ir, size), size)[: wave.size]
-    return wet * np.sqrt(np.mean(wave**2) / max(float(np.mean(wet**2)), 1e-20))
-
-
-def band_limit(wave: np.ndarray, sample_rate: int, low_hz: float, high_hz: float) -> np.ndarray:
-    """Keep ``low_hz``-``high_hz``: an FFT mask with raised-cosine edges 10% of the band wide."""
-    size = 1 << max(wave.size - 1, 1).bit_length()
-    spectrum = np.fft.rfft(wave, size)
-    freqs = np.fft.rfftfreq(size, 1 / sample_rate)
-    edge = 0.1 * (high_hz - low_hz)
-
-    def ramp(x: np.ndarray) -> np.ndarray:  # 0 below -edge/2, 1 above +edge/2
-        return 0.5 + 0.5 * np.sin(np.pi * np.clip(x / edge, -0.5, 0.5))
-
-    gain = ramp(high_hz - freqs) * (ramp(freqs - low_hz) if low_hz > 0 else 1.0)
-    return np.fft.irfft(spectrum * gain, size)[: wave.size]
-
-
-def apply_condition(plan: OpenUtterancePlan, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The plan's room or channel, then its noise (noise is added after, as a microphone would hear it)."""
-    rng = np.random.default_rng([plan.seed, 2])
-    wave = wave.astype(np.float64)
-    if plan.condition in ("room", "hall"):
-        wave = reverberate(wave, plan.rt60_s, sample_rate, rng)
-    elif plan.condition == "lowpass":
-        wave = band_limit(wave, sample_rate, 0.0, plan.cutoff_hz)
-    elif plan.condition == "telephone":
-        narrow = torchaudio.functional.resample(torch.from_numpy(wave), sample_rate, TELEPHONE_RATE)
-        narrow = band_limit(narrow.numpy(), TELEPHONE_RATE, *TELEPHONE_BAND_HZ)
-        wave = torchaudio.functional.resample(torch.from_numpy(narrow), TELEPHONE_RATE, sample_rate).numpy()
-    elif plan.condition != "clean":
-        raise ValueError(
-            f"synth_speech_open: unknown condition {plan.condition!r}; known: {list(CONDITIONS)}"
-        )
-    return add_noise(wave, plan.snr_db, plan.noise_kind, np.random.default_rng([plan.seed, 1]))
-
-
-def _synthesise_shard(args: tuple[list[OpenUtterancePlan], str, int]) -> list[tuple[str, int]]:
-    """Worker: speak, resample, apply the condition and noise, write; returns (utt_id, samples)."""
-    plans, wav_root, sample_rate = args
-    torch.set_num_threads(1)
-    synth = EspeakSynthesizer()
-    resample = torchaudio.transforms.Resample(synth.sample_rate, sample_rate)
-    done = []
-    for plan in plans:
-        wave, rate = synth.synthesize(
-            plan.text,
-            voice=plan.voice,
-            rate_wpm=plan.rate_wpm,
-            pitch=plan.pitch,
-            seed=plan.seed,
-            pitch_range=plan.pitch_range,
-        )
-        if wave.size == 0:
-            raise RuntimeError(f"espeak produced no audio for {plan.utt_id} ({plan.voice}: {plan.text!r})")
-        if rate != sample_rate:
-            with torch.no_grad():
-                wave = resample(torch.from_numpy(wave)).numpy()
-        audio = apply_condition(plan, wave, sample_rate)
-        write_audio(Path(wav_root) / plan.split / f"{plan.utt_id}.wav", audio, sample_rate)
-        done.append((plan.utt_id, int(audio.size)))
-    return done
 
 
 def generate_corpus(out_dir: str | Path, cfg: OpenSpeechConfig, progress: bool = True) -> dict[str, Path]:
@@ -342,25 +381,37 @@ def generate_corpus(out_dir: str | Path, cfg: OpenSpeechConfig, progress: bool =
     words = {s: sorted({w for p in plans if p.split == s for w in p.text.split()}) for s in SPLITS}
     info = {
         "voices": split_voices(cfg),
+        "speakers": {split: [asdict(spk) for spk in spks] for split, spks in plan_speakers(cfg).items()},
         "distinct_words": {s: len(words[s]) for s in SPLITS},
         "unseen_word_share": {
-            s: len(set(words[s]) - set(words["train"])) / max(len(words[s]), 1) for s in ("dev", "test")
+            s: len(set(words[s]) - set(words["train"])) / max(len(words[s]), 1) for s in SPLITS[1:]
         },
-        "conditions_heard": {s: [c for c, sp in cfg.conditions.items() if s in sp] for s in SPLITS},
+        "conditions_heard": {s: sorted({p.condition for p in plans if p.split == s}) for s in SPLITS},
     }
-    return write_corpus(out_dir, plans, _synthesise_shard, cfg, info, "synth speech open", progress)
+    return write_corpus(out_dir, plans, synthesise_shard, cfg, info, "synth speech open", progress, SPLITS)
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = OpenSpeechConfig()
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.corpora.synth_speech_open",
-        description="Generate the open-vocabulary espeak-ng corpus (held-out voices and conditions).",
+        description="Generate the open-vocabulary espeak-ng corpus (unseen speakers; test_far: unheard voices).",
     )
-    parser.add_argument("--out", required=True, help="output dir (wav/ and data/{train,dev,test} inside)")
+    parser.add_argument(
+        "--out", required=True, help="output dir (wav/ and data/{train,dev,test,test_far} inside)"
+    )
     parser.add_argument("--num-train", type=int, default=defaults.num_train, help="training utterances")
     parser.add_argument("--num-dev", type=int, default=defaults.num_dev, help="dev utterances")
     parser.add_argument("--num-test", type=int, default=defaults.num_test, help="test utterances")
+    parser.add_argument(
+        "--num-test-far", type=int, default=defaults.num_test_far, help="test_far utterances (unheard voices)"
+    )
+    parser.add_argument(
+        "--speakers",
+        type=int,
+        default=defaults.train_speakers,
+        help="training speakers (voice, pitch, rate, room)",
+    )
     parser.add_argument("--vocabulary", type=int, default=defaults.vocabulary, help="content words")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random choice")
     parser.add_argument("--jobs", type=int, default=defaults.jobs, help="worker processes")
@@ -369,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         num_train=args.num_train,
         num_dev=args.num_dev,
         num_test=args.num_test,
+        num_test_far=args.num_test_far,
+        train_speakers=args.speakers,
         vocabulary=args.vocabulary,
         seed=args.seed,
         jobs=args.jobs,

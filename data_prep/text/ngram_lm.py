@@ -7,7 +7,9 @@ the unigrams; good enough for small closed-vocabulary corpora. For real corpora 
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,3 +41,32 @@ def write_bigram_arpa(texts: Iterable[str], out_path: str | Path) -> Path:
     out_path = Path(out_path)
     write_atomic(out_path, "\n".join(lines).encode("utf-8"))
     return out_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m data_prep.text.ngram_lm --text DATA_DIR/text --out LM.arpa``: a recipe's LM stage."""
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep.text.ngram_lm",
+        description="Write a word bigram LM (ARPA) from a Kaldi text file (<utt-id> <words>) or plain lines.",
+    )
+    parser.add_argument("--text", type=Path, required=True, help="a Kaldi data dir's text file")
+    parser.add_argument("--out", type=Path, required=True, help="the ARPA file to write")
+    parser.add_argument("--plain", action="store_true", help="the lines are sentences, with no utterance id")
+    args = parser.parse_args(argv)
+    try:
+        lines = args.text.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        print(f"error: {args.text}: cannot read the transcripts ({err.strerror})", file=sys.stderr)
+        return 1
+    texts = [line if args.plain else line.partition(" ")[2] for line in lines]
+    try:
+        write_bigram_arpa(texts, args.out)
+    except ValueError as err:
+        print(f"error: {args.text}: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: bigram LM from {len(texts)} transcripts of {args.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

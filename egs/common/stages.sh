@@ -66,8 +66,9 @@ in_stages() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 # demand, memory per process independent of the corpus).
 feature_path() { echo "$data/feats/$1"; }
 
-# speech_features STAGE SOURCE_MARKER TRAIN_DIR DEV_DIR TEST_DIR: fbank features of three Kaldi data dirs into
-# the stores $(feature_path {train,dev,test}) ($num_bins bins, default 40; $speed_perturb copies of the
+# speech_features STAGE SOURCE_MARKER TRAIN_DIR DEV_DIR TEST_DIR [MORE_DIR ...]: fbank features of Kaldi data
+# dirs into the stores $(feature_path {train,dev,test}) (a further test split, e.g. test_far, into the store
+# named after its directory) ($num_bins bins, default 40; $speed_perturb copies of the
 # training set; written by Lhotse's $feature_storage writer: numpy, lossless, by default; the large corpora
 # set lilcom), redone only when the source (its .done marker) or these parameters change.
 speech_features() {
@@ -88,6 +89,11 @@ speech_features() {
     "${store_option[@]}"
   "$python" -m data_prep.features --data-dir "$5" --out "$(feature_path test)" --num-bins "$bins" \
     "${store_option[@]}"
+  local more
+  for more in "${@:6}"; do
+    "$python" -m data_prep.features --data-dir "$more" --out "$(feature_path "$(basename "$more")")" \
+      --num-bins "$bins" "${store_option[@]}"
+  done
   echo "$params" > "$data/feats/.done"
 }
 

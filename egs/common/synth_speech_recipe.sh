@@ -1,6 +1,8 @@
 # The stages of the two synthetic speech recipes (egs/synth_speech, egs/synth_speech_open), which differ
-# only in the corpus module, its sizes and the default config. Sourced by their run.sh, after they set
+# only in the corpus module, its sizes, its extra test split and the default config. Sourced by their
+# run.sh, after they set
 #   config num_train num_dev num_test corpus_module corpus_tag vocabulary (the last two may be empty),
+#   and, for a corpus with a far test split (test_far), num_test_far and speakers (else leave them unset),
 # with the recipe's arguments:   . "$(dirname "$0")/../common/synth_speech_recipe.sh" "$@"
 # shellcheck shell=bash
 . "$(dirname "${BASH_SOURCE[0]}")/stages.sh"  # absolute, log, done_with, the training stages
@@ -25,6 +27,9 @@ while [ $# -gt 0 ]; do
     --num-train) num_train="$2"; shift 2 ;;
     --num-dev) num_dev="$2"; shift 2 ;;
     --num-test) num_test="$2"; shift 2 ;;
+    --num-test-far|--speakers)
+      [ -n "${num_test_far:-}" ] || { echo "run.sh: this corpus takes no $1 (see --help)" >&2; exit 2; }
+      if [ "$1" = --speakers ]; then speakers="$2"; else num_test_far="$2"; fi; shift 2 ;;
     --vocabulary)
       [ -n "$vocabulary" ] || { echo "run.sh: this corpus takes no --vocabulary (see --help)" >&2; exit 2; }
       vocabulary="$2"; shift 2 ;;
@@ -43,14 +48,17 @@ cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 # The feature stores (lossless numpy: the default storage), set verbatim (--set-str): any character in
 # $data is safe.
-for split in train dev test; do train_args+=(--set-str "task_args.data.$split=$(feature_path "$split")"); done
+splits=(train dev test ${num_test_far:+test_far})
+for split in "${splits[@]}"; do train_args+=(--set-str "task_args.data.$split=$(feature_path "$split")"); done
 data_marker="$data/feats/.done"  # training runs resume only on these features
 lang="$data/lang_${units}${vocab_size}"
 units_args "$lang"
 
 corpus_args=(--num-train "$num_train" --num-dev "$num_dev" --num-test "$num_test")
 [ -z "$vocabulary" ] || corpus_args+=(--vocabulary "$vocabulary")
+[ -z "${num_test_far:-}" ] || corpus_args+=(--num-test-far "$num_test_far" --speakers "$speakers")
 corpus_params="${corpus_tag:+$corpus_tag }num_train=$num_train num_dev=$num_dev num_test=$num_test"
+corpus_params+="${num_test_far:+ num_test_far=$num_test_far speakers=$speakers}"
 corpus_params+="${vocabulary:+ vocabulary=$vocabulary} seed=$seed"
 if in_stages 0; then
   if done_with "$data/corpus/.done" "$corpus_params"; then
@@ -64,7 +72,7 @@ if in_stages 0; then
 fi
 
 if in_stages 1; then
-  speech_features 1 "$data/corpus/.done" "$data/corpus/data/"{train,dev,test}
+  speech_features 1 "$data/corpus/.done" "${splits[@]/#/$data/corpus/data/}"
   subword_units 1 "$lang" "$data/feats"
 fi
 
@@ -76,6 +84,18 @@ if in_stages 5; then
   # the model to use: three test utterances (voices never heard in training) as demo WAVs
   mapfile -t demo < <(head -n 3 "$data/corpus/data/test/wav.scp" | cut -d' ' -f2-)
   export_models 5 transcribe "${demo[@]}"
+  if [ -n "${num_test_far:-}" ]; then
+    # Greedy decoding is the results table's; here the final DSD and LLR models with a word bigram LM of
+    # the training transcripts (torchaudio's flashlight decoder, beam 8, LM weight 0.5)
+    log 5 "LM decoding of test and test_far -> $exp/{dsd,llr}/lm/decode_<split>/ (wer.txt)"
+    "$python" -m data_prep.text.ngram_lm --text "$data/corpus/data/train/text" --out "$data/lang_lm/bigram.arpa"
+    for run in dsd llr; do
+      last=$(ls "$exp/$run/checkpoints/"phase*-end.pt | sort -V | tail -n 1)
+      "$python" "$local_tools/decode_speech.py" --config "$config" --checkpoint "$last" \
+        --split test --split test_far --out-dir "$exp/$run/lm" "${train_args[@]}" \
+        --set-str task_args.decoding.mode=lm --set-str "task_args.decoding.lm=$(absolute "$data/lang_lm/bigram.arpa")"
+    done
+  fi
 fi
 
 if in_stages 6; then
