@@ -2,9 +2,9 @@
 
 Why: the built-in corpus (``synth_speech``: a 40-word command grammar) is fitted to a few percent test WER,
 so it cannot show what DSD does to a converged model on open text. This one is sized so that a small
-DeepSpeech 2 converges on a 2-core CPU in the regime where speech recognisers are judged (test WER well under
-30% on speakers never heard in training), and keeps a harder, far held-out test beside it, as LibriSpeech
-has test-clean and test-other:
+DeepSpeech 2 converges on a 2-core CPU near the regime where speech recognisers are judged (test WER about
+30% greedy on speakers never heard in training, lower with an LM; docs/recipes.md has the measurements),
+and keeps a harder, far held-out test beside it, as LibriSpeech has test-clean and test-other:
 
 - Text: sentences from a small grammar of function-word frames whose content slots are filled from the
   most frequent English words that the PyPI package ``wordfreq`` ships (``vocabulary`` of them), normalised
