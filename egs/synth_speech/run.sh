@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DSD on the built-in synthetic speech corpus (espeak-ng voices; test voices never heard in training).
-# Takes 6 min 7 s on a 2-core CPU. Stages (Kaldi style, each leaves its result on disk):
+# Takes 6 min 23 s on an idle 2-core CPU. Stages (Kaldi style, each leaves its result on disk):
 #   0 corpus   1 features   2 dense   3 sparse/re-dense phases   4 LLR baseline   5 results table + figures,
 #   export of the final and the sparse model to exp/model/ (with demo WAVs and the command that transcribes them)
 #   6 (only when asked: --stage 6 --stop-stage 6) DSD vs LLR vs the final-LR control over --seeds N seeds, t-tests
