@@ -322,40 +322,27 @@ def plan_corpus(cfg: OpenSpeechConfig) -> list[OpenUtterancePlan]:
             noise_kind = ("white", "pink")[int(rng.integers(2))]
             seed = int(rng.integers(2**31 - 1))
             utt_id = f"open-{split}-{index:06d}"
-            if split != "test_far":
+            if split != "test_far":  # a near speaker: voice, pitch, rate, intonation and room are theirs
                 spk = speakers[split][int(rng.integers(len(speakers[split])))]
-                plans.append(
-                    OpenUtterancePlan(
-                        utt_id=f"{spk.speaker_id}-{utt_id}",  # Kaldi sorts a speaker's utterances together
-                        split=split,
-                        text=text,
-                        voice=spk.voice,
-                        rate_wpm=spk.rate_wpm,
-                        pitch=spk.pitch,
-                        snr_db=snr_db,
-                        noise_kind=noise_kind,
-                        seed=seed,
-                        pitch_range=spk.pitch_range,
-                        condition=spk.condition,
-                        rt60_s=spk.rt60_s,
-                        cutoff_hz=spk.cutoff_hz,
-                        speaker=spk.speaker_id,
-                    )
-                )
-                continue
-            accent = far["accents"][int(rng.integers(len(far["accents"])))]
-            variant = far["variants"][int(rng.integers(len(far["variants"])))]
-            condition = far_conditions[int(rng.integers(len(far_conditions)))]
-            rate = int(rng.integers(cfg.far_rate_wpm[0], cfg.far_rate_wpm[1] + 1))
-            pitch = int(rng.integers(cfg.far_pitch[0], cfg.far_pitch[1] + 1))
-            pitch_range = int(rng.integers(cfg.far_pitch_range[0], cfg.far_pitch_range[1] + 1))
-            rt60, cutoff = draw_condition_parameters(condition, rng)
+                utt_id = f"{spk.speaker_id}-{utt_id}"  # Kaldi sorts a speaker's utterances together
+                voice, speaker, condition = spk.voice, spk.speaker_id, spk.condition
+                rate, pitch, pitch_range = spk.rate_wpm, spk.pitch, spk.pitch_range
+                rt60, cutoff = spk.rt60_s, spk.cutoff_hz
+            else:  # test_far: every utterance its own voice, pitch, rate, intonation and condition
+                accent = far["accents"][int(rng.integers(len(far["accents"])))]
+                variant = far["variants"][int(rng.integers(len(far["variants"])))]
+                condition = far_conditions[int(rng.integers(len(far_conditions)))]
+                rate = int(rng.integers(cfg.far_rate_wpm[0], cfg.far_rate_wpm[1] + 1))
+                pitch = int(rng.integers(cfg.far_pitch[0], cfg.far_pitch[1] + 1))
+                pitch_range = int(rng.integers(cfg.far_pitch_range[0], cfg.far_pitch_range[1] + 1))
+                rt60, cutoff = draw_condition_parameters(condition, rng)
+                voice = speaker = f"{accent}+{variant}"
             plans.append(
                 OpenUtterancePlan(
                     utt_id=utt_id,
                     split=split,
                     text=text,
-                    voice=f"{accent}+{variant}",
+                    voice=voice,
                     rate_wpm=rate,
                     pitch=pitch,
                     snr_db=snr_db,
@@ -365,7 +352,7 @@ def plan_corpus(cfg: OpenSpeechConfig) -> list[OpenUtterancePlan]:
                     condition=condition,
                     rt60_s=rt60,
                     cutoff_hz=cutoff,
-                    speaker=f"{accent}+{variant}",
+                    speaker=speaker,
                 )
             )
     return plans

@@ -62,6 +62,9 @@ same_data() {
 # in_stages N: true if stage N is between --stage and --stop-stage.
 in_stages() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
+# final_checkpoint RUN: the last phase's end checkpoint of $exp/RUN (the model a recipe decodes).
+final_checkpoint() { ls "$exp/$1/checkpoints"/phase*-end.pt | sort -V | tail -n 1; }
+
 # feature_path SPLIT: where speech_features puts SPLIT's features: the store $data/feats/SPLIT/ (read on
 # demand, memory per process independent of the corpus).
 feature_path() { echo "$data/feats/$1"; }

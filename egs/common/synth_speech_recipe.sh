@@ -90,8 +90,7 @@ if in_stages 5; then
     log 5 "LM decoding of test and test_far -> $exp/{dsd,llr}/lm/decode_<split>/ (wer.txt)"
     "$python" -m data_prep.text.ngram_lm --text "$data/corpus/data/train/text" --out "$data/lang_lm/bigram.arpa"
     for run in dsd llr; do
-      last=$(ls "$exp/$run/checkpoints/"phase*-end.pt | sort -V | tail -n 1)
-      "$python" "$local_tools/decode_speech.py" --config "$config" --checkpoint "$last" \
+      "$python" "$local_tools/decode_speech.py" --config "$config" --checkpoint "$(final_checkpoint "$run")" \
         --split test --split test_far --out-dir "$exp/$run/lm" "${train_args[@]}" \
         --set-str task_args.decoding.mode=lm --set-str "task_args.decoding.lm=$(absolute "$data/lang_lm/bigram.arpa")"
     done

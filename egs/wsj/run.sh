@@ -81,7 +81,7 @@ fi
 
 if in_stages 6; then
   for run in "${runs[@]}"; do
-    last=$(ls "$exp/$run/checkpoints"/phase*-end.pt | sort -V | tail -n 1)
+    last=$(final_checkpoint "$run")
     log 6 "decode dev93 and eval92 with $last -> $exp/$run/decode_{dev,test}/ (ref.txt, hyp.txt, wer.txt, cer.txt)"
     "$python" "$local_tools/decode_speech.py" --config "$config" --checkpoint "$last" --split dev --split test \
       --out-dir "$exp/$run" "${train_args[@]}"
