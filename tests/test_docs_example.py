@@ -219,3 +219,45 @@ def test_the_recipe_replication_reports_on_bleu4_and_cider_d_are_rebuilt_from_th
             stats.ttest_ind(finals["dsd"], finals["llr"], equal_var=False).pvalue
         )
     assert all("meteor" in r["phases"][-1]["metrics"]["test"] for r in records)  # scored where Java ran
+
+
+@pytest.mark.parametrize(
+    ("folder", "metric", "seeds"),
+    [
+        ("compare-methods-synth-captions", "bleu4", [500, 501, 502, 503, 504]),
+        ("compare-methods-synth-speech", "wer", [600, 601, 602, 603, 604]),
+    ],
+)
+def test_the_methods_comparisons_are_rebuilt_from_their_stores_and_match_scipy(
+    tmp_path, folder, metric, seeds
+):
+    """The checked-in comparisons of DSD against gradual pruning, RigL, SET and AC/DC: each report is what
+    its store gives, and its tests are Welch's over the seeds' final (and DSD's sparse-phase) scores."""
+    example = EXAMPLE.parent / folder
+    rebuilt = _rebuilt(tmp_path, example)
+    assert rebuilt["seeds"] == seeds and rebuilt["design"] == "per-seed"
+    records = sorted(
+        (json.loads(line) for line in (example / "runs.jsonl").read_text().splitlines()),
+        key=lambda r: r["seed"],
+    )
+    final = {}
+    for record in records:
+        final.setdefault(record["kind"], []).append(record["phases"][-1]["metrics"]["test"][metric])
+    assert sorted(final) == sorted(["dsd", "llr", "final_lr", "gmp", "rigl", "set", "acdc"])
+    assert all(len(scores) == 5 for scores in final.values())
+    names = {"Gradual": "gmp", "RigL": "rigl", "SET": "set", "AC/DC": "acdc"}
+    rows = {r["baseline"]: r for r in rebuilt["comparisons"] if r["equal_epochs"]}
+    for name, kind in names.items():
+        want = stats.ttest_ind(final["dsd"], final[kind], equal_var=False)
+        assert rows[name]["p_value"] == pytest.approx(want.pvalue), name
+    dsd_sparse = [r["phases"][1]["metrics"]["test"][metric] for r in records if r["kind"] == "dsd"]
+    sparse_rows = {r["method"]: r for r in rebuilt["methods"]["sparse"]["comparisons"]}
+    for name in ("Gradual", "RigL", "SET"):
+        want = stats.ttest_ind(final[names[name]], dsd_sparse, equal_var=False)
+        assert sparse_rows[name]["p_value"] == pytest.approx(want.pvalue), name
+    for record in records:  # every arm trained DSD's epochs from its seed's one dense phase
+        assert sum(p["epochs"] for p in record["phases"]) == sum(
+            p["epochs"]
+            for p in next(r for r in records if r["seed"] == record["seed"] and r["kind"] == "dsd")["phases"]
+        )
+    assert (example / "figures" / "weight_distribution.png").stat().st_size > 5000
